@@ -1,0 +1,133 @@
+"""hftlive: build hftbacktest's live wheels and run the connector service, with Docker.
+
+  ./hftlive setup        check (and with --install, add) Docker tooling; prepare base images
+  ./hftlive wheels       build the live wheelhouse into ./wheels (Dockerfile.build)
+  ./hftlive test         run the whole test suite (unit, then integration with containers)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from . import bases, tooling, wheelhouse
+from .progress import Step, fail
+from .versions import ROOT
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    missing = 0
+    for item in tooling.check():
+        mark = "ok     " if item.ok else "MISSING"
+        print(f"{mark} {item.name:<18} {item.detail}")
+        if not item.ok:
+            missing += 1
+            print(f"        how to fix: {item.remedy}")
+    return 1 if missing else 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    needed = [c for c in tooling.check() if not c.ok]
+    if needed and args.install:
+        with Step("tooling") as step:
+            try:
+                tooling.install(step)
+            except (PermissionError, subprocess.CalledProcessError) as error:
+                fail(f"could not install {', '.join(c.name for c in needed)}: {error}")
+    if cmd_doctor(args) != 0:
+        fail("Docker tooling is missing (see above); `./hftlive setup --install` adds it on "
+             "Debian as root")
+    for key in bases.BASES:
+        bases.ensure(key, offline=args.offline)
+    return 0
+
+
+def cmd_bases(args: argparse.Namespace) -> int:
+    for key in args.keys or list(bases.BASES):
+        print(bases.ensure(key, offline=args.offline))
+    return 0
+
+
+def cmd_wheels(args: argparse.Namespace) -> int:
+    if cmd_doctor(args) != 0:
+        fail("Docker tooling is missing (see above); run `./hftlive setup --install`")
+    wheelhouse.build(args.python, offline=args.offline, ca_path=args.ca_bundle, rustup=args.rustup)
+    return 0
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    if not (ROOT / "compose.yaml").is_file():
+        fail("compose.yaml is not in this checkout yet; the service arrives with its own issue")
+    command = ["docker", "compose"]
+    for profile in args.profile or ["mock"]:
+        command += ["--profile", profile]
+    command += ["up", "--detach", "--wait"] if args.command == "up" else ["down"]
+    return subprocess.call(command, cwd=ROOT)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    command = [sys.executable, "-m", "pytest", *(args.pytest_args or ["tests"])]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    code = subprocess.call(command, cwd=ROOT, env=env)
+    if code == 5:
+        print("hftlive: pytest collected no tests; that is a failure", file=sys.stderr)
+        return 1
+    return code
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="hftlive", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def offline_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--offline", action="store_true",
+                       help="never try to pull base images; bootstrap them from Debian")
+
+    p = sub.add_parser("doctor", help="check the Docker engine, buildx and compose v2")
+    p.set_defaults(run=cmd_doctor)
+
+    p = sub.add_parser("setup", help="check tooling and prepare the base images")
+    p.add_argument("--install", action="store_true",
+                   help="install missing buildx/compose v2/debootstrap with apt (root, Debian)")
+    offline_flag(p)
+    p.set_defaults(run=cmd_setup)
+
+    p = sub.add_parser("bases", help="pull the public base images, or bootstrap them from Debian")
+    p.add_argument("keys", nargs="*", metavar="BASE", help=", ".join(bases.BASES))
+    offline_flag(p)
+    p.set_defaults(run=cmd_bases)
+
+    p = sub.add_parser("wheels", help="build the live wheelhouse into ./wheels")
+    p.add_argument("--python", action="append", metavar="3.X",
+                   help="build only this CPython version (repeatable); default: all pinned")
+    p.add_argument("--ca-bundle", metavar="PEM",
+                   help="CA bundle trusted by downloads in the build (default: the host's)")
+    p.add_argument("--rustup", action="store_true",
+                   help="use rustup's exact RUSTUP_TOOLCHAIN instead of Debian's rustc (needs internet)")
+    offline_flag(p)
+    p.set_defaults(run=cmd_wheels)
+
+    for name, text in (("up", "start a compose profile (default: mock)"), ("down", "stop it")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--profile", action="append", help="compose profile (repeatable)")
+        p.set_defaults(run=cmd_compose)
+
+    p = sub.add_parser("test", help="run the test suite (pytest); extra args go to pytest")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p.set_defaults(run=cmd_test)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "bases":
+        unknown = [k for k in args.keys if k not in bases.BASES]
+        if unknown:
+            fail(f"unknown base {', '.join(unknown)}; choose from {', '.join(bases.BASES)}")
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Base images: the public image when it can be pulled, else one bootstrapped from Debian.
+
+The offline equivalent is debootstrapped from the Debian mirror apt is configured with,
+imported into the engine, labelled with its suite and date, and reused once present.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from . import aptsources
+from .progress import Step, fail
+
+
+@dataclass(frozen=True)
+class Base:
+    public: str  # what users with a registry get (the Dockerfiles' default)
+    suite: str  # Debian suite of the offline equivalent
+    packages: tuple[str, ...] = ()  # added to debootstrap's minbase
+
+    @property
+    def local(self) -> str:
+        extra = "-" + "-".join(p for p in self.packages if p == "python3") if self.packages else ""
+        return f"hftlive/debian:{self.suite}{extra}"
+
+
+# Keys are what the Dockerfiles and tests ask for.
+BASES = {
+    "bookworm": Base("debian:bookworm-slim", "bookworm"),
+    "trixie": Base("debian:trixie-slim", "trixie"),
+    "python3.11-bookworm": Base("python:3.11-slim-bookworm", "bookworm", ("python3", "python3-venv")),
+    "python3.13-trixie": Base("python:3.13-slim-trixie", "trixie", ("python3", "python3-venv")),
+}
+
+LABEL_SUITE = "io.hftlive.base.suite"
+LABEL_DATE = "io.hftlive.base.bootstrapped"
+
+
+def _present(client: docker.DockerClient, ref: str) -> bool:
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def _pull(client: docker.DockerClient, ref: str, step: Step) -> bool:
+    repository, _, tag = ref.partition(":")
+    try:
+        client.images.pull(repository, tag=tag or "latest")
+        return True
+    except docker.errors.APIError as error:
+        step.say(f"cannot pull {ref} ({str(error.explanation or error).splitlines()[0][:120]})")
+        return False
+
+
+def ensure(key: str, offline: bool = False, client: docker.DockerClient | None = None) -> str:
+    """Return an image reference for base `key` that exists in the local engine."""
+    base = BASES[key]
+    client = client or docker.from_env()
+    with Step(f"base {key}") as step:
+        if not offline and (_present(client, base.public) or _pull(client, base.public, step)):
+            step.say(f"using {base.public}")
+            return base.public
+        if _present(client, base.local):
+            labels = client.images.get(base.local).labels or {}
+            step.say(f"reusing {base.local} (bootstrapped {labels.get(LABEL_DATE, '?')})")
+            return base.local
+        step.say(f"bootstrapping {base.local} from Debian {base.suite}")
+        bootstrap(base, client, step)
+        return base.local
+
+
+def _run_streaming(command: list[str], step: Step) -> None:
+    """Run a command, echoing one line per phase of its output, and fail with its tail."""
+    tail: list[str] = []
+    seen: set[str] = set()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail = (tail + [line])[-15:]
+            verb = " ".join(line.split()[:2])  # "I: Retrieving", "I: Extracting", ...
+            if line.startswith(("W:", "E:")) or (line.startswith("I:") and verb not in seen):
+                step.say(line[:140])
+                seen.add(verb)
+    if proc.returncode != 0:
+        fail(f"{command[0]} exited with {proc.returncode}:\n" + "\n".join(tail))
+
+
+def bootstrap(base: Base, client: docker.DockerClient, step: Step) -> None:
+    if shutil.which("debootstrap") is None:
+        fail("debootstrap is not installed; run `apt-get install debootstrap` "
+             "(or `./hftlive setup`), or give the engine access to a registry")
+    if os.geteuid() != 0:
+        fail("bootstrapping a base image needs root (debootstrap); run as root, "
+             "or pull the public image on a host with a registry")
+    archive, security = aptsources.debian_mirrors()
+    with tempfile.TemporaryDirectory(prefix="hftlive-base-") as tmp:
+        root = Path(tmp) / "rootfs"
+        command = ["debootstrap", "--variant=minbase"]
+        if base.packages:
+            command.append("--include=" + ",".join(base.packages))
+        _run_streaming(command + [base.suite, str(root), archive], step)
+        (root / "etc/apt/sources.list").unlink(missing_ok=True)
+        (root / "etc/apt/sources.list.d").mkdir(parents=True, exist_ok=True)
+        (root / "etc/apt/sources.list.d/debian.sources").write_text(
+            aptsources.sources_for(base.suite, archive, security))
+        for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for item in (root / cache).glob("*"):
+                if item.is_file():
+                    item.unlink()
+        step.say("packing root filesystem")
+        tarball = Path(tmp) / "rootfs.tar"
+        subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball), "."], check=True)
+        today = dt.date.today().isoformat()
+        changes = [
+            f'LABEL {LABEL_SUITE}="{base.suite}" {LABEL_DATE}="{today}" '
+            f'io.hftlive.base.equivalent-of="{base.public}"',
+            'ENV LANG=C.UTF-8',
+            'CMD ["/bin/bash"]',
+        ]
+        repository, _, tag = base.local.partition(":")
+        step.say(f"importing as {base.local}")
+        client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)

@@ -1,0 +1,65 @@
+"""Run `docker buildx build` with the CA secret, keep the full log, print the steps that matter."""
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from .progress import Step, fail
+from .versions import ROOT
+
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+LOG_DIR = ROOT / "build-logs"
+# Lines worth showing live: our own step markers, stage headers, errors, cargo milestones.
+SHOWN = re.compile(r"^#\d+ (\[[\w-]+ \d+/\d+\]|ERROR|CACHED)|"
+                   r"^#\d+ [\d.]+ (toolchain|source|wheels|audit|wheelhouse|lock|fetch_sdist):|"
+                   r"error(\[E\d+\])?:|^ERROR")
+COMPILING = re.compile(r"^#\d+ [\d.]+ +Compiling (\S+)")
+
+
+def ca_bundle(path: str | None) -> Path:
+    bundle = Path(path) if path else SYSTEM_CA_BUNDLE
+    if not bundle.is_file():
+        fail(f"CA bundle {bundle} not found; pass --ca-bundle PATH (a complete PEM bundle)")
+    if b"-----BEGIN CERTIFICATE-----" not in bundle.read_bytes():
+        fail(f"{bundle} holds no PEM certificate; pass --ca-bundle PATH (a complete PEM bundle)")
+    return bundle
+
+
+def build(dockerfile: str, target: str, *, build_args: dict[str, str], ca: Path,
+          output: str | None = None, tag: str | None = None, name: str | None = None,
+          context: Path = ROOT, echo_all: bool = False) -> Path:
+    """Build one target; return the log file. Stops with the log's tail if the build fails."""
+    LOG_DIR.mkdir(exist_ok=True)
+    log = LOG_DIR / f"{name or target}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    command = ["docker", "buildx", "build", "--progress=plain", "-f", str(context / dockerfile),
+               "--target", target, "--secret", f"id=ca,src={ca}"]
+    for key, value in build_args.items():
+        command += ["--build-arg", f"{key}={value}"]
+    if output:
+        command += ["--output", output]
+    if tag:
+        command += ["--tag", tag, "--load"]
+    command.append(str(context))
+    tail: list[str] = []
+    crates = 0
+    with Step(name or f"build {target}") as step, log.open("w") as sink:
+        step.say(f"full log: {log.relative_to(ROOT) if log.is_relative_to(ROOT) else log}")
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace") as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                sink.write(line)
+                line = line.rstrip()
+                tail = (tail + [line])[-30:]
+                if COMPILING.match(line):
+                    crates += 1
+                    if crates % 50 == 0:
+                        step.say(f"compiled {crates} crates (now {COMPILING.match(line).group(1)})")
+                elif echo_all or SHOWN.search(line):
+                    step.say(line[:200])
+        if proc.returncode != 0:
+            fail(f"docker buildx build --target {target} failed (exit {proc.returncode}); "
+                 f"last lines:\n" + "\n".join(tail) + f"\nfull log: {log}")
+    return log

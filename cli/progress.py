@@ -1,0 +1,33 @@
+"""Progress lines for long steps: elapsed time, step name, and what is happening now."""
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Step:
+    """Prints '[  12s] name: message' lines; use as a context manager around one long step."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.started = time.monotonic()
+
+    def __enter__(self) -> "Step":
+        self.say("started")
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.say("done" if kind is None else f"failed ({value})")
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def say(self, message: str) -> None:
+        print(f"[{self.elapsed:6.0f}s] {self.name}: {message}", file=sys.stderr, flush=True)
+
+
+def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
+    """Stop with one clear line on stderr and a non-zero exit."""
+    print(f"hftlive: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)

@@ -1,0 +1,90 @@
+"""Build the wheelhouse with Dockerfile.build and install it into ./wheels without losing files.
+
+The export lands in a scratch directory first; only when its SHA256SUMS verifies does it
+replace the previous wheelhouse (wheels/README.md stays).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from . import bases, buildx
+from .progress import Step, fail
+from .versions import ROOT, load
+
+WHEELHOUSE = ROOT / "wheels"
+KEEP = {"README.md"}
+
+
+def verify(directory: Path) -> list[str]:
+    """Problems with a wheelhouse's SHA256SUMS (empty list: every file listed and matching)."""
+    sums = directory / "SHA256SUMS"
+    if not sums.is_file():
+        return [f"{sums} is missing"]
+    problems = []
+    listed = {}
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+        path = directory / name
+        if not path.is_file():
+            problems.append(f"{name} is listed but missing")
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            problems.append(f"{name} does not match its sha256")
+    for path in directory.iterdir():
+        if path.is_file() and path.name not in listed and path.name not in KEEP | {"SHA256SUMS"}:
+            problems.append(f"{path.name} is not listed in SHA256SUMS")
+    return problems
+
+
+def build(pythons: list[str] | None, *, offline: bool, ca_path: str | None, rustup: bool,
+          patches: bool = True, dest: Path = WHEELHOUSE) -> Path:
+    pins = load()
+    wanted = pythons or pins["PYTHON_VERSIONS"].split()
+    unknown = sorted(set(wanted) - set(pins["PYTHON_VERSIONS"].split()))
+    if unknown:
+        fail(f"no wheels are built for CPython {', '.join(unknown)}; "
+             f"choose from {pins['PYTHON_VERSIONS']} (docker/versions.env)")
+    ca = buildx.ca_bundle(ca_path)
+    base = bases.ensure("bookworm", offline=offline)
+    args = {"BUILD_BASE": base, "PYTHON_VERSIONS": " ".join(wanted),
+            "RUST_FROM": "rustup" if rustup else "debian", "APPLY_PATCHES": "1" if patches else "0"}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".wheels-", dir=dest.parent) as scratch:
+        out = Path(scratch) / "export"
+        buildx.build("Dockerfile.build", "export", build_args=args, ca=ca,
+                     output=f"type=local,dest={out}", name="wheels")
+        problems = verify(out)
+        if problems:
+            fail("the exported wheelhouse does not verify: " + "; ".join(problems))
+        with Step("wheelhouse") as step:
+            dest.mkdir(exist_ok=True)
+            for old in dest.iterdir():
+                if old.name not in KEEP:
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+            for new in out.iterdir():
+                shutil.move(str(new), dest / new.name)
+            step.say(f"wrote {dest}")
+    summary(dest)
+    return dest
+
+
+def summary(directory: Path = WHEELHOUSE) -> None:
+    manifest = json.loads((directory / "manifest.json").read_text())
+    audit = {}
+    audit_file = directory / "AUDIT.txt"
+    if audit_file.is_file():
+        for line in audit_file.read_text().splitlines():
+            parts = line.split()
+            if len(parts) > 5:
+                audit[parts[2].rstrip(":")] = parts[5]
+    print(f"\nhftbacktest {manifest['hftbacktest_version']} (features: "
+          f"{', '.join(manifest['features'])}), {manifest['rustc']}, {manifest['maturin']}")
+    print(f"{'wheel':<72} {'MB':>6}  auditwheel")
+    for wheel in manifest["wheels"]:
+        print(f"{wheel['file']:<72} {wheel['size'] / 1e6:6.1f}  {audit.get(wheel['file'], '?')}")
+    for tag, lock in sorted(manifest["locks"].items()):
+        print(f"install ({tag}): pip install --no-index --find-links wheels --require-hashes -r wheels/{lock}")

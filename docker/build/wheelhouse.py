@@ -1,0 +1,108 @@
+"""Complete the wheelhouse: runtime wheels per CPython, hash-pinned locks, SHA256SUMS, manifest.
+
+Usage: wheelhouse.py WHEELHOUSE PATCH_DIR. Runs in the build image after the audit; the pins
+come from /etc/hftlive/versions.env. Afterwards, on a host with no network:
+    pip install --no-index --find-links wheels --require-hashes -r wheels/requirements-cp3XY.txt
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+VERSIONS = Path("/etc/hftlive/versions.env")
+PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
+             "manylinux2014_x86_64"]
+
+
+def pins() -> dict[str, str]:
+    values = {}
+    for line in VERSIONS.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = " ".join(shlex.split(value))
+    return values
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def command_version(*command: str) -> str:
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def wheel_project(name: str) -> tuple[str, str]:
+    project, version = name.split("-")[:2]
+    return project.lower().replace("_", "-"), version
+
+
+def main(house: str, patch_dir: str) -> int:
+    root = Path(house)
+    values = pins()
+    ours = sorted(root.glob("hftbacktest-*.whl"))
+    tags = sorted({re.search(r"-(cp3\d+)-", w.name).group(1) for w in ours})
+    locks = {}
+    for tag in tags:
+        python = f"3.{tag[3:]}"
+        runtime = values.get("RUNTIME_PINS_" + tag.upper(), values["RUNTIME_PINS"]).split()
+        print(f"wheelhouse: CPython {python}: downloading {' '.join(runtime)}", flush=True)
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                   "--only-binary", ":all:", "--implementation", "cp", "--python-version", python,
+                   "--abi", tag, "--dest", str(root)]
+        for platform in PLATFORMS:
+            command += ["--platform", platform]
+        subprocess.run(command + runtime, check=True)
+        wanted = {wheel_project(f"{p.split('==')[0]}-{p.split('==')[1]}") for p in runtime}
+        files = [w for w in sorted(root.glob("*.whl"))
+                 if (f"-{tag}-" in w.name or "-abi3-" in w.name) and wheel_project(w.name) in wanted]
+        ours_for_tag = [w for w in ours if f"-{tag}-" in w.name]
+        lines = [f"# hftlive wheelhouse lock for CPython {python}: hftbacktest {values['HFTBACKTEST_VERSION']}"
+                 f" (features: {values['HFTBACKTEST_FEATURES']}) and what it imports.",
+                 "# pip install --no-index --find-links wheels --require-hashes "
+                 f"-r wheels/requirements-{tag}.txt"]
+        for wheel in ours_for_tag + files:
+            project, version = wheel_project(wheel.name)
+            lines.append(f"{project}=={version} \\\n    --hash=sha256:{sha256(wheel)}")
+        if len(files) != len(wanted):
+            print(f"wheelhouse: CPython {python}: expected wheels for {sorted(wanted)}, found "
+                  f"{[w.name for w in files]}", file=sys.stderr)
+            return 1
+        lock = root / f"requirements-{tag}.txt"
+        lock.write_text("\n".join(lines) + "\n")
+        locks[tag] = lock.name
+
+    patches = sorted(Path(patch_dir).glob("*.patch"))
+    manifest = {
+        "hftbacktest_version": values["HFTBACKTEST_VERSION"],
+        "sdist": f"hftbacktest-{values['HFTBACKTEST_VERSION']}.tar.gz",
+        "sdist_sha256": values["HFTBACKTEST_SDIST_SHA256"],
+        "features": values["HFTBACKTEST_FEATURES"].split(),
+        "patches": [{"name": p.name, "sha256": sha256(p)} for p in patches],
+        "rustc": command_version("rustc", "--version"),
+        "cargo": command_version("cargo", "--version"),
+        "maturin": command_version("maturin", "--version"),
+        "zig": command_version(sys.executable, "-m", "ziglang", "version"),
+        "manylinux_policy": values["MANYLINUX_POLICY"],
+        "python_tags": tags,
+        "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "wheels": [{"file": w.name, "sha256": sha256(w), "size": w.stat().st_size} for w in ours],
+        "runtime_wheels": [{"file": w.name, "sha256": sha256(w)}
+                           for w in sorted(root.glob("*.whl")) if w not in ours],
+        "locks": locks,
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    sums = [f"{sha256(p)}  {p.name}" for p in sorted(root.iterdir())
+            if p.is_file() and p.name != "SHA256SUMS"]
+    (root / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    print(f"wheelhouse: {len(ours)} hftbacktest wheel(s), locks for {', '.join(tags)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
