@@ -1,0 +1,15 @@
+"""Test tiers by folder: tests/unit (no Docker) and tests/integration (real containers)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
+        if tier in ("unit", "integration"):
+            item.add_marker(getattr(pytest.mark, tier))

@@ -1,0 +1,113 @@
+"""Dockerfile.build as a user meets it: a bad sdist hash stops it; no CA or secret in a layer."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from cli import bases, buildx
+from cli.versions import ROOT, load
+
+PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n(.+?)-----END CERTIFICATE-----", re.S)
+
+
+def buildx_run(context: Path, target: str, ca: Path, *extra: str, timeout: int = 1800):
+    command = ["docker", "buildx", "build", "--progress=plain", "-f", str(context / "Dockerfile.build"),
+               "--target", target, "--secret", f"id=ca,src={ca}",
+               "--build-arg", f"BUILD_BASE={bases.ensure('bookworm')}", *extra, str(context)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def test_wrong_sdist_hash_stops_the_build_with_a_clear_message(tmp_path):
+    context = tmp_path / "context"
+    context.mkdir()
+    shutil.copy(ROOT / "Dockerfile.build", context)
+    shutil.copytree(ROOT / "docker", context / "docker")
+    pinned = load()["HFTBACKTEST_SDIST_SHA256"]
+    wrong = "0" * 64
+    versions = context / "docker" / "versions.env"
+    versions.write_text(versions.read_text().replace(pinned, wrong))
+
+    done = buildx_run(context, "source", buildx.SYSTEM_CA_BUNDLE)
+
+    assert done.returncode != 0
+    assert f"sha256 mismatch for hftbacktest-{load()['HFTBACKTEST_VERSION']}.tar.gz" in done.stdout + done.stderr
+    assert f"downloaded {pinned}, pinned {wrong}" in done.stdout + done.stderr
+
+
+def certificates(data: bytes) -> set[bytes]:
+    return {b"".join(body.split()) for body in PEM.findall(data)}
+
+
+def layer_files(client, image: str, scratch: Path):
+    """Yield (path, bytes) for every regular file in every layer of a local image."""
+    saved = scratch / "image.tar"
+    with saved.open("wb") as sink:
+        for chunk in client.images.get(image).save(named=True):
+            sink.write(chunk)
+    with tarfile.open(saved) as outer:
+        for member in outer.getmembers():
+            if not member.isfile():
+                continue
+            try:
+                layer = tarfile.open(fileobj=outer.extractfile(member))
+            except tarfile.ReadError:
+                continue  # a config or manifest, not a layer
+            with layer:
+                for entry in layer.getmembers():
+                    if entry.isfile():
+                        yield entry.name, layer.extractfile(entry).read()
+    saved.unlink()
+
+
+@pytest.fixture(scope="module")
+def canary_bundle(tmp_path_factory) -> tuple[Path, bytes]:
+    """The host's CA bundle plus a freshly made certificate no image could hold by chance."""
+    folder = tmp_path_factory.mktemp("ca")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=hftlive secret canary", "-keyout", str(folder / "key.pem"),
+                    "-out", str(folder / "canary.pem")], check=True, capture_output=True)
+    canary = (folder / "canary.pem").read_bytes()
+    bundle = folder / "bundle.pem"
+    bundle.write_bytes(buildx.SYSTEM_CA_BUNDLE.read_bytes() + b"\n" + canary)
+    return bundle, next(iter(certificates(canary)))
+
+
+def test_no_layer_holds_the_ca_secret(client, canary_bundle, manifest, tmp_path):
+    bundle, canary = canary_bundle
+    tag = "hftlive-test/secret-scan"
+    # toolchain + source rebuilt with the canary secret; wheels and wheelhouse from the cache
+    # of the real build (same arguments), which ran with the host's bundle as its secret.
+    pythons = " ".join(f"3.{t[3:]}" for t in manifest["python_tags"])
+    built = [
+        buildx_run(ROOT, "source", bundle, "--no-cache", "--tag", f"{tag}:source", "--load"),
+        buildx_run(ROOT, "wheels", bundle, "--build-arg", f"PYTHON_VERSIONS={pythons}",
+                   "--tag", f"{tag}:wheels", "--load"),
+        buildx_run(ROOT, "wheelhouse", bundle, "--build-arg", f"PYTHON_VERSIONS={pythons}",
+                   "--tag", f"{tag}:wheelhouse", "--load"),
+    ]
+    for done in built:
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    images = [f"{tag}:source", f"{tag}:wheels", f"{tag}:wheelhouse"] + [
+        b.local for b in bases.BASES.values() if client.images.list(name=b.local)]
+
+    secret = certificates(bundle.read_bytes())
+    public: set[bytes] = set()
+    holders = []
+    for image in images:
+        for path, data in layer_files(client, image, tmp_path):
+            assert "run/secrets/" not in path, f"{image}: a secret mount left {path}"
+            if b"-----BEGIN CERTIFICATE-----" in data:
+                found = certificates(data)
+                if path.startswith("usr/share/ca-certificates/"):
+                    public |= found  # Debian's public store, from the ca-certificates package
+                holders.append((image, path, found))
+    assert canary in secret and canary not in public
+    # What only the secret holds (the intercepting proxy's CA, the canary) must be nowhere.
+    private = secret - public
+    leaks = [f"{image}: {path}" for image, path, found in holders if found & private]
+    assert leaks == []

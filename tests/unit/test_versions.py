@@ -1,0 +1,38 @@
+"""docker/versions.env is the one place for pins, and everything that reads it finds its keys."""
+import re
+
+from cli import versions
+from cli.versions import ROOT
+
+
+def test_every_key_the_build_reads_is_pinned():
+    pins = versions.load()
+    readers = [ROOT / "Dockerfile.build", *(ROOT / "docker" / "build").iterdir()]
+    used = set()
+    for path in readers:
+        used |= set(re.findall(r"\$\(pins ([A-Z0-9_]+)\)", path.read_text()))
+        used |= set(re.findall(r"values\[\"([A-Z0-9_]+)\"\]", path.read_text()))
+    assert used, "the build no longer reads docker/versions.env?"
+    assert sorted(used - set(pins)) == []
+
+
+def test_pins_are_exact():
+    pins = versions.load()
+    assert re.fullmatch(r"[0-9a-f]{64}", pins["HFTBACKTEST_SDIST_SHA256"])
+    assert versions.python_versions(pins) == ["3.11", "3.12", "3.13", "3.14"]
+    for python in versions.python_versions(pins):
+        runtime = versions.runtime_pins(pins, python)
+        assert sorted(p.split("==")[0] for p in runtime) == ["llvmlite", "numba", "numpy"]
+        assert all(re.fullmatch(r"[a-z]+==[0-9.]+", p) for p in runtime)
+    assert versions.runtime_pins(pins, "3.14") != versions.runtime_pins(pins, "3.11")
+
+
+def test_malformed_line_is_reported_with_its_place(tmp_path):
+    bad = tmp_path / "versions.env"
+    bad.write_text("A=1\nthis is not a pin\n")
+    try:
+        versions.load(bad)
+    except ValueError as error:
+        assert "versions.env:2" in str(error)
+    else:
+        raise AssertionError("a malformed versions file was accepted")
