@@ -58,7 +58,7 @@ def build(dockerfile: str, target: str, *, build_args: dict[str, str], ca: Path,
                     if crates % 50 == 0:
                         step.say(f"compiled {crates} crates (now {COMPILING.match(line).group(1)})")
                 elif echo_all or SHOWN.search(line):
-                    step.say(line[:200])
+                    step.say(line[:110] + ("…" if len(line) > 110 else ""))
         if proc.returncode != 0:
             fail(f"docker buildx build --target {target} failed (exit {proc.returncode}); "
                  f"last lines:\n" + "\n".join(tail) + f"\nfull log: {log}")

@@ -1,0 +1,36 @@
+"""Without our patches, upstream's 2.4.4 live build cannot even be imported."""
+from __future__ import annotations
+
+import subprocess
+
+from cli import bases, buildx
+from cli.versions import ROOT
+
+
+def test_unpatched_live_wheel_fails_to_import(client, base_image, wheels, tmp_path):
+    out = tmp_path / "unpatched"
+    command = ["docker", "buildx", "build", "--progress=plain", "-f", str(ROOT / "Dockerfile.build"),
+               "--target", "export", "--secret", f"id=ca,src={buildx.SYSTEM_CA_BUNDLE}",
+               "--build-arg", f"BUILD_BASE={bases.ensure('bookworm')}",
+               "--build-arg", "PYTHON_VERSIONS=3.11", "--build-arg", "APPLY_PATCHES=0",
+               "--output", f"type=local,dest={out}", str(ROOT)]
+    built = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert "building upstream's code unpatched" in built.stderr + built.stdout
+    wheel = next(out.glob("hftbacktest-*-cp311-*.whl")).name
+    script = (
+        "python3 -m venv /tmp/venv && "
+        "/tmp/venv/bin/pip install --quiet --no-index --find-links /wheels numpy numba && "
+        f"/tmp/venv/bin/pip install --quiet --no-index --no-deps /unpatched/{wheel} && "
+        "/tmp/venv/bin/python -c 'import hftbacktest'")
+    container = client.containers.run(
+        base_image("python3.11-bookworm"), ["sh", "-c", script], network_mode="none", detach=True,
+        volumes={str(wheels): {"bind": "/wheels", "mode": "ro"},
+                 str(out): {"bind": "/unpatched", "mode": "ro"}})
+    try:
+        status = container.wait(timeout=600)
+        logs = container.logs().decode()
+    finally:
+        container.remove(force=True)
+    assert status["StatusCode"] != 0
+    assert "AttributeError" in logs and "hashmaplive_modify" in logs, logs[-2000:]
