@@ -28,14 +28,12 @@ class Base:
 
     @property
     def local(self) -> str:
-        extra = "-" + "-".join(p for p in self.packages if p == "python3") if self.packages else ""
-        return f"hftlive/debian:{self.suite}{extra}"
+        return f"hftlive/debian:{self.suite}" + ("-python3" if "python3" in self.packages else "")
 
 
 # Keys are what the Dockerfiles and tests ask for.
 BASES = {
     "bookworm": Base("debian:bookworm-slim", "bookworm"),
-    "trixie": Base("debian:trixie-slim", "trixie"),
     "python3.11-bookworm": Base("python:3.11-slim-bookworm", "bookworm", ("python3", "python3-venv")),
     "python3.13-trixie": Base("python:3.13-slim-trixie", "trixie", ("python3", "python3-venv")),
 }

@@ -5,6 +5,9 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from queue import Empty, Queue
+from threading import Thread
+from typing import Callable
 
 from .progress import Step, fail
 from .versions import ROOT
@@ -25,6 +28,24 @@ def ca_bundle(path: str | None) -> Path:
     if b"-----BEGIN CERTIFICATE-----" not in bundle.read_bytes():
         fail(f"{bundle} holds no PEM certificate; pass --ca-bundle PATH (a complete PEM bundle)")
     return bundle
+
+
+HEARTBEAT = 60.0  # seconds of silence (a long link step) before saying we are still at it
+
+
+def _lines_with_heartbeat(stream, step: Step, last: Callable[[], str]):
+    """Yield the stream's lines; during long silences, say what the build is still doing."""
+    queue: Queue = Queue()
+    Thread(target=lambda: [queue.put(line) for line in stream] + [queue.put(None)], daemon=True).start()
+    while True:
+        try:
+            line = queue.get(timeout=HEARTBEAT)
+        except Empty:
+            step.say(f"still working on: {last()[:100]}")
+            continue
+        if line is None:
+            return
+        yield line
 
 
 def build(dockerfile: str, target: str, *, build_args: dict[str, str], ca: Path,
@@ -49,7 +70,7 @@ def build(dockerfile: str, target: str, *, build_args: dict[str, str], ca: Path,
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, errors="replace") as proc:
             assert proc.stdout is not None
-            for line in proc.stdout:
+            for line in _lines_with_heartbeat(proc.stdout, step, lambda: tail[-1] if tail else ""):
                 sink.write(line)
                 line = line.rstrip()
                 tail = (tail + [line])[-30:]

@@ -43,7 +43,9 @@ def verify(directory: Path) -> list[str]:
 def build(pythons: list[str] | None, *, offline: bool, ca_path: str | None, rustup: bool,
           patches: bool = True, dest: Path = WHEELHOUSE) -> Path:
     pins = load()
-    wanted = pythons or pins["PYTHON_VERSIONS"].split()
+    pinned = pins["PYTHON_VERSIONS"].split()
+    # In pinned order, so the same set of versions always hits the same build cache.
+    wanted = [v for v in pinned if v in pythons] + sorted(set(pythons) - set(pinned)) if pythons else pinned
     unknown = sorted(set(wanted) - set(pins["PYTHON_VERSIONS"].split()))
     if unknown:
         fail(f"no wheels are built for CPython {', '.join(unknown)}; "
