@@ -1,0 +1,220 @@
+"""The service's configuration, read from the environment; a mistake becomes one line saying what to fix."""
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .instrument import Instrument
+
+# Bybit-style symbols; short because the live IPC packs them into 512-byte slots.
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,23}$")
+CONNECTOR_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+SOURCE_NAMES = {"hft_connector": "hft_connector", "live": "hft_connector", "mock": "mock"}
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+CHANNEL_KEYS = ("buffer_size", "max_bots")
+
+
+class ConfigError(Exception):
+    """A configuration problem a user can fix; str() is the single line to print."""
+
+
+def _split(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(","))
+    if isinstance(value, (int, float)):
+        return (str(value),)
+    return tuple(str(part).strip() for part in value)
+
+
+def _numbers(value: Any, name: str) -> tuple[float, ...]:
+    out = []
+    for part in _split(value):
+        try:
+            number = float(part)
+        except ValueError:
+            raise ValueError(f"{part!r} is not a number") from None
+        if not math.isfinite(number) or number <= 0:
+            raise ValueError(f"{part!r} is not a positive number")
+        out.append(number)
+    if not out:
+        raise ValueError(f"{name} is empty")
+    return tuple(out)
+
+
+class Settings(BaseSettings):
+    """Every setting, named as its environment variable (case-insensitive)."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+
+    data_source: Literal["hft_connector", "mock"] = Field(
+        "hft_connector", description="hft_connector (or live): hftbacktest's live bot; mock: the market model")
+    connector_name: str = "bybit_hft"
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("BTCUSDT",), validation_alias=AliasChoices("SYMBOL", "symbols"),
+        description="one symbol, or a comma list")
+    tick_size: Annotated[tuple[float, ...], NoDecode] = Field(
+        (0.1,), description="one value for every symbol, or one per symbol")
+    lot_size: Annotated[tuple[float, ...], NoDecode] = Field(
+        (0.001,), description="one value for every symbol, or one per symbol")
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    api_token: SecretStr | None = Field(None, description="when set, /v1/* and the stream need it as a bearer token")
+
+    ready_max_age_s: float = Field(10.0, gt=0, description="/readyz fails when a symbol's data is older")
+    client_buffer: int = Field(1024, ge=16, le=1_000_000, description="messages a stream client may lag behind")
+    trade_history: int = Field(1000, ge=1, le=1_000_000, description="trades kept per symbol for /v1/trades")
+
+    mock_event_rate: float = Field(200.0, gt=0, le=200_000, description="mock order-book actions per second per symbol")
+    mock_seed: int | None = Field(None, description="same seed, same event sequence; unset: a random seed")
+    mock_price: float = Field(60_000.0, gt=0, description="the mock market's starting price")
+
+    hftbacktest_channel_config: str | None = Field(
+        None, description="TOML with buffer_size / max_bots for hftbacktest's IPC channel")
+    live_book_ticks: int = Field(100, ge=1, le=10_000, description="ticks scanned each side of the best bid/ask")
+    live_stale_after_s: float = Field(5.0, gt=0, description="no feed this long: state becomes stale")
+    live_rebuild_after_s: float = Field(15.0, gt=0, description="no feed this long: the bot is rebuilt")
+    live_trades_capacity: int = Field(1000, ge=1, le=1_000_000)
+
+    @field_validator("data_source", mode="before")
+    @classmethod
+    def _source(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            name = value.strip().lower()
+            if name not in SOURCE_NAMES:
+                raise ValueError(f"unknown source {value!r}; use hft_connector (or live) or mock")
+            return SOURCE_NAMES[name]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.strip().lower() not in LOG_LEVELS:
+                raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
+            return value.strip().lower()
+        return value
+
+    @field_validator("connector_name")
+    @classmethod
+    def _connector(cls, value: str) -> str:
+        if not CONNECTOR_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a connector name (letters, digits, _ . -; at most 64)")
+        return value
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbols(cls, value: Any) -> tuple[str, ...]:
+        symbols = tuple(part.upper() for part in _split(value))
+        for symbol in symbols:
+            if not SYMBOL_PATTERN.match(symbol):
+                raise ValueError(f"{symbol!r} is not a symbol (like BTCUSDT: 2-24 letters and digits)")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError(f"a symbol is listed twice in {','.join(symbols)}")
+        return symbols
+
+    @field_validator("tick_size", mode="before")
+    @classmethod
+    def _ticks(cls, value: Any) -> tuple[float, ...]:
+        return _numbers(value, "TICK_SIZE")
+
+    @field_validator("lot_size", mode="before")
+    @classmethod
+    def _lots(cls, value: Any) -> tuple[float, ...]:
+        return _numbers(value, "LOT_SIZE")
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _token(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("hftbacktest_channel_config", mode="before")
+    @classmethod
+    def _channel_config(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return check_channel_config(str(value))
+
+    @model_validator(mode="after")
+    def _per_symbol(self) -> Settings:
+        for name in ("tick_size", "lot_size"):
+            values = getattr(self, name)
+            if len(values) not in (1, len(self.symbols)):
+                raise ValueError(
+                    f"{name.upper()} has {len(values)} values for {len(self.symbols)} symbols; "
+                    "give one value, or one per symbol")
+        if self.live_rebuild_after_s < self.live_stale_after_s:
+            raise ValueError("LIVE_REBUILD_AFTER_S must not be shorter than LIVE_STALE_AFTER_S")
+        return self
+
+    @property
+    def source_kind(self) -> Literal["live", "mock"]:
+        return "live" if self.data_source == "hft_connector" else "mock"
+
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        def pick(values: tuple[float, ...], i: int) -> float:
+            return values[0] if len(values) == 1 else values[i]
+        return tuple(
+            Instrument(symbol, pick(self.tick_size, i), pick(self.lot_size, i))
+            for i, symbol in enumerate(self.symbols))
+
+
+def check_channel_config(path: str) -> str:
+    """hftbacktest silently ignores a channel TOML it cannot parse (and then sizes shared memory for 200 bots)."""
+    try:
+        with open(path, "rb") as file:
+            table = tomllib.load(file)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not valid TOML ({exc})") from None
+    for key, value in table.items():
+        if key not in CHANNEL_KEYS:
+            raise ValueError(f"{path}: unknown key {key!r}; hftbacktest reads {' and '.join(CHANNEL_KEYS)}")
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{path}: {key} must be a positive integer")
+    return path
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return "configuration"
+    name = str(loc[0])
+    return "SYMBOL" if name == "symbols" else name.upper()
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each bad variable, its value and what is wrong with it."""
+    parts = []
+    for item in error.errors():
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        name = _env_name(tuple(item.get("loc", ())))
+        if name == "configuration":
+            parts.append(message)
+            continue
+        raw = os.environ.get(name, os.environ.get(name.lower()))
+        shown = f"={raw!r}" if raw is not None and name != "API_TOKEN" else ""
+        parts.append(f"{name}{shown}: {message}")
+    return "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (overrides win); a ConfigError with one line when something is wrong."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"bad configuration: {describe(exc)}") from None

@@ -1,0 +1,347 @@
+"""The live bot's own process: hftbacktest's live bot, its book turned into deltas and its trades into events.
+
+Started by sources/live.py with multiprocessing 'spawn'; everything goes to the web process over a pipe."""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# wait_next_feed's answers (hftbacktest's ElapseResult); anything else is an error code.
+TIMEOUT_OR_BATCH_END, INTERRUPTED, MARKET_FEED, ORDER_RESPONSE = 0, 1, 2, 3
+BUY_EVENT = 1 << 29
+INVALID_MIN = -(1 << 63)
+INVALID_MAX = (1 << 63) - 1
+
+COALESCE_S = 0.005        # book scans at most this often while feeds pour in
+IDLE_WAIT_S = 0.5         # longest single wait, so staleness is noticed promptly
+PARENT_CHECK_S = 1.0
+BUILD_RETRY_S = 2.0
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    connector: str
+    instruments: tuple[tuple[str, float, float], ...]   # (symbol, tick size, lot size)
+    book_ticks: int = 100
+    stale_after_s: float = 5.0
+    rebuild_after_s: float = 15.0
+    trades_capacity: int = 1000
+    channel_config: str | None = None
+
+
+def scan_window(depth: Any, bid_qty: Any, ask_qty: Any) -> tuple[bool, int, bool, int]:
+    """Fill bid_qty[i] with the quantity i ticks below the best bid, ask_qty[i] i ticks above the best ask.
+
+    Plain Python that numba can compile (one call instead of hundreds of jitclass calls).
+    """
+    n = len(bid_qty)
+    bid_tick = depth.best_bid_tick
+    ask_tick = depth.best_ask_tick
+    has_bid = bid_tick != INVALID_MIN and not math.isnan(depth.best_bid)
+    has_ask = ask_tick != INVALID_MAX and not math.isnan(depth.best_ask)
+    for i in range(n):
+        bid_qty[i] = depth.bid_qty_at_tick(bid_tick - i) if has_bid else 0.0
+        ask_qty[i] = depth.ask_qty_at_tick(ask_tick + i) if has_ask else 0.0
+    return has_bid, bid_tick, has_ask, ask_tick
+
+
+class Window:
+    """What the service was last sent of one symbol's book, and what changed since."""
+
+    __slots__ = ("bids", "asks")
+
+    def __init__(self) -> None:
+        self.bids: dict[int, float] | None = None
+        self.asks: dict[int, float] | None = None
+
+    def reset(self) -> None:
+        self.bids = self.asks = None
+
+    def look(self, has_bid: bool, bid_tick: int, bid_qty: Any,
+             has_ask: bool, ask_tick: int, ask_qty: Any) -> tuple[str, tuple, tuple] | None:
+        """("snapshot", bids, asks) the first time there is a book, then ("delta", …) when something changed."""
+        bids = {bid_tick - i: q for i, q in enumerate(_floats(bid_qty)) if q > 0} if has_bid else {}
+        asks = {ask_tick + i: q for i, q in enumerate(_floats(ask_qty)) if q > 0} if has_ask else {}
+        if self.bids is None or self.asks is None:
+            if not bids and not asks:
+                return None
+            self.bids, self.asks = bids, asks
+            return ("snapshot", tuple(sorted(bids.items(), reverse=True)), tuple(sorted(asks.items())))
+        bid_changes = _changes(self.bids, bids)
+        ask_changes = _changes(self.asks, asks)
+        self.bids, self.asks = bids, asks
+        if not bid_changes and not ask_changes:
+            return None
+        return ("delta", bid_changes, ask_changes)
+
+
+def _floats(values: Any) -> list[float]:
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
+def _changes(old: dict[int, float], new: dict[int, float]) -> tuple[tuple[int, float], ...]:
+    out = [(tick, qty) for tick, qty in new.items() if old.get(tick) != qty]
+    out.extend((tick, 0.0) for tick in old if tick not in new)
+    return tuple(out)
+
+
+class BotLoop:
+    """Waits on the bot, mirrors its books and trades, and rebuilds it when the feed stops.
+
+    Depth limit: per symbol, the service mirrors the levels within `book_ticks` ticks of the best
+    bid and of the best ask; a level that leaves that window is sent as a deletion. What `send`
+    gets are lists of tuples: ("status", state, detail); ("snapshot" | "delta", symbol, exch_ts,
+    local_ts, bids, asks) with (tick, qty) levels; ("trade", symbol, exch_ts, local_ts, tick, qty, side).
+    """
+
+    def __init__(
+        self,
+        config: BotConfig,
+        make_bot: Callable[[], Any],
+        send: Callable[[list], None],
+        scan: Callable[[Any, Any, Any], tuple[bool, int, bool, int]] = scan_window,
+        alloc: Callable[[int], Any] = lambda n: [0.0] * n,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], int] = time.time_ns,
+        parent_alive: Callable[[], bool] = lambda: True,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.make_bot = make_bot
+        self.send = send
+        self.scan = scan
+        self.clock = clock
+        self.wall = wall
+        self.parent_alive = parent_alive
+        self.sleep = sleep
+        self.windows = [Window() for _ in config.instruments]
+        self.buffers = [(alloc(config.book_ticks), alloc(config.book_ticks)) for _ in config.instruments]
+        self.outbox: list[tuple] = []
+        self.bot: Any = None
+        self.builds = 0
+        self.state: tuple[str, str] | None = None
+        self.built_at = 0.0
+        self.last_feed: float | None = None
+        self.last_scan = 0.0
+        self.dirty = False
+        self.parent_checked = clock()
+        self.feed_times = True
+
+    # --- the loop ---
+
+    def run(self) -> None:
+        try:
+            while self.step():
+                pass
+        finally:
+            self.close_bot()
+            self.flush()
+
+    def step(self) -> bool:
+        """One wait on the bot and what follows; False when the process should end."""
+        now = self.clock()
+        if self.bot is None and not self.build(now):
+            self.sleep(BUILD_RETRY_S)
+            return self.flush() and self.parent_ok(self.clock())
+        timeout = max(0.0, COALESCE_S - (now - self.last_scan)) if self.dirty else IDLE_WAIT_S
+        rc = int(self.bot.wait_next_feed(False, int(timeout * 1e9)))
+        now = self.clock()
+        if rc == INTERRUPTED:
+            self.set_state("stopped", "interrupted by a signal", again=True)
+            return False
+        if rc == MARKET_FEED:
+            self.feed_seen(now)
+            self.dirty = True
+            if now - self.last_scan >= COALESCE_S:
+                self.look(now)
+        elif rc in (TIMEOUT_OR_BATCH_END, ORDER_RESPONSE):
+            self.look(now)
+        else:
+            self.set_state("failed", f"wait_next_feed returned error code {rc}; rebuilding the bot", again=True)
+            self.close_bot()
+            return self.flush() and self.parent_ok(now)
+        self.check_health(now)
+        return self.flush() and self.parent_ok(now)
+
+    def build(self, now: float) -> bool:
+        self.builds += 1
+        try:
+            self.bot = self.make_bot()
+        except Exception as exc:  # a bad symbol or IPC setup error: report it and try again
+            self.set_state("failed", f"could not build the live bot: {type(exc).__name__}: {exc}", again=True)
+            return False
+        self.built_at = now
+        self.last_feed = None
+        self.dirty = False
+        for window in self.windows:
+            window.reset()
+        symbols = ", ".join(symbol for symbol, _, _ in self.config.instruments)
+        attempt = f" (attempt {self.builds})" if self.builds > 1 else ""
+        self.set_state("waiting_for_connector",
+                       f"registered {symbols} with connector {self.config.connector!r}; "
+                       f"waiting for its first feed{attempt}", again=True)
+        return True
+
+    def close_bot(self) -> None:
+        if self.bot is not None:
+            bot, self.bot = self.bot, None
+            try:
+                bot.close()
+            except Exception:  # closing is best effort: the next build starts clean
+                pass
+
+    def check_health(self, now: float) -> None:
+        cfg = self.config
+        quiet_since = self.last_feed if self.last_feed is not None else self.built_at
+        quiet = now - quiet_since
+        if quiet >= cfg.rebuild_after_s:
+            self.close_bot()
+            what = "no feed" if self.last_feed is None else "feed stopped"
+            self.set_state("waiting_for_connector",
+                           f"{what} for {quiet:.0f}s: rebuilding the bot to register with "
+                           f"connector {cfg.connector!r} again", again=True)
+        elif self.last_feed is not None and quiet >= cfg.stale_after_s:
+            self.set_state("stale", f"no feed for {quiet:.0f}s from connector {cfg.connector!r}")
+
+    # --- reading the bot ---
+
+    def look(self, now: float) -> None:
+        """Scan every symbol's window and collect its trades; anything new counts as a feed."""
+        self.last_scan = now
+        self.dirty = False
+        found = False
+        for i, (symbol, tick_size, _) in enumerate(self.config.instruments):
+            found |= self.collect_trades(i, symbol, tick_size)
+            bid_qty, ask_qty = self.buffers[i]
+            has_bid, bid_tick, has_ask, ask_tick = self.scan(self.bot.depth(i), bid_qty, ask_qty)
+            change = self.windows[i].look(has_bid, bid_tick, bid_qty, has_ask, ask_tick, ask_qty)
+            if change is not None:
+                kind, bids, asks = change
+                exch_ts, local_ts = self.times(i)
+                self.outbox.append((kind, symbol, exch_ts, local_ts, bids, asks))
+                found = True
+        if found:
+            self.feed_seen(now)
+
+    def feed_seen(self, now: float) -> None:
+        self.last_feed = now
+        self.set_state("connected", f"feed from connector {self.config.connector!r}")
+
+    def collect_trades(self, i: int, symbol: str, tick_size: float) -> bool:
+        records = self.bot.last_trades(i)
+        if not len(records):
+            return False
+        trades = [(int(r["ev"]), int(r["exch_ts"]), int(r["local_ts"]), float(r["px"]), float(r["qty"]))
+                  for r in records]   # a view into the bot's memory: copy before clearing
+        self.bot.clear_last_trades(i)
+        for ev, exch_ts, local_ts, px, qty in trades:
+            side = "buy" if ev & BUY_EVENT else "sell"
+            self.outbox.append(("trade", symbol, exch_ts, local_ts, round(px / tick_size), qty, side))
+        return True
+
+    def times(self, i: int) -> tuple[int, int]:
+        """(exchange, local) time of the symbol's last feed, or now when the bot cannot say."""
+        if self.feed_times:
+            try:
+                latency = self.bot.feed_latency(i)
+            except Exception:  # not every build exposes feed_latency to Python
+                self.feed_times = False
+            else:
+                if latency is not None:
+                    return int(latency[0]), int(latency[1])
+        now = self.wall()
+        return now, now
+
+    # --- talking to the parent ---
+
+    def set_state(self, state: str, detail: str, again: bool = False) -> None:
+        """Tell the parent about a new state (or, with again=True, a new attempt in the same state)."""
+        if self.state is None or self.state[0] != state or (again and self.state[1] != detail):
+            self.state = (state, detail)
+            self.outbox.append(("status", state, detail))
+
+    def flush(self) -> bool:
+        if not self.outbox:
+            return True
+        batch, self.outbox = self.outbox, []
+        try:
+            self.send(batch)
+        except (BrokenPipeError, EOFError, OSError):
+            return False
+        return True
+
+    def parent_ok(self, now: float) -> bool:
+        if now - self.parent_checked < PARENT_CHECK_S:
+            return True
+        self.parent_checked = now
+        return self.parent_alive()
+
+
+class Scan:
+    """The window scan compiled by numba, or plain Python if compiling it fails (said once on stderr)."""
+
+    def __init__(self) -> None:
+        try:
+            from numba import njit
+            self.fn = njit(scan_window)
+        except Exception as exc:  # numba missing or broken: correctness first, speed second
+            print(f"hftlive livebot: numba unavailable ({exc}); scanning the book in Python", file=sys.stderr)
+            self.fn = scan_window
+
+    def __call__(self, depth: Any, bid_qty: Any, ask_qty: Any) -> tuple[bool, int, bool, int]:
+        try:
+            return self.fn(depth, bid_qty, ask_qty)
+        except Exception as exc:
+            if self.fn is scan_window:
+                raise
+            print(f"hftlive livebot: compiled book scan failed ({type(exc).__name__}); "
+                  "scanning the book in Python", file=sys.stderr)
+            self.fn = scan_window
+            return scan_window(depth, bid_qty, ask_qty)
+
+
+def run(conn: Any, config: BotConfig) -> None:
+    """The child process's entry point (multiprocessing 'spawn' target)."""
+    # A terminal's Ctrl-C goes to the whole process group: leave it, so the parent decides when the bot stops.
+    os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if config.channel_config:
+        os.environ["HFTBACKTEST_CHANNEL_CONFIG"] = config.channel_config
+
+    def send(batch: list) -> None:
+        conn.send(batch)
+
+    send([("status", "starting", "loading hftbacktest's live bot")])
+    try:
+        import hftbacktest
+        if not getattr(hftbacktest, "LIVE_FEATURE", False):
+            raise ImportError("hftbacktest was built without the live feature")
+        import numpy as np
+        from hftbacktest import HashMapMarketDepthLiveBot, LiveInstrument
+    except Exception as exc:
+        send([("status", "failed", f"cannot load hftbacktest's live bot: {type(exc).__name__}: {exc}")])
+        conn.close()
+        sys.exit(3)
+
+    def make_bot() -> Any:
+        instruments = [
+            LiveInstrument().connector(config.connector).symbol(symbol).tick_size(tick).lot_size(lot)
+            .last_trades_capacity(config.trades_capacity)
+            for symbol, tick, lot in config.instruments
+        ]
+        return HashMapMarketDepthLiveBot(instruments)
+
+    import multiprocessing
+    parent = multiprocessing.parent_process()
+    loop = BotLoop(
+        config, make_bot, send, scan=Scan(), alloc=lambda n: np.zeros(n, np.float64),
+        parent_alive=(lambda: parent is None or parent.is_alive()),
+    )
+    loop.run()
+    conn.close()

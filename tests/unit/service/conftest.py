@@ -1,0 +1,44 @@
+"""Fixtures for the service's unit tests: a clean environment and settings for a mock service."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# Variables the service reads; a developer's shell must not leak into the tests.
+SERVICE_ENV = (
+    "DATA_SOURCE", "CONNECTOR_NAME", "SYMBOL", "SYMBOLS", "TICK_SIZE", "LOT_SIZE", "HOST", "PORT",
+    "LOG_LEVEL", "API_TOKEN", "READY_MAX_AGE_S", "CLIENT_BUFFER", "TRADE_HISTORY", "MOCK_EVENT_RATE",
+    "MOCK_SEED", "MOCK_PRICE", "HFTBACKTEST_CHANNEL_CONFIG", "LIVE_BOOK_TICKS", "LIVE_STALE_AFTER_S",
+    "LIVE_REBUILD_AFTER_S", "LIVE_TRADES_CAPACITY",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_service_env(monkeypatch):
+    for name in SERVICE_ENV:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.fixture
+def mock_settings():
+    """A factory: settings for a seeded mock service, with overrides."""
+    from service.config import load_settings
+
+    def make(**overrides):
+        values = {"data_source": "mock", "mock_seed": 7, "mock_event_rate": 1000.0}
+        values.update(overrides)
+        return load_settings(**values)
+    return make
+
+
+@pytest.fixture
+def service_env():
+    """The environment for a `python -m service` subprocess: this interpreter's, minus the service's variables."""
+    env = {k: v for k, v in os.environ.items() if k.upper() not in SERVICE_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env

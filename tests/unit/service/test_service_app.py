@@ -1,0 +1,203 @@
+"""The web app with a mock (or scripted) source: health, readiness, book vs stream, metrics, tokens, the page."""
+from __future__ import annotations
+
+import re
+import time
+from decimal import Decimal
+
+import pytest
+
+from starlette.testclient import TestClient  # noqa: E402
+from starlette.websockets import WebSocketDisconnect  # noqa: E402
+
+from service.app import create_app  # noqa: E402
+from service.book import Book  # noqa: E402
+from service.events import BookSnapshot, SourceState, SourceStatus, stream_message  # noqa: E402
+from service.sources.base import Source  # noqa: E402
+
+
+class ScriptedSource(Source):
+    """A source the test drives by hand (through the app's event loop)."""
+
+    def __init__(self, kind: str = "live") -> None:
+        self.kind = kind
+        self.sink = None
+
+    async def start(self, sink) -> None:
+        self.sink = sink
+        sink.source_status(SourceStatus(SourceState.STARTING, "scripted"))
+
+    async def stop(self) -> None:
+        pass
+
+
+def rebuild_until(ws, book: Book, seq: int) -> None:
+    """Apply stream messages to `book` until it reaches `seq`, checking that numbering stays contiguous."""
+    while book.seq < seq:
+        message = stream_message.validate_python(ws.receive_json())
+        if message.type == "delta":
+            book.apply(message.seq, message.bids, message.asks)
+        elif message.type == "trade":
+            book.advance(message.seq)
+        elif message.type == "snapshot":
+            book.load(message.seq, message.bids, message.asks)
+
+
+def test_healthz_and_the_page_say_mock_and_fetch_nothing_from_outside(mock_settings):
+    with TestClient(create_app(mock_settings())) as client:
+        assert client.get("/healthz").json() == {"status": "alive", "source": "mock"}
+        page = client.get("/")
+        assert page.status_code == 200
+        assert re.search(r'class="banner banner-mock".*<strong class="banner-label">MOCK</strong>', page.text, re.S)
+        assert "not a real exchange" in page.text
+        for asset in ("/", "/static/app.js", "/static/style.css"):
+            text = client.get(asset).text
+            assert client.get(asset).status_code == 200
+            assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), asset
+        assert "/v1/book" in client.get("/openapi.json").json()["paths"]
+
+
+def test_the_page_says_live_for_a_live_source(mock_settings):
+    with TestClient(create_app(mock_settings(), ScriptedSource("live"))) as client:
+        page = client.get("/").text
+        assert '<strong class="banner-label">LIVE</strong>' in page and "MOCK" not in page
+        assert client.get("/v1/status").json()["source"] == "live"
+
+
+def test_readyz_turns_200_once_the_source_is_connected_and_data_is_fresh(mock_settings):
+    source = ScriptedSource()
+    with TestClient(create_app(mock_settings(ready_max_age_s=0.3), source)) as client:
+        def ready():
+            answer = client.get("/readyz")
+            return answer.status_code, answer.json()["reason"]
+
+        assert ready() == (503, "source is starting: scripted")
+        client.portal.call(source.sink.source_status, SourceStatus(SourceState.CONNECTED, ""))
+        assert ready() == (503, "no data for BTCUSDT yet")
+        client.portal.call(source.sink.book_snapshot, BookSnapshot("BTCUSDT", 1, 1, ((600000, 1.0),), ((600001, 2.0),)))
+        assert ready() == (200, "ok")
+        time.sleep(0.35)
+        code, reason = ready()
+        assert code == 503 and re.fullmatch(r"BTCUSDT data is 0\.\ds old \(limit 0\.3s\)", reason)
+        client.portal.call(source.sink.source_status, SourceStatus(SourceState.STALE, "no feed for 5s"))
+        assert ready() == (503, "source is stale: no feed for 5s")
+
+
+def test_rest_book_equals_the_book_rebuilt_from_the_stream_at_the_same_sequence(mock_settings):
+    with TestClient(create_app(mock_settings(mock_event_rate=2000.0))) as client:
+        with client.websocket_connect("/v1/stream?symbols=BTCUSDT") as ws:
+            first = stream_message.validate_python(ws.receive_json())
+            assert first.type == "snapshot" and first.source == "mock"
+            book = Book("BTCUSDT")
+            book.load(first.seq, first.bids, first.asks)
+            time.sleep(0.2)
+            rest = client.get("/v1/book", params={"symbol": "BTCUSDT"}).json()
+            assert rest["seq"] > first.seq, "no data flowed"
+            rebuild_until(ws, book, rest["seq"])
+            bids, asks = book.top()
+            assert book.seq == rest["seq"]
+            assert [list(level) for level in bids] == rest["bids"]
+            assert [list(level) for level in asks] == rest["asks"]
+            top = client.get("/v1/book", params={"depth": 3}).json()
+            assert len(top["bids"]) == 3 and len(top["asks"]) == 3
+            assert top["bids"][0][0] < top["asks"][0][0]
+
+
+def test_stream_messages_are_contiguous_labelled_and_priced_in_ticks(mock_settings):
+    with TestClient(create_app(mock_settings(mock_event_rate=3000.0, tick_size=(0.5,)))) as client:
+        with client.websocket_connect("/v1/stream") as ws:
+            messages = [stream_message.validate_python(ws.receive_json()) for _ in range(400)]
+    assert [m.type for m in messages[:2]] == ["snapshot", "status"]
+    assert {m.source for m in messages} == {"mock"}
+    numbered = [m.seq for m in messages if m.type in ("delta", "trade")]
+    assert numbered == list(range(messages[0].seq + 1, messages[0].seq + 1 + len(numbered)))
+    assert {"delta", "trade"} <= {m.type for m in messages}
+    prices = [m.price for m in messages if m.type == "trade"]
+    prices += [p for m in messages if m.type in ("delta", "snapshot") for p, _ in (*m.bids, *m.asks)]
+    assert all(Decimal(repr(p)) % Decimal("0.5") == 0 for p in prices)
+    assert all(m.side in ("buy", "sell") and m.qty > 0 for m in messages if m.type == "trade")
+
+
+def test_trades_are_newest_first_and_limited(mock_settings):
+    with TestClient(create_app(mock_settings(mock_event_rate=3000.0))) as client:
+        time.sleep(0.3)
+        body = client.get("/v1/trades", params={"limit": 5}).json()
+    assert body["source"] == "mock" and len(body["trades"]) == 5
+    seqs = [t["seq"] for t in body["trades"]]
+    assert seqs == sorted(seqs, reverse=True)
+
+
+def test_unknown_symbols_are_refused_clearly(mock_settings):
+    with TestClient(create_app(mock_settings())) as client:
+        answer = client.get("/v1/book", params={"symbol": "DOGEUSDT"})
+        assert answer.status_code == 404
+        assert answer.json()["detail"] == "unknown symbol 'DOGEUSDT'; this service serves BTCUSDT"
+        with client.websocket_connect("/v1/stream?symbols=DOGEUSDT") as ws:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+        assert closed.value.code == 4404 and "DOGEUSDT" in closed.value.reason
+
+
+def test_metrics_count_events_clients_and_source_state(mock_settings):
+    with TestClient(create_app(mock_settings(mock_event_rate=2000.0))) as client:
+        with client.websocket_connect("/v1/stream") as ws:
+            for _ in range(50):
+                ws.receive_json()
+            during = client.get("/metrics").text
+        time.sleep(0.05)
+        after = client.get("/metrics").text
+
+    def value(text, name):
+        match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        assert match, name
+        return float(match.group(1))
+
+    assert value(during, 'hftlive_events_in_total{kind="delta",symbol="BTCUSDT"}') > 0
+    assert value(during, 'hftlive_events_in_total{kind="trade",symbol="BTCUSDT"}') > 0
+    assert value(during, "hftlive_events_out_total") >= 50
+    assert value(during, "hftlive_stream_clients") == 1
+    assert value(after, "hftlive_stream_clients") == 0
+    assert value(during, 'hftlive_source_state{hftlive_source_state="connected",source="mock"}') == 1
+    assert value(during, "hftlive_slow_consumers_total") == 0
+    assert value(during, 'hftlive_feed_lag_seconds_count{symbol="BTCUSDT"}') > 0
+    assert 0 <= value(during, 'hftlive_last_event_age_seconds{symbol="BTCUSDT"}') < 1
+
+
+def test_the_token_guards_the_api_and_stream_but_not_health_metrics_or_page(mock_settings):
+    with TestClient(create_app(mock_settings(api_token="s3cret"))) as client:
+        for path in ("/v1/status", "/v1/book", "/v1/trades"):
+            assert client.get(path).status_code == 401
+            assert client.get(path, headers={"Authorization": "Bearer nope"}).status_code == 401
+            assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.get("/v1/book").headers["www-authenticate"] == "Bearer"
+        for path in ("/healthz", "/readyz", "/metrics", "/"):
+            assert client.get(path).status_code == 200, path
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with client.websocket_connect("/v1/stream"):
+                pass
+        assert refused.value.code == 1008
+        with client.websocket_connect("/v1/stream?token=s3cret") as ws:
+            assert ws.receive_json()["type"] == "snapshot"
+        with client.websocket_connect("/v1/stream", headers={"Authorization": "Bearer s3cret"}) as ws:
+            assert ws.receive_json()["type"] == "snapshot"
+
+
+def test_status_reports_the_source_and_each_symbol(mock_settings):
+    settings = mock_settings(symbols=("BTCUSDT", "ETHUSDT"), tick_size=(0.1, 0.01))
+    with TestClient(create_app(settings)) as client:
+        time.sleep(0.1)
+        status = client.get("/v1/status").json()
+    assert status["source"] == "mock" and status["state"] == "connected" and status["ready"] is True
+    assert status["source_info"]["seed"] == 7
+    assert set(status["symbols"]) == {"BTCUSDT", "ETHUSDT"}
+    eth = status["symbols"]["ETHUSDT"]
+    assert eth["best_bid"] < eth["best_ask"] and eth["seq"] > 0
+
+
+def test_the_mock_sustains_ten_thousand_events_per_second(mock_settings):
+    # Generation is batched per event-loop tick; half the rate leaves room for a busy machine.
+    with TestClient(create_app(mock_settings(mock_event_rate=10_000.0))) as client:
+        start = client.get("/v1/status").json()["symbols"]["BTCUSDT"]["seq"]
+        time.sleep(1.0)
+        end = client.get("/v1/status").json()["symbols"]["BTCUSDT"]["seq"]
+    assert end - start >= 5_000

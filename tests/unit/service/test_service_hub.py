@@ -1,0 +1,75 @@
+"""Fan-out: a subscriber that falls behind its buffer is cut off with 4008; the others get every message."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from service.hub import SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON, Hub, SubscriberClosed
+
+
+def test_a_slow_subscriber_is_closed_and_a_fast_one_keeps_every_message():
+    async def scenario():
+        cut = []
+        hub = Hub(on_slow=cut.append)
+        fast = hub.subscribe(["BTCUSDT"], capacity=4)
+        slow = hub.subscribe(["BTCUSDT"], capacity=4)
+        received = []
+
+        async def consume():
+            while True:
+                received.append(await fast.get())
+
+        reader = asyncio.create_task(consume())
+        for i in range(50):
+            hub.publish("BTCUSDT", f"m{i}")
+            await asyncio.sleep(0)          # the fast reader keeps up; the slow one never reads
+        await asyncio.sleep(0)
+        reader.cancel()
+        return hub, fast, slow, received, cut
+
+    hub, fast, slow, received, cut = asyncio.run(scenario())
+    assert received == [f"m{i}" for i in range(50)]
+    assert slow.closed and (slow.code, slow.reason) == (SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
+    assert not fast.closed
+    assert len(hub) == 1
+    assert cut == [5]            # 4 buffered + the one that did not fit, counted once
+
+
+def test_a_cut_subscriber_raises_instead_of_delivering_stale_messages():
+    async def scenario():
+        hub = Hub()
+        sub = hub.subscribe(["X"], capacity=2)
+        for i in range(3):
+            hub.publish("X", str(i))
+        with pytest.raises(SubscriberClosed):
+            await sub.get()
+        await asyncio.wait_for(sub.wait_closed(), 1)
+    asyncio.run(scenario())
+
+
+def test_messages_go_only_to_subscribers_of_that_symbol_and_broadcasts_to_all():
+    async def scenario():
+        hub = Hub()
+        btc = hub.subscribe(["BTCUSDT"], 8)
+        both = hub.subscribe(["BTCUSDT", "ETHUSDT"], 8)
+        hub.publish("ETHUSDT", "eth")
+        hub.publish("BTCUSDT", "btc")
+        hub.broadcast("status")
+        hub.publish("SOLUSDT", "nobody")
+        return [await btc.get() for _ in range(len(btc))], [await both.get() for _ in range(len(both))]
+    btc, both = asyncio.run(scenario())
+    assert btc == ["btc", "status"]
+    assert both == ["eth", "btc", "status"]
+
+
+def test_a_subscriber_closed_for_another_reason_is_not_counted_as_slow():
+    async def scenario():
+        cut = []
+        hub = Hub(on_slow=cut.append)
+        sub = hub.subscribe(["X"], 1)
+        hub.close_all()
+        hub.publish("X", "after")
+        return sub, cut
+    sub, cut = asyncio.run(scenario())
+    assert sub.closed and sub.code == 1001 and cut == []

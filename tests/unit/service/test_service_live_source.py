@@ -1,0 +1,116 @@
+"""The live source's parent side: a spawned bot process feeds the sink; its crash never takes the web process."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from service.events import SourceState  # noqa: E402
+from service.sources.live import LiveSource  # noqa: E402
+from service.sources.livebot import BotConfig  # noqa: E402
+
+INSTRUMENTS = (("BTCUSDT", 0.1, 0.001),)
+
+
+def scripted_bot(conn, config):
+    """Stands in for livebot.run in the child: a few events, then what config.connector names."""
+    conn.send([("status", "waiting_for_connector", "registered")])
+    conn.send([
+        ("status", "connected", "feed"),
+        ("snapshot", "BTCUSDT", 1, 2, ((1000, 1.0),), ((1001, 2.0),)),
+        ("delta", "BTCUSDT", 3, 4, ((1000, 0.0), (999, 1.5)), ()),
+        ("trade", "BTCUSDT", 5, 6, 1001, 0.25, "buy"),
+    ])
+    if config.connector == "abort":
+        os.abort()          # what a Rust panic does with panic=abort
+    time.sleep(120)         # until the parent terminates it
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def book_snapshot(self, s):
+        self.events.append(("snapshot", s.symbol, s.bids, s.asks))
+
+    def book_delta(self, d):
+        self.events.append(("delta", d.symbol, d.bids, d.asks))
+
+    def trade(self, t):
+        self.events.append(("trade", t.symbol, t.tick, t.qty, t.side))
+
+    def source_status(self, s):
+        self.events.append(("status", s.state, s.detail))
+
+    def states(self):
+        return [e[1] for e in self.events if e[0] == "status"]
+
+
+async def wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def test_events_from_the_bot_process_reach_the_sink_in_order_and_stop_ends_it():
+    async def scenario():
+        sink = Recorder()
+        source = LiveSource(BotConfig("steady", INSTRUMENTS), target=scripted_bot)
+        await source.start(sink)
+        await wait_for(lambda: any(e[0] == "trade" for e in sink.events))
+        pid = source.describe()["bot_pid"]
+        await source.stop()
+        return sink, source, pid
+    sink, source, pid = asyncio.run(scenario())
+    assert [e for e in sink.events if e[0] != "status"] == [
+        ("snapshot", "BTCUSDT", ((1000, 1.0),), ((1001, 2.0),)),
+        ("delta", "BTCUSDT", ((1000, 0.0), (999, 1.5)), ()),
+        ("trade", "BTCUSDT", 1001, 0.25, "buy"),
+    ]
+    assert sink.states() == [SourceState.STARTING, SourceState.WAITING_FOR_CONNECTOR, SourceState.CONNECTED,
+                             SourceState.STOPPED]
+    assert isinstance(pid, int) and pid != os.getpid()
+    assert not source._process.is_alive()
+
+
+def test_a_bot_process_that_aborts_is_reported_failed_and_restarted():
+    async def scenario():
+        sink = Recorder()
+        source = LiveSource(BotConfig("abort", INSTRUMENTS), target=scripted_bot, restart_delays=(0.2, 0.4))
+        await source.start(sink)
+        await wait_for(lambda: sink.states().count(SourceState.WAITING_FOR_CONNECTOR) >= 2)
+        await source.stop()
+        return sink, source
+    sink, source = asyncio.run(scenario())
+    failed = [e for e in sink.events if e[0] == "status" and e[1] is SourceState.FAILED]
+    assert failed[0][2] == "live bot process exited with code -6; restarting it in 0.2s"
+    assert source.restarts >= 1
+
+
+def test_the_bot_process_sets_the_channel_config_before_loading_hftbacktest(tmp_path, monkeypatch):
+    fake = tmp_path / "fake" / "hftbacktest"
+    fake.mkdir(parents=True)
+    fake.joinpath("__init__.py").write_text(
+        "import os\nraise ImportError('channel config seen: ' + str(os.environ.get('HFTBACKTEST_CHANNEL_CONFIG')))\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "fake"))   # spawned children get the parent's sys.path
+
+    async def scenario():
+        sink = Recorder()
+        source = LiveSource(BotConfig("c", INSTRUMENTS, channel_config="/etc/hftlive/channel.toml"),
+                            restart_delays=(30.0, 30.0))
+        await source.start(sink)
+        await wait_for(lambda: any("exited with code" in e[2] for e in sink.events if e[0] == "status"))
+        await source.stop()
+        return sink
+    sink = asyncio.run(scenario())
+    failed = next(e for e in sink.events if e[0] == "status" and e[1] is SourceState.FAILED)
+    assert failed[2] == ("cannot load hftbacktest's live bot: ImportError: "
+                         "channel config seen: /etc/hftlive/channel.toml")
+    exited = [e[2] for e in sink.events if e[0] == "status" and "exited" in e[2]]
+    assert exited == ["live bot process exited with code 3: cannot load hftbacktest's live bot: ImportError: "
+                      "channel config seen: /etc/hftlive/channel.toml; restarting it in 30s"]

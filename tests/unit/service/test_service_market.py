@@ -1,0 +1,106 @@
+"""The mock market model: a consistent book (never crossed, trades take resting liquidity), reproducible by seed."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from service.instrument import Instrument  # noqa: E402
+from service.market import ASK, BID, BUY, LEVEL, TRADE, MarketModel  # noqa: E402
+from service.sources.mock import deliver  # noqa: E402
+
+
+def replay(model: MarketModel, actions: int) -> tuple[dict, dict, list]:
+    """Rebuild the book from the model's snapshot and events, checking every invariant along the way."""
+    bids, asks = model.snapshot()
+    events = model.step(actions)
+    traded: dict[tuple[int, int], int] = {}   # (passive side, tick) → lots taken, awaiting its level update
+    sweep_start = None
+    for kind, side, tick, lots in events:
+        assert isinstance(tick, int) and isinstance(lots, int) and lots >= 0
+        if kind == TRADE:
+            passive = ASK if side == BUY else BID
+            book = asks if passive == ASK else bids
+            if not traded:
+                sweep_start = min(asks) if passive == ASK else max(bids)
+            already = traded.get((passive, tick), 0)
+            # A trade only takes what rests there, at or beyond the touch of the side it hits.
+            assert lots > 0 and book.get(tick, 0) - already >= lots
+            assert tick >= sweep_start if passive == ASK else tick <= sweep_start
+            traded[(passive, tick)] = already + lots
+            continue
+        assert kind == LEVEL
+        book = bids if side == BID else asks
+        if (side, tick) in traded:
+            # The level change after a trade reduces the level by exactly what was traded.
+            assert lots == book[tick] - traded.pop((side, tick))
+        if lots:
+            book[tick] = lots
+        else:
+            book.pop(tick, None)
+        if not traded and bids and asks:
+            assert max(bids) < min(asks), "the book crossed"
+    assert not traded, "a trade without its level update"
+    return bids, asks, events
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32), actions=st.integers(1, 3000), mid=st.integers(100, 10**7))
+def test_replayed_events_rebuild_the_models_book_and_never_cross(seed, actions, mid):
+    model = MarketModel(mid, seed)
+    bids, asks, events = replay(model, actions)
+    assert (bids, asks) == (model.bids, model.asks)
+    assert model.best_bid == max(bids) and model.best_ask == min(asks)
+    assert model.best_ask - model.best_bid >= 1
+    assert all(lots > 0 for lots in [*bids.values(), *asks.values()])
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32), batches=st.lists(st.integers(1, 300), min_size=1, max_size=8))
+def test_same_seed_same_events_however_they_are_batched(seed, batches):
+    one = MarketModel(600_000, seed)
+    other = MarketModel(600_000, seed)
+    assert one.snapshot() == other.snapshot()
+    assert one.step(sum(batches)) == [e for n in batches for e in other.step(n)]
+
+
+def test_different_seeds_give_different_markets():
+    assert MarketModel(600_000, 1).step(200) != MarketModel(600_000, 2).step(200)
+
+
+def test_the_model_trades_and_moves():
+    model = MarketModel(600_000, 11)
+    events = model.step(20_000)
+    trades = [e for e in events if e[0] == TRADE]
+    assert len(trades) > 1000
+    assert {e[1] for e in trades} == {BID, ASK}          # takers on both sides
+    assert len({e[2] for e in trades}) > 20              # at many prices
+    assert len(model.bids) >= 10 and len(model.asks) >= 10
+
+
+class Collect:
+    def __init__(self):
+        self.events = []
+
+    def book_delta(self, delta):
+        self.events.append(delta)
+
+    def trade(self, trade):
+        self.events.append(trade)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32), tick_size=st.sampled_from([0.1, 0.01, 0.5, 0.0001, 0.25, 1e-06]))
+def test_delivered_prices_are_multiples_of_the_tick(seed, tick_size):
+    inst = Instrument("BTCUSDT", tick_size, 0.001)
+    model = MarketModel(inst.tick(60_000.0 if tick_size >= 0.01 else 1.5), seed)
+    sink = Collect()
+    deliver(sink, inst, model.step(500), 1)
+    step = Decimal(repr(tick_size))
+    prices = [inst.price(e.tick) for e in sink.events if hasattr(e, "tick")]
+    prices += [inst.price(t) for e in sink.events if hasattr(e, "bids") for t, _ in (*e.bids, *e.asks)]
+    assert prices
+    for price in prices:
+        assert Decimal(repr(price)) % step == 0, price
