@@ -11,7 +11,9 @@ import os
 import subprocess
 import sys
 
-from . import bases, tooling, wheelhouse
+import docker.errors
+
+from . import aptsources, bases, buildx, tooling, wheelhouse
 from .progress import Step, fail
 from .versions import ROOT
 
@@ -19,25 +21,29 @@ from .versions import ROOT
 def cmd_doctor(args: argparse.Namespace) -> int:
     missing = 0
     for item in tooling.check():
-        mark = "ok     " if item.ok else "MISSING"
+        mark = "ok     " if item.ok else ("MISSING" if item.required else "absent ")
         print(f"{mark} {item.name:<18} {item.detail}")
         if not item.ok:
-            missing += 1
+            missing += item.required
             print(f"        how to fix: {item.remedy}")
     return 1 if missing else 0
 
 
+def require_tooling() -> None:
+    if cmd_doctor(argparse.Namespace()) != 0:
+        fail("Docker tooling is missing (see above); `./hftlive setup --install` adds it on "
+             "Debian as root")
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
-    needed = [c for c in tooling.check() if not c.ok]
+    needed = [c.name for c in tooling.check() if not c.ok]
     if needed and args.install:
         with Step("tooling") as step:
             try:
-                tooling.install(step)
+                tooling.install(needed, step)
             except (PermissionError, subprocess.CalledProcessError) as error:
-                fail(f"could not install {', '.join(c.name for c in needed)}: {error}")
-    if cmd_doctor(args) != 0:
-        fail("Docker tooling is missing (see above); `./hftlive setup --install` adds it on "
-             "Debian as root")
+                fail(f"could not install {', '.join(needed)}: {error}")
+    require_tooling()
     for key in bases.BASES:
         bases.ensure(key, offline=args.offline)
     return 0
@@ -50,9 +56,10 @@ def cmd_bases(args: argparse.Namespace) -> int:
 
 
 def cmd_wheels(args: argparse.Namespace) -> int:
-    if cmd_doctor(args) != 0:
-        fail("Docker tooling is missing (see above); run `./hftlive setup --install`")
-    wheelhouse.build(args.python, offline=args.offline, ca_path=args.ca_bundle, rustup=args.rustup)
+    pythons = wheelhouse.check_pythons(args.python)  # argument errors first, before any Docker
+    ca = buildx.ca_bundle(args.ca_bundle)
+    require_tooling()
+    wheelhouse.build(pythons, offline=args.offline, ca=ca, rustup=args.rustup)
     return 0
 
 
@@ -67,9 +74,9 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    command = [sys.executable, "-m", "pytest", *(args.pytest_args or ["tests"])]
+    command = [sys.executable, "-m", "pytest", *(args.pytest_args or [str(ROOT / "tests")])]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    code = subprocess.call(command, cwd=ROOT, env=env)
+    code = subprocess.call(command, env=env)
     if code == 5:
         print("hftlive: pytest collected no tests; that is a failure", file=sys.stderr)
         return 1
@@ -115,18 +122,27 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(run=cmd_compose)
 
     p = sub.add_parser("test", help="run the test suite (pytest); extra args go to pytest")
-    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    p.set_defaults(run=cmd_test)
+    p.set_defaults(run=cmd_test, pytest_args=[])
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args, extra = parser().parse_known_args(argv)
+    if args.command == "test":
+        args.pytest_args = extra  # everything after `test` belongs to pytest, `-m unit` included
+    elif extra:
+        fail(f"unrecognized arguments: {' '.join(extra)} (see ./hftlive {args.command} --help)")
     if args.command == "bases":
         unknown = [k for k in args.keys if k not in bases.BASES]
         if unknown:
             fail(f"unknown base {', '.join(unknown)}; choose from {', '.join(bases.BASES)}")
-    return args.run(args)
+    try:
+        return args.run(args)
+    except aptsources.NoDebianMirror as error:
+        fail(str(error))
+    except docker.errors.DockerException as error:
+        fail(f"cannot talk to the Docker engine ({str(error).splitlines()[0][:160]}); "
+             "is the daemon running and may you use its socket?")
 
 
 if __name__ == "__main__":

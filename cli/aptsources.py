@@ -82,7 +82,8 @@ def debian_mirrors(sources: list[Source] | None = None) -> tuple[str, str | None
     if archive is None:
         raise NoDebianMirror(
             "apt has no Debian archive configured (looked in /etc/apt/sources.list and "
-            "/etc/apt/sources.list.d); add one, or pass --mirror URI")
+            "/etc/apt/sources.list.d); add a Debian mirror there, or use a host that can pull "
+            "the public base images")
     return archive, security
 
 

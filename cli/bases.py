@@ -58,6 +58,9 @@ def _pull(client: docker.DockerClient, ref: str, step: Step) -> bool:
     except docker.errors.APIError as error:
         step.say(f"cannot pull {ref} ({str(error.explanation or error).splitlines()[0][:120]})")
         return False
+    except docker.errors.DockerException as error:  # timeouts and connection errors
+        step.say(f"cannot pull {ref} ({str(error).splitlines()[0][:120]})")
+        return False
 
 
 def ensure(key: str, offline: bool = False, client: docker.DockerClient | None = None) -> str:
@@ -95,7 +98,7 @@ def _run_streaming(command: list[str], step: Step) -> None:
 
 
 def bootstrap(base: Base, client: docker.DockerClient, step: Step) -> None:
-    if shutil.which("debootstrap") is None:
+    if shutil.which("debootstrap", path="/usr/sbin:/sbin:" + os.environ.get("PATH", "")) is None:
         fail("debootstrap is not installed; run `apt-get install debootstrap` "
              "(or `./hftlive setup`), or give the engine access to a registry")
     if os.geteuid() != 0:
@@ -104,7 +107,8 @@ def bootstrap(base: Base, client: docker.DockerClient, step: Step) -> None:
     archive, security = aptsources.debian_mirrors()
     with tempfile.TemporaryDirectory(prefix="hftlive-base-") as tmp:
         root = Path(tmp) / "rootfs"
-        command = ["debootstrap", "--variant=minbase"]
+        command = [shutil.which("debootstrap", path="/usr/sbin:/sbin:" + os.environ.get("PATH", "")),
+                   "--variant=minbase"]
         if base.packages:
             command.append("--include=" + ",".join(base.packages))
         _run_streaming(command + [base.suite, str(root), archive], step)

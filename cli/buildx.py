@@ -1,8 +1,11 @@
 """Run `docker buildx build` with the CA secret, keep the full log, print the steps that matter."""
 from __future__ import annotations
 
+import atexit
+import os
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from queue import Empty, Queue
@@ -21,13 +24,35 @@ SHOWN = re.compile(r"^#\d+ (\[[\w-]+ \d+/\d+\]|ERROR|CACHED)|"
 COMPILING = re.compile(r"^#\d+ [\d.]+ +Compiling (\S+)")
 
 
-def ca_bundle(path: str | None) -> Path:
-    bundle = Path(path) if path else SYSTEM_CA_BUNDLE
-    if not bundle.is_file():
-        fail(f"CA bundle {bundle} not found; pass --ca-bundle PATH (a complete PEM bundle)")
-    if b"-----BEGIN CERTIFICATE-----" not in bundle.read_bytes():
-        fail(f"{bundle} holds no PEM certificate; pass --ca-bundle PATH (a complete PEM bundle)")
-    return bundle
+def ca_bundle(extra: str | None) -> Path:
+    """The file passed as the `ca` secret: the host's bundle, plus `extra` (PEM) when given."""
+    parts = [SYSTEM_CA_BUNDLE] if SYSTEM_CA_BUNDLE.is_file() else []
+    if extra:
+        path = Path(extra)
+        if not path.is_file():
+            fail(f"CA bundle {extra} not found; --ca-bundle takes a PEM file of extra CA certificates")
+        if b"-----BEGIN CERTIFICATE-----" not in path.read_bytes():
+            fail(f"{extra} holds no PEM certificate; --ca-bundle takes a PEM file of CA certificates")
+        parts.append(path)
+    if not parts:
+        fail(f"no CA bundle at {SYSTEM_CA_BUNDLE}; pass --ca-bundle PEM with the CAs downloads need")
+    if len(parts) == 1:
+        return parts[0]
+    handle, name = tempfile.mkstemp(prefix="hftlive-ca-", suffix=".pem")  # 0600, removed at exit
+    with os.fdopen(handle, "wb") as combined:
+        combined.write(b"\n".join(part.read_bytes() for part in parts))
+    atexit.register(os.unlink, name)
+    return Path(name)
+
+
+def command_line(dockerfile: str, target: str, *, build_args: dict[str, str], ca: Path,
+                 extra: list[str] = (), context: Path = ROOT) -> list[str]:
+    """The `docker buildx build` command for one target, with the CA bundle as secret `ca`."""
+    command = ["docker", "buildx", "build", "--progress=plain", "-f", str(context / dockerfile),
+               "--target", target, "--secret", f"id=ca,src={ca}"]
+    for key, value in build_args.items():
+        command += ["--build-arg", f"{key}={value}"]
+    return command + list(extra) + [str(context)]
 
 
 HEARTBEAT = 60.0  # seconds of silence (a long link step) before saying we are still at it
@@ -54,15 +79,10 @@ def build(dockerfile: str, target: str, *, build_args: dict[str, str], ca: Path,
     """Build one target; return the log file. Stops with the log's tail if the build fails."""
     LOG_DIR.mkdir(exist_ok=True)
     log = LOG_DIR / f"{name or target}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    command = ["docker", "buildx", "build", "--progress=plain", "-f", str(context / dockerfile),
-               "--target", target, "--secret", f"id=ca,src={ca}"]
-    for key, value in build_args.items():
-        command += ["--build-arg", f"{key}={value}"]
-    if output:
-        command += ["--output", output]
-    if tag:
-        command += ["--tag", tag, "--load"]
-    command.append(str(context))
+    extra = ["--output", output] if output else []
+    extra += ["--tag", tag, "--load"] if tag else []
+    command = command_line(dockerfile, target, build_args=build_args, ca=ca, extra=extra,
+                           context=context)
     tail: list[str] = []
     crates = 0
     with Step(name or f"build {target}") as step, log.open("w") as sink:

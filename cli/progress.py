@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import NoReturn
 
 
 class Step:
@@ -27,7 +28,7 @@ class Step:
         print(f"[{self.elapsed:6.0f}s] {self.name}: {message}", file=sys.stderr, flush=True)
 
 
-def fail(message: str, code: int = 1) -> "NoReturn":  # noqa: F821
+def fail(message: str, code: int = 1) -> NoReturn:
     """Stop with one clear line on stderr and a non-zero exit."""
     print(f"hftlive: error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(code)

@@ -20,6 +20,7 @@ class Check:
     ok: bool
     detail: str
     remedy: str = ""
+    required: bool = True  # False: only some paths need it (debootstrap: only without a registry)
 
 
 def _run(*command: str) -> tuple[int, str]:
@@ -34,7 +35,7 @@ def check() -> list[Check]:
     checks = []
     if shutil.which("docker") is None:
         return [Check("docker CLI", False, "not found",
-                      "install Docker Engine (Debian: apt-get install docker.io)")]
+                      "install Docker Engine (on Debian, its packaged engine)")]
     code, out = _run("docker", "version", "--format", "{{.Server.Version}}")
     checks.append(Check("docker engine", code == 0, out.splitlines()[-1] if out else "",
                         "start the daemon (systemctl start docker) or check DOCKER_HOST and "
@@ -48,9 +49,11 @@ def check() -> list[Check]:
     checks.append(Check("docker compose v2", v2, out.splitlines()[0] if out else "",
                         "install the compose v2 plugin: `./hftlive setup --install` (Debian: "
                         "docker-compose from trixie), or Docker's docker-compose-plugin"))
-    checks.append(Check("debootstrap", shutil.which("debootstrap") is not None,
-                        shutil.which("debootstrap") or "not found",
-                        "needed only without a registry: apt-get install debootstrap"))
+    debootstrap = shutil.which("debootstrap") or next(
+        (p for p in ("/usr/sbin/debootstrap", "/sbin/debootstrap") if Path(p).is_file()), None)
+    checks.append(Check("debootstrap", debootstrap is not None, debootstrap or "not found",
+                        "needed only where base images cannot be pulled: apt-get install debootstrap",
+                        required=False))
     return checks
 
 
@@ -58,8 +61,8 @@ TRIXIE_SOURCES = Path("/etc/apt/sources.list.d/hftlive-trixie.sources")
 TRIXIE_PIN = Path("/etc/apt/preferences.d/hftlive-trixie")
 
 
-def install(step) -> None:
-    """Install debootstrap, buildx and compose v2 with apt (root, Debian hosts only)."""
+def install(missing: list[str], step) -> None:
+    """Install what `missing` names (check() names) with apt: root on a Debian host only."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise PermissionError("installing tools needs root on a Debian host; install them by hand")
     archive, _ = aptsources.debian_mirrors()
@@ -72,9 +75,14 @@ def install(step) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     step.say("apt-get update")
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    step.say("installing debootstrap (bookworm), docker-buildx and docker-compose v2 (trixie)")
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"],
-                   check=True, env=env)
-    # No recommends: docker-cli from trixie would replace the engine package's own client.
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "-t", "trixie",
-                    "docker-buildx", "docker-compose"], check=True, env=env)
+    quiet = {"env": env, "check": True, "stdout": subprocess.DEVNULL}
+    if "debootstrap" in missing:
+        step.say("installing debootstrap")
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "debootstrap"], **quiet)
+    plugins = [package for name, package in (("docker buildx", "docker-buildx"),
+                                              ("docker compose v2", "docker-compose")) if name in missing]
+    if plugins:
+        step.say(f"installing {' and '.join(plugins)} from Debian trixie")
+        # No recommends: trixie's docker-cli would replace the engine package's own client.
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "-t", "trixie",
+                        *plugins], **quiet)

@@ -40,20 +40,20 @@ def verify(directory: Path) -> list[str]:
     return problems
 
 
-def build(pythons: list[str] | None, *, offline: bool, ca_path: str | None, rustup: bool,
-          patches: bool = True, dest: Path = WHEELHOUSE) -> Path:
-    pins = load()
-    pinned = pins["PYTHON_VERSIONS"].split()
-    # In pinned order, so the same set of versions always hits the same build cache.
-    wanted = [v for v in pinned if v in pythons] + sorted(set(pythons) - set(pinned)) if pythons else pinned
-    unknown = sorted(set(wanted) - set(pins["PYTHON_VERSIONS"].split()))
+def check_pythons(pythons: list[str] | None) -> list[str]:
+    """The requested CPython versions in pinned order (so one set always hits one build cache)."""
+    pinned = load()["PYTHON_VERSIONS"].split()
+    unknown = sorted(set(pythons or []) - set(pinned))
     if unknown:
         fail(f"no wheels are built for CPython {', '.join(unknown)}; "
-             f"choose from {pins['PYTHON_VERSIONS']} (docker/versions.env)")
-    ca = buildx.ca_bundle(ca_path)
+             f"choose from {' '.join(pinned)} (docker/versions.env)")
+    return [v for v in pinned if v in pythons] if pythons else pinned
+
+
+def build(wanted: list[str], *, offline: bool, ca: Path, rustup: bool, dest: Path = WHEELHOUSE) -> Path:
     base = bases.ensure("bookworm", offline=offline)
     args = {"BUILD_BASE": base, "PYTHON_VERSIONS": " ".join(wanted),
-            "RUST_FROM": "rustup" if rustup else "debian", "APPLY_PATCHES": "1" if patches else "0"}
+            "RUST_FROM": "rustup" if rustup else "debian"}
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".wheels-", dir=dest.parent) as scratch:
         out = Path(scratch) / "export"

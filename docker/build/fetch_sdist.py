@@ -53,4 +53,9 @@ def main(name: str, version: str, pinned: str, dest: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))
+    try:
+        sys.exit(main(*sys.argv[1:]))
+    except (OSError, ValueError) as error:  # URLError, HTTPError, timeouts, a bad index page
+        print(f"fetch_sdist: cannot download from the package index: {error}. Check the network, "
+              "PIP_INDEX_URL, and that the CA bundle (--ca-bundle) trusts the index.", file=sys.stderr)
+        sys.exit(1)

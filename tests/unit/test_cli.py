@@ -1,4 +1,4 @@
-"""The command line tells the user what went wrong and exits non-zero."""
+"""The command line tells the user what went wrong and exits non-zero, before touching Docker."""
 import subprocess
 import sys
 
@@ -6,8 +6,9 @@ from cli.versions import ROOT
 
 
 def hftlive(*args, cwd=ROOT):
+    # No docker on PATH: argument errors must be reported before any tooling check.
     return subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd, capture_output=True,
-                          text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                          text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/nonexistent"})
 
 
 def test_unknown_base_is_named():
@@ -17,15 +18,28 @@ def test_unknown_base_is_named():
 
 
 def test_unknown_python_is_refused_before_building():
-    done = hftlive("wheels", "--python", "3.9", "--ca-bundle", "/nonexistent")
-    assert done.returncode != 0
-    assert "no wheels are built for CPython 3.9" in done.stderr or "MISSING" in done.stdout
+    done = hftlive("wheels", "--python", "3.9")
+    assert done.returncode == 1
+    assert "no wheels are built for CPython 3.9; choose from 3.11 3.12 3.13 3.14" in done.stderr
 
 
 def test_missing_ca_bundle_is_named():
     done = hftlive("wheels", "--ca-bundle", "/nonexistent/bundle.pem")
+    assert done.returncode == 1
+    assert "CA bundle /nonexistent/bundle.pem not found" in done.stderr
+
+
+def test_missing_tooling_says_what_to_do():
+    done = hftlive("wheels", "--python", "3.11")
+    assert done.returncode == 1
+    assert "MISSING docker CLI" in done.stdout
+    assert "./hftlive setup --install" in done.stderr
+
+
+def test_unknown_option_is_refused():
+    done = hftlive("wheels", "--frobnicate")
     assert done.returncode != 0
-    assert "/nonexistent/bundle.pem not found" in done.stderr or "MISSING" in done.stdout
+    assert "unrecognized arguments: --frobnicate" in done.stderr
 
 
 def test_a_test_run_that_collects_nothing_fails(tmp_path):
@@ -33,3 +47,10 @@ def test_a_test_run_that_collects_nothing_fails(tmp_path):
     done = hftlive("test", str(tmp_path / "empty"))
     assert done.returncode == 1
     assert "collected no tests" in done.stderr
+
+
+def test_pytest_options_pass_through(tmp_path):
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
+    done = hftlive("test", "-m", "not integration", "-q", str(tmp_path / "test_one.py"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout

@@ -36,3 +36,11 @@ def test_malformed_line_is_reported_with_its_place(tmp_path):
         assert "versions.env:2" in str(error)
     else:
         raise AssertionError("a malformed versions file was accepted")
+
+
+def test_the_build_base_default_is_the_public_image_the_cli_tries_first():
+    from cli import bases
+
+    dockerfile = (ROOT / "Dockerfile.build").read_text()
+    default = re.search(r"^ARG BUILD_BASE=(\S+)$", dockerfile, re.M).group(1)
+    assert default == bases.BASES["bookworm"].public
