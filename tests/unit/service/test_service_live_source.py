@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 
-import pytest
 
 from service.events import SourceState  # noqa: E402
 from service.sources.live import LiveSource  # noqa: E402

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
