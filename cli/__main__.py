@@ -2,12 +2,14 @@
 
   ./hftlive setup        check (and with --install, add) Docker tooling; prepare base images
   ./hftlive wheels       build the live wheelhouse into ./wheels (Dockerfile.build)
+  ./hftlive images       build the runtime images (Dockerfile.runtime)
   ./hftlive test         run the whole test suite (unit, then integration with containers)
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 
@@ -63,6 +65,23 @@ def cmd_wheels(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_images(args: argparse.Namespace) -> int:
+    dockerfile = ROOT / "Dockerfile.runtime"
+    if not dockerfile.is_file():
+        fail("Dockerfile.runtime is not in this checkout yet; the runtime images arrive with "
+             "the connector service")
+    stages = re.findall(r"^FROM\s+\S+\s+AS\s+([\w-]+)", dockerfile.read_text(), re.M | re.I)
+    unknown = sorted(set(args.target or []) - set(stages))
+    if unknown:
+        fail(f"Dockerfile.runtime has no target {', '.join(unknown)}; it has {', '.join(stages)}")
+    ca = buildx.ca_bundle(args.ca_bundle)
+    require_tooling()
+    for target in args.target or stages:
+        buildx.build("Dockerfile.runtime", target, build_args={}, ca=ca, tag=f"hftlive/{target}:latest",
+                     name=f"image {target}")
+    return 0
+
+
 def cmd_compose(args: argparse.Namespace) -> int:
     if not (ROOT / "compose.yaml").is_file():
         fail("compose.yaml is not in this checkout yet; the service arrives with its own issue")
@@ -115,6 +134,11 @@ def parser() -> argparse.ArgumentParser:
                    help="use rustup's exact RUSTUP_TOOLCHAIN instead of Debian's rustc (needs internet)")
     offline_flag(p)
     p.set_defaults(run=cmd_wheels)
+
+    p = sub.add_parser("images", help="build the runtime images from Dockerfile.runtime")
+    p.add_argument("--target", action="append", help="one target (repeatable); default: all")
+    p.add_argument("--ca-bundle", metavar="PEM", help="extra CA certificates to trust in the build")
+    p.set_defaults(run=cmd_images)
 
     for name, text in (("up", "start a compose profile (default: mock)"), ("down", "stop it")):
         p = sub.add_parser(name, help=text)

@@ -54,3 +54,12 @@ def test_pytest_options_pass_through(tmp_path):
     done = hftlive("test", "-m", "not integration", "-q", str(tmp_path / "test_one.py"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+def test_images_without_a_runtime_dockerfile_says_so(tmp_path):
+    if (ROOT / "Dockerfile.runtime").exists():
+        done = hftlive("images", "--target", "no-such-target")
+        assert done.returncode == 1 and "has no target no-such-target" in done.stderr
+    else:
+        done = hftlive("images")
+        assert done.returncode == 1 and "Dockerfile.runtime is not in this checkout yet" in done.stderr
