@@ -7,4 +7,4 @@ setup:
 test:
 	./hftlive test
 bench:
-	.venv/bin/python bench/wheels.py
+	./hftlive doctor >/dev/null && .venv/bin/python bench/wheels.py
