@@ -40,6 +40,21 @@ BASES = {
 
 LABEL_SUITE = "io.hftlive.base.suite"
 LABEL_DATE = "io.hftlive.base.bootstrapped"
+LABEL_RECIPE = "io.hftlive.base.recipe"
+RECIPE = "2"   # bump when bootstrap() changes what an image holds: older local bases are rebuilt
+
+# Like Debian's slim images: no manuals, translations or docs (copyright files stay), now or
+# for packages installed later.
+SLIM_DPKG_CONFIG = """\
+# hftlive: a slim base, as Debian's -slim images are
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/locale/*
+"""
 
 
 def _present(client: docker.DockerClient, ref: str) -> bool:
@@ -73,8 +88,10 @@ def ensure(key: str, offline: bool = False, client: docker.DockerClient | None =
             return base.public
         if _present(client, base.local):
             labels = client.images.get(base.local).labels or {}
-            step.say(f"reusing {base.local} (bootstrapped {labels.get(LABEL_DATE, '?')})")
-            return base.local
+            if labels.get(LABEL_RECIPE) == RECIPE:
+                step.say(f"reusing {base.local} (bootstrapped {labels.get(LABEL_DATE, '?')})")
+                return base.local
+            step.say(f"{base.local} was bootstrapped by an older recipe; bootstrapping it again")
         step.say(f"bootstrapping {base.local} from Debian {base.suite}")
         bootstrap(base, client, step)
         return base.local
@@ -120,12 +137,13 @@ def bootstrap(base: Base, client: docker.DockerClient, step: Step) -> None:
             for item in (root / cache).glob("*"):
                 if item.is_file():
                     item.unlink()
+        slim(root)
         step.say("packing root filesystem")
         tarball = Path(tmp) / "rootfs.tar"
         subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball), "."], check=True)
         today = dt.date.today().isoformat()
         changes = [
-            f'LABEL {LABEL_SUITE}="{base.suite}" {LABEL_DATE}="{today}" '
+            f'LABEL {LABEL_SUITE}="{base.suite}" {LABEL_DATE}="{today}" {LABEL_RECIPE}="{RECIPE}" '
             f'io.hftlive.base.equivalent-of="{base.public}"',
             'ENV LANG=C.UTF-8',
             'CMD ["/bin/bash"]',
@@ -133,3 +151,17 @@ def bootstrap(base: Base, client: docker.DockerClient, step: Step) -> None:
         repository, _, tag = base.local.partition(":")
         step.say(f"importing as {base.local}")
         client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
+
+
+def slim(root: Path) -> None:
+    """Drop what SLIM_DPKG_CONFIG excludes from an installed root, and keep dpkg excluding it."""
+    (root / "etc/dpkg/dpkg.cfg.d").mkdir(parents=True, exist_ok=True)
+    (root / "etc/dpkg/dpkg.cfg.d/hftlive-slim").write_text(SLIM_DPKG_CONFIG)
+    for folder in ("man", "info", "groff", "lintian", "locale"):
+        for item in (root / "usr/share" / folder).glob("*"):
+            shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+    # os.walk does not follow symlinks: an absolute link in the new root must never reach the host's files.
+    for folder, _, files in os.walk(root / "usr/share/doc"):
+        for name in files:
+            if name != "copyright":
+                (Path(folder) / name).unlink()
