@@ -1,8 +1,9 @@
 """Complete the wheelhouse: runtime wheels per CPython, hash-pinned locks, SHA256SUMS, manifest.
 
-Usage: wheelhouse.py WHEELHOUSE PATCH_DIR. Runs in the build image after the audit; the pins
-come from /etc/hftlive/versions.env. Afterwards, on a host with no network:
+Usage: wheelhouse.py WHEELHOUSE PATCH_DIR [SERVICE_REQUIREMENTS]. Runs in the build image after
+the audit; the pins come from /etc/hftlive/versions.env. Afterwards, on a host with no network:
     pip install --no-index --find-links wheels --require-hashes -r wheels/requirements-cp3XY.txt
+and, for the connector service, -r wheels/requirements-service-cp3XY.txt as well.
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import hashlib
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 VERSIONS = Path("/etc/hftlive/versions.env")
@@ -42,40 +45,69 @@ def wheel_project(name: str) -> tuple[str, str]:
     return project.lower().replace("_", "-"), version
 
 
-def main(house: str, patch_dir: str) -> int:
+def download(root: Path, tag: str, requirements: list[str], deps: bool) -> list[Path]:
+    """Binary wheels for one CPython tag into root; returns the files this request resolved to."""
+    python = f"3.{tag[3:]}"
+    with tempfile.TemporaryDirectory(dir=root.parent) as scratch:
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary", ":all:",
+                   "--implementation", "cp", "--python-version", python, "--abi", tag,
+                   "--dest", scratch]
+        if not deps:
+            command.append("--no-deps")
+        for platform in PLATFORMS:
+            command += ["--platform", platform]
+        subprocess.run(command + requirements, check=True)
+        files = []
+        for wheel in sorted(Path(scratch).glob("*.whl")):
+            target = root / wheel.name
+            if not target.exists():
+                shutil.move(str(wheel), target)
+            files.append(target)
+        return files
+
+
+def lock_lines(wheels: list[Path]) -> list[str]:
+    return [f"{project}=={version} \\\n    --hash=sha256:{sha256(w)}"
+            for w in wheels for project, version in [wheel_project(w.name)]]
+
+
+def main(house: str, patch_dir: str, service_requirements: str | None = None) -> int:
     root = Path(house)
     values = pins()
     ours = sorted(root.glob("hftbacktest-*.whl"))
     tags = sorted({re.search(r"-(cp3\d+)-", w.name).group(1) for w in ours})
     locks = {}
+    service_locks = {}
     for tag in tags:
         python = f"3.{tag[3:]}"
         runtime = values.get("RUNTIME_PINS_" + tag.upper(), values["RUNTIME_PINS"]).split()
         print(f"wheelhouse: CPython {python}: downloading {' '.join(runtime)}", flush=True)
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                   "--only-binary", ":all:", "--implementation", "cp", "--python-version", python,
-                   "--abi", tag, "--dest", str(root)]
-        for platform in PLATFORMS:
-            command += ["--platform", platform]
-        subprocess.run(command + runtime, check=True)
+        files = download(root, tag, runtime, deps=False)
         wanted = {wheel_project(f"{p.split('==')[0]}-{p.split('==')[1]}") for p in runtime}
-        files = [w for w in sorted(root.glob("*.whl"))
-                 if (f"-{tag}-" in w.name or "-abi3-" in w.name) and wheel_project(w.name) in wanted]
         ours_for_tag = [w for w in ours if f"-{tag}-" in w.name]
         lines = [f"# hftlive wheelhouse lock for CPython {python}: hftbacktest {values['HFTBACKTEST_VERSION']}"
                  f" (features: {values['HFTBACKTEST_FEATURES']}) and what it imports.",
                  "# pip install --no-index --find-links wheels --require-hashes "
                  f"-r wheels/requirements-{tag}.txt"]
-        for wheel in ours_for_tag + files:
-            project, version = wheel_project(wheel.name)
-            lines.append(f"{project}=={version} \\\n    --hash=sha256:{sha256(wheel)}")
-        if len(files) != len(wanted):
+        lines += lock_lines(ours_for_tag + files)
+        if {wheel_project(w.name) for w in files} != wanted:
             print(f"wheelhouse: CPython {python}: expected wheels for {sorted(wanted)}, found "
                   f"{[w.name for w in files]}", file=sys.stderr)
             return 1
         lock = root / f"requirements-{tag}.txt"
         lock.write_text("\n".join(lines) + "\n")
         locks[tag] = lock.name
+        if service_requirements:
+            # The connector service's web stack, with everything it pulls in, for offline images.
+            pinned = [line.split("#")[0].strip() for line in Path(service_requirements).read_text().splitlines()]
+            print(f"wheelhouse: CPython {python}: downloading the service's requirements", flush=True)
+            service = download(root, tag, [p for p in pinned if p], deps=True)
+            lock = root / f"requirements-service-{tag}.txt"
+            lock.write_text("\n".join(
+                [f"# hftlive wheelhouse lock for CPython {python}: the connector service (service/requirements.txt).",
+                 "# pip install --no-index --find-links wheels --require-hashes "
+                 f"-r wheels/requirements-service-{tag}.txt"] + lock_lines(service)) + "\n")
+            service_locks[tag] = lock.name
 
     patches = sorted(Path(patch_dir).glob("*.patch"))
     manifest = {
@@ -95,6 +127,7 @@ def main(house: str, patch_dir: str) -> int:
         "runtime_wheels": [{"file": w.name, "sha256": sha256(w)}
                            for w in sorted(root.glob("*.whl")) if w not in ours],
         "locks": locks,
+        "service_locks": service_locks,
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     sums = [f"{sha256(p)}  {p.name}" for p in sorted(root.iterdir())
