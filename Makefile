@@ -1,10 +1,14 @@
 # Thin front for ./hftlive (the real entry point).
-.PHONY: wheelhouse setup test bench
+.PHONY: wheelhouse images setup test bench bench-service
 wheelhouse: setup
 	./hftlive wheels
+images:
+	./hftlive images
 setup:
 	./hftlive setup --install
 test:
 	./hftlive test
 bench:
 	./hftlive doctor >/dev/null && .venv/bin/python bench/wheels.py
+bench-service:
+	./hftlive doctor >/dev/null && .venv/bin/python bench/service.py

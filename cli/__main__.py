@@ -15,7 +15,7 @@ import sys
 
 import docker.errors
 
-from . import aptsources, bases, buildx, tooling, wheelhouse
+from . import aptsources, bases, buildx, images, tooling, wheelhouse
 from .progress import Step, fail
 from .versions import ROOT
 
@@ -66,30 +66,35 @@ def cmd_wheels(args: argparse.Namespace) -> int:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    dockerfile = ROOT / "Dockerfile.runtime"
-    if not dockerfile.is_file():
-        fail("Dockerfile.runtime is not in this checkout yet; the runtime images arrive with "
-             "the connector service")
-    stages = re.findall(r"^FROM\s+\S+\s+AS\s+([\w-]+)", dockerfile.read_text(), re.M | re.I)
-    unknown = sorted(set(args.target or []) - set(stages))
-    if unknown:
-        fail(f"Dockerfile.runtime has no target {', '.join(unknown)}; it has {', '.join(stages)}")
+    manifest = images.check_wheelhouse()   # before any Docker: the images are made of it
     ca = buildx.ca_bundle(args.ca_bundle)
     require_tooling()
-    for target in args.target or stages:
-        buildx.build("Dockerfile.runtime", target, build_args={}, ca=ca, tag=f"hftlive/{target}:latest",
-                     name=f"image {target}")
+    for ref in images.build(args.target or list(images.TARGETS), manifest, offline=args.offline, ca=ca):
+        print(ref)
     return 0
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
-    if not (ROOT / "compose.yaml").is_file():
-        fail("compose.yaml is not in this checkout yet; the service arrives with its own issue")
-    command = ["docker", "compose"]
-    for profile in args.profile or ["mock"]:
-        command += ["--profile", profile]
-    command += ["up", "--detach", "--wait"] if args.command == "up" else ["down"]
-    return subprocess.call(command, cwd=ROOT)
+    profiles = args.profile or ["mock"]
+    unknown = sorted(set(profiles) - set(images.PROFILES))
+    if unknown:
+        fail(f"no compose profile {', '.join(unknown)}; choose from {', '.join(images.PROFILES)}")
+    command = ["docker", "compose"] + [arg for p in profiles for arg in ("--profile", p)]
+    if args.command == "down":
+        return subprocess.call(command + ["down"], cwd=ROOT)
+    require_tooling()
+    missing = [t for p in profiles for t in images.PROFILES[p] if not images.present(t)]
+    if missing:   # first run: build what the profile needs from the wheelhouse
+        manifest = images.check_wheelhouse()
+        images.build(missing, manifest, offline=False, ca=buildx.ca_bundle(None))
+    code = subprocess.call(command + ["up", "--detach", "--wait", "--wait-timeout", "120"], cwd=ROOT)
+    if code == 0:
+        dotenv = dict(line.split("=", 1) for line in (ROOT / ".env").read_text().splitlines()
+                      if "=" in line and not line.lstrip().startswith("#")) if (ROOT / ".env").is_file() else {}
+        port = os.environ.get("HFTLIVE_PORT") or dotenv.get("HFTLIVE_PORT", "").strip() or "8000"
+        print(f"hftlive: up; the page is at http://127.0.0.1:{port}/ "
+              f"(`./hftlive down{''.join(' --profile ' + p for p in args.profile or [])}` stops it)")
+    return code
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -136,8 +141,10 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_wheels)
 
     p = sub.add_parser("images", help="build the runtime images from Dockerfile.runtime")
-    p.add_argument("--target", action="append", help="one target (repeatable); default: all")
+    p.add_argument("--target", action="append", choices=list(images.TARGETS),
+                   help="one image (repeatable); default: all")
     p.add_argument("--ca-bundle", metavar="PEM", help="extra CA certificates to trust in the build")
+    offline_flag(p)
     p.set_defaults(run=cmd_images)
 
     for name, text in (("up", "start a compose profile (default: mock)"), ("down", "stop it")):

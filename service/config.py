@@ -57,7 +57,9 @@ def _numbers(value: Any, name: str) -> tuple[float, ...]:
 class Settings(BaseSettings):
     """Every setting, named as its environment variable (case-insensitive)."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+    # env_ignore_empty: `VAR=` (as compose passes an unset `${VAR:-}`) means "use the default".
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True,
+                                      env_ignore_empty=True)
 
     data_source: Literal["hft_connector", "mock"] = Field(
         "hft_connector", description="hft_connector (or live): hftbacktest's live bot; mock: the market model")

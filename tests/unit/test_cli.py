@@ -56,10 +56,31 @@ def test_pytest_options_pass_through(tmp_path):
     assert "1 passed" in done.stdout
 
 
-def test_images_without_a_runtime_dockerfile_says_so(tmp_path):
-    if (ROOT / "Dockerfile.runtime").exists():
-        done = hftlive("images", "--target", "no-such-target")
-        assert done.returncode == 1 and "has no target no-such-target" in done.stderr
-    else:
-        done = hftlive("images")
-        assert done.returncode == 1 and "Dockerfile.runtime is not in this checkout yet" in done.stderr
+def test_an_unknown_image_is_refused():
+    done = hftlive("images", "--target", "no-such-image")
+    assert done.returncode == 2
+    assert "invalid choice: 'no-such-image' (choose from 'service-mock', 'service')" in done.stderr
+
+
+def test_images_need_a_wheelhouse_with_the_service_locks(tmp_path, capsys):
+    import json
+
+    import pytest
+
+    from cli import images
+    with pytest.raises(SystemExit) as stop:
+        images.check_wheelhouse(tmp_path)
+    assert stop.value.code == 1
+    assert "there is no wheelhouse" in capsys.readouterr().err
+    # A wheelhouse built before the service locks existed (or without CPython 3.11) is named as such.
+    (tmp_path / "manifest.json").write_text(json.dumps({"python_tags": ["cp313"], "locks": {"cp313": "x"}}))
+    (tmp_path / "SHA256SUMS").write_text(
+        __import__("hashlib").sha256((tmp_path / "manifest.json").read_bytes()).hexdigest() + "  manifest.json\n")
+    with pytest.raises(SystemExit):
+        images.check_wheelhouse(tmp_path)
+    assert "no CPython 3.11 locks for the service images (it has cp313)" in capsys.readouterr().err
+
+
+def test_every_image_target_is_a_stage_of_the_runtime_dockerfile():
+    from cli import images
+    assert set(images.TARGETS) <= set(images.stages())

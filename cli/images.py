@@ -1,0 +1,85 @@
+"""Build the runtime images (Dockerfile.runtime) from the wheelhouse, tagged hftlive/<target>:latest."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from . import bases, buildx
+from .progress import fail
+from .versions import ROOT
+from .wheelhouse import WHEELHOUSE, verify
+
+DOCKERFILE = ROOT / "Dockerfile.runtime"
+# The images people run, in build order, and the base each starts from.
+TARGETS = {"service-mock": "python3.11-bookworm", "service": "python3.11-bookworm"}
+# compose.yaml's profiles and the images each runs.
+PROFILES = {"mock": ["service-mock"], "live": ["service"]}
+BASE_ARG = {"python3.11-bookworm": "SERVICE_BASE"}
+SERVICE_TAG = "cp311"   # the CPython of python3.11-bookworm; the wheelhouse must have its locks
+
+
+def tag(target: str) -> str:
+    return f"hftlive/{target}:latest"
+
+
+def present(target: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", tag(target)], capture_output=True).returncode == 0
+
+
+def stages(dockerfile: Path = DOCKERFILE) -> list[str]:
+    return re.findall(r"^FROM\s+\S+\s+AS\s+([\w-]+)", dockerfile.read_text(), re.M | re.I)
+
+
+def check_wheelhouse(directory: Path = WHEELHOUSE) -> dict:
+    """The wheelhouse's manifest, once it verifies and holds the service images' locks."""
+    if not (directory / "manifest.json").is_file():
+        fail(f"there is no wheelhouse in {directory}; build it first with `./hftlive wheels` "
+             "(or `make wheelhouse`)")
+    problems = verify(directory)
+    if problems:
+        fail(f"the wheelhouse in {directory} does not verify ({'; '.join(problems[:3])}); "
+             "rebuild it with `./hftlive wheels`")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    if SERVICE_TAG not in manifest.get("service_locks", {}) or SERVICE_TAG not in manifest.get("locks", {}):
+        fail(f"the wheelhouse has no CPython 3.11 locks for the service images (it has "
+             f"{', '.join(manifest.get('python_tags', [])) or 'none'}); "
+             "rebuild it with `./hftlive wheels --python 3.11`")
+    return manifest
+
+
+def revision() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        return out + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def build_args(manifest: dict, base_refs: dict[str, str]) -> dict[str, str]:
+    args = {BASE_ARG[key]: ref for key, ref in base_refs.items()}
+    args.update({
+        "HFTLIVE_REVISION": revision(),
+        "HFTLIVE_CREATED": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "HFTBACKTEST_VERSION": manifest["hftbacktest_version"],
+        "HFTBACKTEST_FEATURES": " ".join(manifest["features"]),
+        "HFTBACKTEST_PATCHES": " ".join(p["name"] for p in manifest["patches"]) or "none",
+    })
+    return args
+
+
+def build(wanted: list[str], manifest: dict, *, offline: bool, ca: Path) -> list[str]:
+    missing = sorted(set(wanted) - set(stages()))
+    if missing:
+        fail(f"Dockerfile.runtime has no stage {', '.join(missing)}")
+    base_refs = {key: bases.ensure(key, offline=offline) for key in {TARGETS[t] for t in wanted}}
+    args = build_args(manifest, base_refs)
+    for target in wanted:
+        buildx.build("Dockerfile.runtime", target, build_args=args, ca=ca, tag=tag(target),
+                     name=f"image {target}")
+    return [tag(t) for t in wanted]
