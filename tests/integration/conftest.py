@@ -35,3 +35,18 @@ def manifest(wheels: Path) -> dict:
 def base_image(client):
     """Resolve a base image key to a local image (pulled, or bootstrapped from Debian)."""
     return lambda key: bases.ensure(key, client=client)
+
+
+@pytest.fixture(scope="session")
+def runtime_images(wheels) -> dict[str, str]:
+    """hftlive/service and hftlive/service-mock, built by `./hftlive images` from ./wheels."""
+    import os
+    import subprocess
+    import sys
+
+    from cli import images
+    done = subprocess.run([sys.executable, "-m", "cli", "images"], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=1800)
+    if done.returncode != 0:
+        pytest.fail(f"./hftlive images failed:\n{done.stderr[-3000:]}")
+    return {target: images.tag(target) for target in images.TARGETS}
