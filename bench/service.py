@@ -1,0 +1,167 @@
+"""Benchmark: how many events/s the service-mock container delivers to 1, 10 and 100 WebSocket clients.
+
+Run with `make bench-service` (or .venv/bin/python bench/service.py) after `./hftlive images`.
+For each client count and offered rate, one fresh container runs for a fixed time; clients run in
+separate processes (on this host, beside the container). Prints a table and ratios:
+  offered    events/s the mock produced (from the service's own counter, /metrics)
+  per client events/s each client received (mean), and its ratio to offered
+  p50/p99    source-to-client latency: client receive time minus the event's local_ts
+  cut        clients closed as slow consumers (4008); RSS of the service process at the end
+Stops by itself: every cell is bounded in time, every container is removed.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import re
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.stack import free_port  # noqa: E402
+
+IMAGE = "hftlive/service-mock:latest"
+LIVE_IMAGE = "hftlive/service:latest"
+TARGETS_MB = {IMAGE: 150, LIVE_IMAGE: 350}
+WORKERS = 2
+
+
+def events_in(url: str) -> float:
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    return sum(float(v) for v in re.findall(r'^hftlive_events_in_total\{[^}]*kind="(?:delta|trade)"[^}]*\} (\S+)',
+                                            text, re.M))
+
+
+async def clients(url: str, count: int, seconds: float, queue) -> None:
+    import websockets
+
+    async def one() -> tuple[int, list[int], int | None]:
+        received, latencies, code = 0, [], None
+        try:
+            async with websockets.connect(f"{url}/v1/stream?symbols=BTCUSDT", max_size=2**24) as ws:
+                end = time.monotonic() + seconds
+                while (left := end - time.monotonic()) > 0:
+                    try:
+                        text = await asyncio.wait_for(ws.recv(), left)
+                    except asyncio.TimeoutError:
+                        break
+                    now = time.time_ns()
+                    if received % 10 == 0:   # sample: parsing every message would measure the client
+                        message = json.loads(text)
+                        if message["type"] in ("delta", "trade"):
+                            latencies.append(now - message["local_ts"])
+                    received += 1
+        except websockets.ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else 1006
+        return received, latencies, code
+
+    queue.put(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def worker(url: str, count: int, seconds: float, queue) -> None:
+    asyncio.run(clients(url, count, seconds, queue))
+
+
+def start(rate: int, port: int) -> str:
+    command = ["docker", "run", "--detach", "--rm", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+               "--security-opt", "no-new-privileges:true", "-p", f"127.0.0.1:{port}:8000",
+               "-e", f"MOCK_EVENT_RATE={rate}", "-e", "MOCK_SEED=1", "-e", "CLIENT_BUFFER=4096",
+               "-e", "LOG_LEVEL=warning", IMAGE]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/readyz", timeout=2).status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"the service at {url} did not become ready")
+
+
+def rss_mb(container: str) -> float:
+    status = subprocess.run(["docker", "exec", container, "cat", "/proc/1/status"], capture_output=True,
+                            text=True, check=True).stdout
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def cell(count: int, rate: int, seconds: float) -> dict:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    container = start(rate, port)
+    try:
+        wait_ready(url)
+        queue = multiprocessing.Queue()
+        split = [count // WORKERS + (1 if i < count % WORKERS else 0) for i in range(WORKERS)]
+        before, started = events_in(url), time.monotonic()
+        procs = [multiprocessing.Process(target=worker, args=(url.replace("http", "ws"), n, seconds, queue))
+                 for n in split if n]
+        for proc in procs:
+            proc.start()
+        results = [r for _ in procs for r in queue.get(timeout=seconds + 60)]
+        offered = (events_in(url) - before) / (time.monotonic() - started)
+        for proc in procs:
+            proc.join(10)
+        rss = rss_mb(container)
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+    received = [r[0] for r in results]
+    latencies = sorted(x for r in results for x in r[1])
+    per_client = statistics.mean(received) / seconds
+    return {"clients": count, "rate": rate, "offered": offered, "per_client": per_client,
+            "total": sum(received) / seconds, "p50_ms": latencies[len(latencies) // 2] / 1e6 if latencies else float("nan"),
+            "p99_ms": latencies[int(len(latencies) * 0.99)] / 1e6 if latencies else float("nan"),
+            "cut": sum(1 for r in results if r[2] == 4008), "rss_mb": rss}
+
+
+def image_mb(ref: str) -> float | None:
+    done = subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", ref], capture_output=True, text=True)
+    return int(done.stdout) / 1e6 if done.returncode == 0 else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", default="1,10,100")
+    parser.add_argument("--rates", default="1000,5000,20000", help="MOCK_EVENT_RATE values (actions/s)")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args()
+    if image_mb(IMAGE) is None:
+        raise SystemExit(f"{IMAGE} is missing: run ./hftlive images first")
+    print(f"service-mock, {args.seconds:g} s per cell, clients in {WORKERS} processes on the same "
+          f"{multiprocessing.cpu_count()}-core host as the container\n")
+    print(f"{'clients':>7} {'rate':>6} {'offered ev/s':>12} {'per client':>10} {'ratio':>6} {'total msg/s':>11} "
+          f"{'p50 ms':>7} {'p99 ms':>8} {'cut':>4} {'RSS MB':>7}")
+    sustained: dict[int, float] = {}
+    for count in map(int, args.clients.split(",")):
+        for rate in map(int, args.rates.split(",")):
+            r = cell(count, rate, args.seconds)
+            ratio = r["per_client"] / r["offered"] if r["offered"] else 0
+            print(f"{count:>7} {rate:>6} {r['offered']:>12.0f} {r['per_client']:>10.0f} {ratio:>6.2f} "
+                  f"{r['total']:>11.0f} {r['p50_ms']:>7.1f} {r['p99_ms']:>8.1f} {r['cut']:>4} {r['rss_mb']:>7.1f}",
+                  flush=True)
+            if r["cut"] == 0 and ratio >= 0.98:
+                sustained[count] = max(sustained.get(count, 0), r["offered"])
+    print("\nsustained (every client got ≥ 98 % of the events, none cut), events/s per client:")
+    for count in map(int, args.clients.split(",")):
+        print(f"  {count:>3} clients: {sustained.get(count, 0):>8.0f}")
+    print(f"\n{'image':<32} {'MB':>7} {'target':>7} {'ratio':>6}")
+    for ref, target in TARGETS_MB.items():
+        size = image_mb(ref)
+        shown = f"{size:>7.1f} {target:>7} {size / target:>6.2f}" if size else "missing"
+        print(f"{ref:<32} {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
