@@ -1,0 +1,1019 @@
+//! The connector's state, free of I/O: registered symbols, their books, the bots waiting for a
+//! registration batch. Each input returns an [`Outbox`] of IPC events, WebSocket commands and
+//! REST checks for the event loop to carry out.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
+
+use hftbacktest::{
+    live::ipc::TO_ALL,
+    types::{ErrorKind, LiveEvent, Order, Status},
+};
+use tracing::{error, info, warn};
+
+use crate::{
+    bybit::{
+        book::{Book, BookUpdate, ResetCause},
+        msg::{Frame, MsgError, OpResponse, OrderbookMsg, TradesMsg, parse_frame},
+        rest::{InstrumentSpec, RestError},
+    },
+    events::{code, depth_event, error_event, exch_ns, trade_event},
+};
+
+/// Bybit accepts at most this many topics in one subscribe request.
+const TOPICS_PER_REQUEST: usize = 10;
+/// Longest symbol we accept (it travels in every 512-byte IPC slot).
+const MAX_SYMBOL_LEN: usize = 32;
+
+/// A WebSocket request for the event loop to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WsOp {
+    pub req_id: String,
+    pub op: &'static str,
+    pub args: Vec<String>,
+}
+
+/// What one input asks the event loop to do.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// (destination bot id or TO_ALL, event), in order.
+    pub events: Vec<(u64, LiveEvent)>,
+    /// Sent only while connected; on connect every topic is subscribed anew anyway.
+    pub ws: Vec<WsOp>,
+    /// Symbols whose instrument info must be fetched over REST.
+    pub checks: Vec<String>,
+}
+
+impl Outbox {
+    fn error(&mut self, bot: u64, kind: ErrorKind, text: &str) {
+        self.events.push((bot, error_event(kind, text)));
+    }
+}
+
+/// Counters logged periodically.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub messages: u64,
+    pub malformed: u64,
+    pub unknown: u64,
+    pub unsolicited: u64,
+    pub snapshots: u64,
+    pub deltas: u64,
+    pub ignored_deltas: u64,
+    pub gaps: u64,
+    pub stream_restarts: u64,
+    pub missing_cts: u64,
+    pub trades: u64,
+    pub pongs: u64,
+    pub op_failures: u64,
+    pub reconnects: u64,
+    pub registrations: u64,
+    pub order_requests: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Registration {
+    bot: u64,
+    tick_size: f64,
+    lot_size: f64,
+}
+
+#[derive(Debug)]
+enum Spec {
+    /// No REST URL configured: nothing to check against.
+    Unchecked,
+    Fetching,
+    Known(InstrumentSpec),
+    /// The fetch failed for a reason other than an unknown symbol; not retried.
+    Unavailable,
+}
+
+#[derive(Debug)]
+struct SymbolState {
+    book: Book,
+    /// Bots that registered while the book was not synced: they get their batch on the next reset.
+    awaiting_batch: Vec<u64>,
+    /// Registrations whose tick/lot wait for the REST answer.
+    awaiting_check: Vec<Registration>,
+    bots: Vec<u64>,
+    spec: Spec,
+    /// Set when a gap forced a resubscription; cleared by the next reset.
+    resync_since: Option<Instant>,
+    last_exch_ts: i64,
+}
+
+pub struct Connector {
+    depth: u32,
+    check_instruments: bool,
+    symbols: BTreeMap<String, SymbolState>,
+    /// Subscribe/unsubscribe requests in flight, by req_id, to explain a refusal.
+    pending_ops: HashMap<String, Vec<String>>,
+    next_req_id: u64,
+    pub stats: Stats,
+}
+
+impl Connector {
+    pub fn new(depth: u32, check_instruments: bool) -> Self {
+        Self {
+            depth,
+            check_instruments,
+            symbols: BTreeMap::new(),
+            pending_ops: HashMap::new(),
+            next_req_id: 1,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn book_topic(&self, symbol: &str) -> String {
+        format!("orderbook.{}.{symbol}", self.depth)
+    }
+
+    fn topics(&self, symbol: &str) -> [String; 2] {
+        [self.book_topic(symbol), format!("publicTrade.{symbol}")]
+    }
+
+    fn op(&mut self, op: &'static str, args: Vec<String>) -> WsOp {
+        let req_id = self.next_req_id.to_string();
+        self.next_req_id += 1;
+        self.pending_ops.insert(req_id.clone(), args.clone());
+        WsOp { req_id, op, args }
+    }
+
+    pub fn symbols(&self) -> impl Iterator<Item = &str> {
+        self.symbols.keys().map(String::as_str)
+    }
+
+    /// `LiveRequest::RegisterInstrument` from bot `bot`.
+    pub fn register(
+        &mut self,
+        bot: u64,
+        symbol: &str,
+        tick_size: f64,
+        lot_size: f64,
+        local_ts: i64,
+    ) -> Outbox {
+        let mut out = Outbox::default();
+        self.stats.registrations += 1;
+        if let Err(reason) = valid_symbol(symbol) {
+            error!(bot, symbol, reason, "refused registration: invalid symbol");
+            out.error(
+                bot,
+                ErrorKind::Custom(code::INVALID_SYMBOL),
+                &format!("invalid symbol {symbol:?}: {reason}"),
+            );
+            return out;
+        }
+        if !(tick_size.is_finite() && tick_size > 0.0 && lot_size.is_finite() && lot_size > 0.0) {
+            warn!(
+                bot,
+                symbol, tick_size, lot_size, "registration with a non-positive tick or lot size"
+            );
+        }
+        info!(bot, symbol, tick_size, lot_size, "bot registers instrument");
+        let registration = Registration {
+            bot,
+            tick_size,
+            lot_size,
+        };
+        if !self.symbols.contains_key(symbol) {
+            let spec = if self.check_instruments {
+                out.checks.push(symbol.to_string());
+                Spec::Fetching
+            } else {
+                Spec::Unchecked
+            };
+            self.symbols.insert(
+                symbol.to_string(),
+                SymbolState {
+                    book: Book::new(),
+                    awaiting_batch: Vec::new(),
+                    awaiting_check: Vec::new(),
+                    bots: Vec::new(),
+                    spec,
+                    resync_since: None,
+                    last_exch_ts: 0,
+                },
+            );
+            let topics = self.topics(symbol).to_vec();
+            info!(symbol, ?topics, "subscribing");
+            let op = self.op("subscribe", topics);
+            out.ws.push(op);
+        }
+        let Some(state) = self.symbols.get_mut(symbol) else {
+            return out;
+        };
+        if !state.bots.contains(&bot) {
+            state.bots.push(bot);
+        }
+        match &state.spec {
+            Spec::Unchecked | Spec::Unavailable => {}
+            Spec::Fetching => state.awaiting_check.push(registration),
+            Spec::Known(spec) => check_sizes(symbol, spec, registration, &mut out),
+        }
+        if state.book.is_synced() {
+            push_batch(symbol, state, bot, local_ts, &mut out);
+        } else if !state.awaiting_batch.contains(&bot) {
+            info!(
+                bot,
+                symbol, "book not there yet: registration batch follows the first snapshot"
+            );
+            state.awaiting_batch.push(bot);
+        }
+        out
+    }
+
+    /// `LiveRequest::Order`: this connector carries market data only.
+    pub fn order_request(
+        &mut self,
+        bot: u64,
+        symbol: &str,
+        order: &Order,
+        local_ts: i64,
+    ) -> Outbox {
+        self.stats.order_requests += 1;
+        error!(
+            bot,
+            symbol,
+            order_id = order.order_id,
+            req = ?order.req,
+            "order request refused: this connector carries market data only"
+        );
+        let mut out = Outbox::default();
+        out.error(
+            bot,
+            ErrorKind::OrderError,
+            "orders are not supported: market-data-only connector",
+        );
+        // Echo the order as rejected so a bot waiting for the response returns at once.
+        let mut rejected = order.clone();
+        rejected.status = Status::Rejected;
+        rejected.req = Status::None;
+        rejected.exch_timestamp = local_ts;
+        rejected.local_timestamp = local_ts;
+        out.events.push((
+            bot,
+            LiveEvent::Order {
+                symbol: symbol.to_string(),
+                order: rejected,
+            },
+        ));
+        out
+    }
+
+    /// The REST answer for `symbol`'s instrument info.
+    pub fn on_instrument(
+        &mut self,
+        symbol: &str,
+        result: Result<InstrumentSpec, RestError>,
+    ) -> Outbox {
+        let mut out = Outbox::default();
+        match result {
+            Ok(spec) => {
+                let Some(state) = self.symbols.get_mut(symbol) else {
+                    return out;
+                };
+                info!(
+                    symbol,
+                    tick_size = spec.tick_size,
+                    lot_size = spec.lot_size,
+                    "instrument info"
+                );
+                for registration in state.awaiting_check.drain(..) {
+                    check_sizes(symbol, &spec, registration, &mut out);
+                }
+                state.spec = Spec::Known(spec);
+            }
+            Err(RestError::UnknownSymbol(detail)) => {
+                let Some(state) = self.symbols.remove(symbol) else {
+                    return out;
+                };
+                error!(symbol, detail, bots = ?state.bots, "exchange does not know this symbol: dropping it");
+                for bot in &state.bots {
+                    out.error(
+                        *bot,
+                        ErrorKind::Custom(code::UNKNOWN_SYMBOL),
+                        &format!("unknown symbol {symbol}: {detail}"),
+                    );
+                }
+                let op = self.op("unsubscribe", self.topics(symbol).to_vec());
+                out.ws.push(op);
+            }
+            Err(other) => {
+                warn!(symbol, error = %other, "cannot check tick/lot size: instrument info unavailable");
+                if let Some(state) = self.symbols.get_mut(symbol) {
+                    state.awaiting_check.clear();
+                    state.spec = Spec::Unavailable;
+                }
+            }
+        }
+        out
+    }
+
+    /// A new WebSocket connection: subscribe every registered symbol again.
+    pub fn on_connect(&mut self) -> Outbox {
+        let mut out = Outbox::default();
+        self.pending_ops.clear();
+        let topics: Vec<String> = self.symbols.keys().flat_map(|s| self.topics(s)).collect();
+        for chunk in topics.chunks(TOPICS_PER_REQUEST) {
+            let op = self.op("subscribe", chunk.to_vec());
+            out.ws.push(op);
+        }
+        if !topics.is_empty() {
+            info!(
+                symbols = self.symbols.len(),
+                "re-subscribing registered symbols"
+            );
+        }
+        out
+    }
+
+    /// The WebSocket connection is gone (or could not be made): books are stale until the next
+    /// snapshot, and bots are told.
+    pub fn on_disconnect(&mut self, reason: &str) -> Outbox {
+        let mut out = Outbox::default();
+        for state in self.symbols.values_mut() {
+            state.book.invalidate();
+            state.resync_since = None;
+        }
+        self.pending_ops.clear();
+        out.error(TO_ALL, ErrorKind::ConnectionInterrupted, reason);
+        out
+    }
+
+    /// A symbol whose resubscription has not produced a snapshot in time, if any.
+    pub fn overdue_resync(&self, now: Instant, timeout: Duration) -> Option<&str> {
+        self.symbols
+            .iter()
+            .find(|(_, s)| {
+                s.resync_since
+                    .is_some_and(|t| now.duration_since(t) > timeout)
+            })
+            .map(|(symbol, _)| symbol.as_str())
+    }
+
+    /// One text frame from the public stream.
+    pub fn on_text(&mut self, text: &str, local_ts: i64, now: Instant) -> Outbox {
+        self.stats.messages += 1;
+        match parse_frame(text) {
+            Ok(Frame::Orderbook(msg)) => self.on_orderbook(msg, local_ts, now),
+            Ok(Frame::Trades(msg)) => self.on_trades(msg, local_ts),
+            Ok(Frame::Pong) => {
+                self.stats.pongs += 1;
+                Outbox::default()
+            }
+            Ok(Frame::Op(op)) => self.on_op(op),
+            Err(e) => {
+                self.count_bad(&e, text);
+                Outbox::default()
+            }
+        }
+    }
+
+    fn count_bad(&mut self, e: &MsgError, text: &str) {
+        let (count, what) = if e.is_unknown() {
+            self.stats.unknown += 1;
+            (self.stats.unknown, "unknown frame")
+        } else {
+            self.stats.malformed += 1;
+            (self.stats.malformed, "malformed frame")
+        };
+        // The first few in full, then a sample: a broken feed must not flood the log.
+        if count <= 10 || count.is_power_of_two() {
+            let head: String = text.chars().take(200).collect();
+            warn!(error = %e, count, frame = head, "{what}");
+        }
+    }
+
+    fn on_op(&mut self, op: OpResponse) -> Outbox {
+        let mut out = Outbox::default();
+        let topics = op
+            .req_id
+            .as_ref()
+            .and_then(|id| self.pending_ops.remove(id));
+        if op.success {
+            info!(op = op.op, req_id = ?op.req_id, ?topics, "acknowledged");
+            return out;
+        }
+        self.stats.op_failures += 1;
+        error!(op = op.op, req_id = ?op.req_id, ret_msg = op.ret_msg, ?topics, "exchange refused request");
+        for topic in topics.unwrap_or_default() {
+            let symbol = topic.rsplit('.').next().unwrap_or_default();
+            if let Some(state) = self.symbols.get(symbol) {
+                for bot in &state.bots {
+                    out.error(
+                        *bot,
+                        ErrorKind::Custom(code::UNKNOWN_SYMBOL),
+                        &format!("{} {topic} refused: {}", op.op, op.ret_msg),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn on_orderbook(&mut self, msg: OrderbookMsg, local_ts: i64, now: Instant) -> Outbox {
+        let mut out = Outbox::default();
+        if msg.cts_missing {
+            self.stats.missing_cts += 1;
+        }
+        if msg.depth != self.depth {
+            self.stats.unsolicited += 1;
+            return out;
+        }
+        let book_topic = self.book_topic(&msg.symbol);
+        let Some(state) = self.symbols.get_mut(&msg.symbol) else {
+            self.stats.unsolicited += 1;
+            return out;
+        };
+        let exch_ts = exch_ns(msg.exch_ts_ms, local_ts);
+        let symbol = msg.symbol.as_str();
+        match state.book.apply(&msg) {
+            BookUpdate::Delta(changes) => {
+                self.stats.deltas += 1;
+                state.last_exch_ts = exch_ts;
+                out.events.extend(
+                    changes
+                        .iter()
+                        .map(|c| (TO_ALL, depth_event(symbol, c, exch_ts, local_ts))),
+                );
+            }
+            BookUpdate::Reset { cause, changes } => {
+                self.stats.snapshots += 1;
+                state.last_exch_ts = exch_ts;
+                match cause {
+                    ResetCause::Snapshot => {}
+                    ResetCause::StreamRestart => {
+                        self.stats.stream_restarts += 1;
+                        warn!(
+                            symbol,
+                            "delta with u=1: Bybit restarted the stream, book overwritten"
+                        );
+                    }
+                }
+                if let Some(since) = state.resync_since.take() {
+                    info!(
+                        symbol,
+                        after_ms = now.duration_since(since).as_millis() as u64,
+                        "book resynced"
+                    );
+                }
+                let (bids, asks) = state.book.len();
+                let deleted = changes.iter().filter(|c| c.qty == 0.0).count();
+                let (best_bid, best_ask) = (state.book.best_bid(), state.book.best_ask());
+                info!(
+                    symbol,
+                    u = msg.u,
+                    bids,
+                    asks,
+                    deleted,
+                    ?best_bid,
+                    ?best_ask,
+                    ?cause,
+                    "book reset"
+                );
+                // As one batch, so a bot never acts on a half-replaced book.
+                out.events.push((TO_ALL, LiveEvent::BatchStart));
+                out.events.extend(
+                    changes
+                        .iter()
+                        .map(|c| (TO_ALL, depth_event(symbol, c, exch_ts, local_ts))),
+                );
+                out.events.push((TO_ALL, LiveEvent::BatchEnd));
+                for bot in std::mem::take(&mut state.awaiting_batch) {
+                    push_batch(symbol, state, bot, local_ts, &mut out);
+                }
+            }
+            BookUpdate::Gap { expected, got } => {
+                self.stats.gaps += 1;
+                warn!(
+                    symbol,
+                    expected, got, "gap in orderbook update id: resubscribing for a fresh snapshot"
+                );
+                state.resync_since = Some(now);
+                let unsubscribe = self.op("unsubscribe", vec![book_topic.clone()]);
+                let subscribe = self.op("subscribe", vec![book_topic]);
+                out.ws.push(unsubscribe);
+                out.ws.push(subscribe);
+            }
+            BookUpdate::Ignored => {
+                self.stats.ignored_deltas += 1;
+            }
+        }
+        out
+    }
+
+    fn on_trades(&mut self, msg: TradesMsg, local_ts: i64) -> Outbox {
+        let mut out = Outbox::default();
+        if !self.symbols.contains_key(&msg.symbol) {
+            self.stats.unsolicited += 1;
+            return out;
+        }
+        self.stats.trades += msg.trades.len() as u64;
+        out.events.extend(
+            msg.trades
+                .iter()
+                .map(|t| (TO_ALL, trade_event(&msg.symbol, t, local_ts))),
+        );
+        out
+    }
+}
+
+/// BatchStart, every level of the book, BatchEnd, addressed to one bot.
+fn push_batch(symbol: &str, state: &SymbolState, bot: u64, local_ts: i64, out: &mut Outbox) {
+    let (bids, asks) = state.book.len();
+    info!(bot, symbol, bids, asks, "sending registration batch");
+    out.events.push((bot, LiveEvent::BatchStart));
+    out.events.extend(
+        state
+            .book
+            .levels()
+            .map(|c| (bot, depth_event(symbol, &c, state.last_exch_ts, local_ts))),
+    );
+    out.events.push((bot, LiveEvent::BatchEnd));
+}
+
+/// A mismatch is logged loudly and reported to the registering bot; the feed still flows
+/// (prices and sizes are the exchange's either way, only the bot's rounding is off).
+fn check_sizes(symbol: &str, spec: &InstrumentSpec, reg: Registration, out: &mut Outbox) {
+    if !same_step(reg.tick_size, spec.tick_size) {
+        error!(
+            bot = reg.bot,
+            symbol,
+            bot_tick_size = reg.tick_size,
+            exchange_tick_size = spec.tick_size,
+            "TICK SIZE MISMATCH: the bot's book will round prices wrongly"
+        );
+        out.error(
+            reg.bot,
+            ErrorKind::Custom(code::TICK_SIZE_MISMATCH),
+            &format!(
+                "{symbol}: tick_size {} but exchange tickSize is {}",
+                reg.tick_size, spec.tick_size
+            ),
+        );
+    }
+    if !same_step(reg.lot_size, spec.lot_size) {
+        error!(
+            bot = reg.bot,
+            symbol,
+            bot_lot_size = reg.lot_size,
+            exchange_lot_size = spec.lot_size,
+            "LOT SIZE MISMATCH: the bot's quantities will round wrongly"
+        );
+        out.error(
+            reg.bot,
+            ErrorKind::Custom(code::LOT_SIZE_MISMATCH),
+            &format!(
+                "{symbol}: lot_size {} but exchange qtyStep is {}",
+                reg.lot_size, spec.lot_size
+            ),
+        );
+    }
+}
+
+/// Equal up to float noise from decimal conversion.
+fn same_step(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
+}
+
+fn valid_symbol(symbol: &str) -> Result<(), &'static str> {
+    if symbol.is_empty() {
+        return Err("empty");
+    }
+    if symbol.len() > MAX_SYMBOL_LEN {
+        return Err("longer than 32 characters");
+    }
+    if !symbol
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err("only letters, digits, '-' and '_' are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use hftbacktest::types::{
+        Event, LOCAL_ASK_DEPTH_EVENT, LOCAL_BID_DEPTH_EVENT, LOCAL_BUY_TRADE_EVENT, LiveError,
+        OrdType, Side, TimeInForce, Value,
+    };
+
+    use super::*;
+
+    const BOT: u64 = 77;
+    const OTHER: u64 = 88;
+
+    fn snapshot(u: u64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> String {
+        book_frame("snapshot", u, bids, asks)
+    }
+
+    fn delta(u: u64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> String {
+        book_frame("delta", u, bids, asks)
+    }
+
+    fn book_frame(kind: &str, u: u64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> String {
+        let side = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(p, q)| format!(r#"["{p}","{q}"]"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!(
+            r#"{{"topic":"orderbook.50.BTCUSDT","type":"{kind}","ts":1700000000001,"data":{{"s":"BTCUSDT","b":[{}],"a":[{}],"u":{u},"seq":1}},"cts":1700000000000}}"#,
+            side(bids),
+            side(asks)
+        )
+    }
+
+    fn feeds(out: &Outbox) -> Vec<(u64, u64, f64, f64)> {
+        out.events
+            .iter()
+            .filter_map(|(id, ev)| match ev {
+                LiveEvent::Feed {
+                    event: Event { ev, px, qty, .. },
+                    ..
+                } => Some((*id, *ev, *px, *qty)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn kinds(out: &Outbox) -> Vec<(u64, &'static str)> {
+        out.events
+            .iter()
+            .map(|(id, ev)| {
+                let k = match ev {
+                    LiveEvent::BatchStart => "start",
+                    LiveEvent::BatchEnd => "end",
+                    LiveEvent::Feed { .. } => "feed",
+                    LiveEvent::Order { .. } => "order",
+                    LiveEvent::Position { .. } => "position",
+                    LiveEvent::Error(_) => "error",
+                };
+                (*id, k)
+            })
+            .collect()
+    }
+
+    fn errors(out: &Outbox) -> Vec<(u64, ErrorKind, String)> {
+        out.events
+            .iter()
+            .filter_map(|(id, ev)| match ev {
+                LiveEvent::Error(LiveError { kind, value }) => {
+                    Some((*id, *kind, value.get_str().unwrap_or_default().to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn now() -> Instant {
+        Instant::now()
+    }
+
+    #[test]
+    fn registration_before_the_book_subscribes_then_batches_on_snapshot() {
+        let mut c = Connector::new(50, false);
+        let out = c.register(BOT, "BTCUSDT", 0.1, 0.001, 5);
+        assert_eq!(out.ws.len(), 1);
+        assert_eq!(out.ws[0].op, "subscribe");
+        assert_eq!(
+            out.ws[0].args,
+            vec!["orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"]
+        );
+        assert!(out.events.is_empty(), "no book yet, so no batch yet");
+
+        let out = c.on_text(
+            &snapshot(10, &[("100.0", "1")], &[("100.5", "2")]),
+            9,
+            now(),
+        );
+        // The reset goes to everyone as a batch, then the waiting bot gets its own batch.
+        assert_eq!(
+            kinds(&out),
+            vec![
+                (0, "start"),
+                (0, "feed"),
+                (0, "feed"),
+                (0, "end"),
+                (BOT, "start"),
+                (BOT, "feed"),
+                (BOT, "feed"),
+                (BOT, "end")
+            ]
+        );
+        let f = feeds(&out);
+        assert_eq!(f[2], (BOT, LOCAL_BID_DEPTH_EVENT, 100.0, 1.0));
+        assert_eq!(f[3], (BOT, LOCAL_ASK_DEPTH_EVENT, 100.5, 2.0));
+        let LiveEvent::Feed { event, .. } = &out.events[5].1 else {
+            panic!()
+        };
+        assert_eq!(event.exch_ts, 1_700_000_000_000_000_000, "exch_ts from cts");
+        assert_eq!(event.local_ts, 9);
+    }
+
+    #[test]
+    fn registration_with_a_book_is_answered_at_once_and_only_to_that_bot() {
+        let mut c = Connector::new(50, false);
+        c.register(BOT, "BTCUSDT", 0.1, 0.001, 5);
+        c.on_text(
+            &snapshot(10, &[("100.0", "1"), ("99.9", "3")], &[("100.5", "2")]),
+            9,
+            now(),
+        );
+        let out = c.register(OTHER, "BTCUSDT", 0.1, 0.001, 11);
+        assert!(out.ws.is_empty(), "already subscribed");
+        assert_eq!(
+            kinds(&out),
+            vec![
+                (OTHER, "start"),
+                (OTHER, "feed"),
+                (OTHER, "feed"),
+                (OTHER, "feed"),
+                (OTHER, "end")
+            ]
+        );
+        assert_eq!(
+            feeds(&out),
+            vec![
+                (OTHER, LOCAL_BID_DEPTH_EVENT, 100.0, 1.0),
+                (OTHER, LOCAL_BID_DEPTH_EVENT, 99.9, 3.0),
+                (OTHER, LOCAL_ASK_DEPTH_EVENT, 100.5, 2.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn deltas_and_trades_stream_to_all() {
+        let mut c = Connector::new(50, false);
+        c.register(BOT, "BTCUSDT", 0.1, 0.001, 5);
+        c.on_text(
+            &snapshot(10, &[("100.0", "1")], &[("100.5", "2")]),
+            9,
+            now(),
+        );
+        let out = c.on_text(&delta(11, &[("100.0", "0"), ("99.8", "4")], &[]), 12, now());
+        assert_eq!(
+            feeds(&out),
+            vec![
+                (TO_ALL, LOCAL_BID_DEPTH_EVENT, 100.0, 0.0),
+                (TO_ALL, LOCAL_BID_DEPTH_EVENT, 99.8, 4.0)
+            ]
+        );
+        let trades = r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[{"T":1700000000123,"s":"BTCUSDT","S":"Buy","v":"0.5","p":"100.5","L":"PlusTick","i":"a","BT":false}]}"#;
+        let out = c.on_text(trades, 13, now());
+        assert_eq!(
+            feeds(&out),
+            vec![(TO_ALL, LOCAL_BUY_TRADE_EVENT, 100.5, 0.5)]
+        );
+        let LiveEvent::Feed { event, .. } = &out.events[0].1 else {
+            panic!()
+        };
+        assert_eq!(event.exch_ts, 1_700_000_000_123_000_000, "exch_ts from T");
+        assert_eq!(c.stats.trades, 1);
+    }
+
+    #[test]
+    fn gap_resubscribes_and_the_fresh_snapshot_deletes_vanished_levels() {
+        let mut c = Connector::new(50, false);
+        c.register(BOT, "BTCUSDT", 0.1, 0.001, 5);
+        c.on_text(
+            &snapshot(10, &[("100.0", "1"), ("99.0", "1")], &[("101.0", "2")]),
+            9,
+            now(),
+        );
+        let t0 = now();
+        let out = c.on_text(&delta(12, &[("100.0", "5")], &[]), 12, t0);
+        assert!(out.events.is_empty());
+        assert_eq!(
+            out.ws
+                .iter()
+                .map(|o| (o.op, o.args.clone()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("unsubscribe", vec!["orderbook.50.BTCUSDT".to_string()]),
+                ("subscribe", vec!["orderbook.50.BTCUSDT".to_string()]),
+            ]
+        );
+        assert_eq!(c.stats.gaps, 1);
+        assert!(
+            c.overdue_resync(t0 + Duration::from_secs(11), Duration::from_secs(10))
+                .is_some()
+        );
+        // Deltas in between are dropped.
+        assert!(
+            c.on_text(&delta(13, &[("1", "1")], &[]), 13, now())
+                .events
+                .is_empty()
+        );
+        let out = c.on_text(
+            &snapshot(90, &[("100.0", "2")], &[("101.0", "2")]),
+            14,
+            now(),
+        );
+        assert_eq!(
+            feeds(&out),
+            vec![
+                (TO_ALL, LOCAL_BID_DEPTH_EVENT, 99.0, 0.0),
+                (TO_ALL, LOCAL_BID_DEPTH_EVENT, 100.0, 2.0),
+                (TO_ALL, LOCAL_ASK_DEPTH_EVENT, 101.0, 2.0),
+            ]
+        );
+        assert!(
+            c.overdue_resync(t0 + Duration::from_secs(11), Duration::from_secs(10))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn delta_with_u_1_overwrites_the_book() {
+        let mut c = Connector::new(50, false);
+        c.register(BOT, "BTCUSDT", 0.1, 0.001, 5);
+        c.on_text(
+            &snapshot(500, &[("100.0", "1")], &[("101.0", "2")]),
+            9,
+            now(),
+        );
+        let out = c.on_text(&delta(1, &[("99.0", "1")], &[("101.0", "2")]), 10, now());
+        assert!(out.ws.is_empty(), "a restart is not a gap");
+        assert_eq!(
+            feeds(&out),
+            vec![
+                (TO_ALL, LOCAL_BID_DEPTH_EVENT, 100.0, 0.0),
+                (TO_ALL, LOCAL_BID_DEPTH_EVENT, 99.0, 1.0),
+                (TO_ALL, LOCAL_ASK_DEPTH_EVENT, 101.0, 2.0),
+            ]
+        );
+        assert_eq!(c.stats.stream_restarts, 1);
+        assert_eq!(c.stats.gaps, 0);
+    }
+
+    #[test]
+    fn disconnect_tells_bots_and_reconnect_resubscribes_everything() {
+        let mut c = Connector::new(200, false);
+        for s in ["AUSDT", "BUSDT", "CUSDT", "DUSDT", "EUSDT", "FUSDT"] {
+            c.register(BOT, s, 0.1, 1.0, 1);
+        }
+        let out = c.on_disconnect("connection reset");
+        assert_eq!(
+            errors(&out),
+            vec![(
+                TO_ALL,
+                ErrorKind::ConnectionInterrupted,
+                "connection reset".to_string()
+            )]
+        );
+        let out = c.on_connect();
+        let topics: Vec<String> = out.ws.iter().flat_map(|o| o.args.clone()).collect();
+        assert_eq!(topics.len(), 12);
+        assert!(topics.contains(&"orderbook.200.FUSDT".to_string()));
+        assert!(
+            out.ws
+                .iter()
+                .all(|o| o.op == "subscribe" && o.args.len() <= TOPICS_PER_REQUEST)
+        );
+        // A bot registering while the book is stale waits for the next snapshot.
+        let out = c.register(OTHER, "AUSDT", 0.1, 1.0, 2);
+        assert!(out.events.is_empty());
+    }
+
+    #[test]
+    fn tick_and_lot_mismatch_are_reported_to_the_registering_bot() {
+        let mut c = Connector::new(50, true);
+        let out = c.register(BOT, "BTCUSDT", 0.5, 0.001, 1);
+        assert_eq!(out.checks, vec!["BTCUSDT".to_string()]);
+        let out = c.on_instrument(
+            "BTCUSDT",
+            Ok(InstrumentSpec {
+                tick_size: 0.1,
+                lot_size: 0.001,
+            }),
+        );
+        let e = errors(&out);
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            (e[0].0, e[0].1),
+            (BOT, ErrorKind::Custom(code::TICK_SIZE_MISMATCH))
+        );
+        assert!(
+            e[0].2.contains("0.5") && e[0].2.contains("0.1"),
+            "{}",
+            e[0].2
+        );
+        // Later registrations are checked at once against the known spec.
+        let out = c.register(OTHER, "BTCUSDT", 0.1, 0.01, 2);
+        assert!(out.checks.is_empty());
+        assert_eq!(
+            errors(&out).iter().map(|e| (e.0, e.1)).collect::<Vec<_>>(),
+            vec![(OTHER, ErrorKind::Custom(code::LOT_SIZE_MISMATCH))]
+        );
+        let out = c.register(3, "BTCUSDT", 0.1, 0.001, 2);
+        assert!(errors(&out).is_empty());
+    }
+
+    #[test]
+    fn unknown_symbol_is_an_error_event_and_the_symbol_is_dropped() {
+        let mut c = Connector::new(50, true);
+        c.register(BOT, "NOPEUSDT", 0.1, 1.0, 1);
+        let out = c.on_instrument(
+            "NOPEUSDT",
+            Err(RestError::UnknownSymbol("empty list".into())),
+        );
+        assert_eq!(
+            errors(&out).iter().map(|e| (e.0, e.1)).collect::<Vec<_>>(),
+            vec![(BOT, ErrorKind::Custom(code::UNKNOWN_SYMBOL))]
+        );
+        assert_eq!(out.ws[0].op, "unsubscribe");
+        assert_eq!(c.symbols().count(), 0);
+        // It can be registered again later (and is checked again).
+        assert_eq!(c.register(BOT, "NOPEUSDT", 0.1, 1.0, 1).checks.len(), 1);
+    }
+
+    #[test]
+    fn invalid_symbol_is_refused_without_subscribing() {
+        let mut c = Connector::new(50, true);
+        for bad in ["", "BTC USDT", "BTC/USDT", &"X".repeat(40)] {
+            let out = c.register(BOT, bad, 0.1, 1.0, 1);
+            assert!(out.ws.is_empty() && out.checks.is_empty(), "{bad}");
+            assert_eq!(errors(&out)[0].1, ErrorKind::Custom(code::INVALID_SYMBOL));
+        }
+    }
+
+    #[test]
+    fn refused_subscription_is_reported_to_the_symbols_bots() {
+        let mut c = Connector::new(50, false);
+        let out = c.register(BOT, "BTCUSDT", 0.1, 1.0, 1);
+        let req_id = out.ws[0].req_id.clone();
+        let ack = format!(
+            r#"{{"success":false,"ret_msg":"error:handler not found","conn_id":"x","req_id":"{req_id}","op":"subscribe"}}"#
+        );
+        let out = c.on_text(&ack, 2, now());
+        let e = errors(&out);
+        assert_eq!(e.len(), 2, "one per topic");
+        assert!(
+            e.iter()
+                .all(|e| e.0 == BOT && e.2.contains("handler not found"))
+        );
+        assert_eq!(c.stats.op_failures, 1);
+    }
+
+    #[test]
+    fn order_requests_get_an_error_and_a_rejection() {
+        let mut c = Connector::new(50, false);
+        let order = Order::new(
+            42,
+            1000,
+            0.1,
+            1.0,
+            Side::Buy,
+            OrdType::Limit,
+            TimeInForce::GTC,
+        );
+        let out = c.order_request(BOT, "BTCUSDT", &order, 5);
+        assert_eq!(kinds(&out), vec![(BOT, "error"), (BOT, "order")]);
+        assert_eq!(errors(&out)[0].1, ErrorKind::OrderError);
+        let LiveEvent::Order {
+            order: rejected, ..
+        } = &out.events[1].1
+        else {
+            panic!()
+        };
+        assert_eq!((rejected.order_id, rejected.status), (42, Status::Rejected));
+    }
+
+    #[test]
+    fn bad_frames_are_counted_not_fatal() {
+        let mut c = Connector::new(50, false);
+        c.register(BOT, "BTCUSDT", 0.1, 1.0, 1);
+        assert!(c.on_text("garbage", 1, now()).events.is_empty());
+        assert!(
+            c.on_text(r#"{"topic":"tickers.BTCUSDT","data":{}}"#, 1, now())
+                .events
+                .is_empty()
+        );
+        // No cts: still applied, exch_ts from ts.
+        let no_cts = r#"{"topic":"orderbook.50.BTCUSDT","type":"snapshot","ts":1700000000001,"data":{"s":"BTCUSDT","b":[["1","1"]],"a":[],"u":3}}"#;
+        let out = c.on_text(no_cts, 1, now());
+        let LiveEvent::Feed { event, .. } = &out.events[1].1 else {
+            panic!()
+        };
+        assert_eq!(event.exch_ts, 1_700_000_000_001_000_000);
+        // A symbol nobody registered is not forwarded.
+        let other = r#"{"topic":"orderbook.50.ETHUSDT","type":"snapshot","ts":1,"data":{"s":"ETHUSDT","b":[],"a":[],"u":3},"cts":1}"#;
+        assert!(c.on_text(other, 1, now()).events.is_empty());
+        assert_eq!(
+            (
+                c.stats.malformed,
+                c.stats.unknown,
+                c.stats.missing_cts,
+                c.stats.unsolicited,
+                c.stats.messages
+            ),
+            (1, 1, 1, 1, 4)
+        );
+        let _ = Value::Empty;
+    }
+}

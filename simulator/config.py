@@ -1,0 +1,166 @@
+"""The simulator's settings, read from SIM_* environment variables; a mistake becomes one line saying what to fix."""
+from __future__ import annotations
+
+import math
+import os
+import ssl
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from service.config import SYMBOL_PATTERN
+from service.instrument import Instrument
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+class ConfigError(Exception):
+    """A configuration problem a user can fix; str() is the single line to print."""
+
+
+def _parts(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(","))
+    if isinstance(value, (int, float)):
+        return (str(value),)
+    return tuple(str(part).strip() for part in value)
+
+
+def _positive_numbers(value: Any) -> tuple[float, ...]:
+    out = []
+    for part in _parts(value):
+        try:
+            number = float(part)
+        except ValueError:
+            raise ValueError(f"{part!r} is not a number") from None
+        if not math.isfinite(number) or number <= 0:
+            raise ValueError(f"{part!r} is not a positive number")
+        out.append(number)
+    return tuple(out)
+
+
+class SimSettings(BaseSettings):
+    """Every setting; the environment variable is SIM_ plus the field name in capitals."""
+
+    # env_ignore_empty: `SIM_X=` (as compose passes an unset `${X:-}`) means "use the default".
+    model_config = SettingsConfigDict(env_prefix="SIM_", extra="ignore", case_sensitive=False,
+                                      env_ignore_empty=True)
+
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(("BTCUSDT",), description="a comma list")
+    tick_size: Annotated[tuple[float, ...], NoDecode] = Field((0.1,), description="one value, or one per symbol")
+    lot_size: Annotated[tuple[float, ...], NoDecode] = Field((0.001,), description="one value, or one per symbol")
+    price: Annotated[tuple[float, ...], NoDecode] = Field((60_000.0,), description="start; one, or one per symbol")
+    seed: int = Field(1, description="same seed, same market")
+    rate: float = Field(50.0, ge=0, le=1_000_000, description="order-book actions per second per symbol")
+    host: str = "0.0.0.0"
+    port: int = Field(8090, ge=0, le=65535, description="WebSocket and REST; 0 picks a free port")
+    control_host: str | None = Field(None, description="default: the same as HOST")
+    control_port: int = Field(8091, ge=0, le=65535, description="the fault and test controls; 0 picks a free port")
+    idle_timeout_s: float = Field(600.0, gt=0, description="close a connection whose client sent nothing this long")
+    trade_history: int = Field(100_000, ge=1, le=10_000_000, description="trades kept per symbol for /control/trades")
+    tls_cert: str | None = Field(None, description="PEM certificate chain: serve wss:// and https://")
+    tls_key: str | None = Field(None, description="PEM private key for TLS_CERT")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbols(cls, value: Any) -> tuple[str, ...]:
+        symbols = _parts(value)
+        for symbol in symbols:
+            # Bybit's topics are case sensitive (orderbook.50.btcusdt is refused), so no upper-casing here.
+            if not SYMBOL_PATTERN.match(symbol):
+                raise ValueError(f"{symbol!r} is not a symbol (like BTCUSDT: 2-24 capital letters and digits)")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError(f"a symbol is listed twice in {','.join(symbols)}")
+        return symbols
+
+    @field_validator("tick_size", "lot_size", "price", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> tuple[float, ...]:
+        return _positive_numbers(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.strip().lower() not in LOG_LEVELS:
+                raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
+            return value.strip().lower()
+        return value
+
+    @field_validator("tls_cert", "tls_key", "control_host", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SimSettings:
+        for name in ("tick_size", "lot_size", "price"):
+            values = getattr(self, name)
+            if len(values) not in (1, len(self.symbols)):
+                raise ValueError(f"SIM_{name.upper()} has {len(values)} values for {len(self.symbols)} symbols; "
+                                 "give one value, or one per symbol")
+        for inst, price in zip(self.instruments, self.prices):
+            if inst.tick(price) < 200:
+                raise ValueError(f"SIM_PRICE {price:g} is under 200 ticks of {inst.tick_size:g} for {inst.symbol}; "
+                                 "the model needs room for its levels below the price")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("set both SIM_TLS_CERT and SIM_TLS_KEY, or neither")
+        if self.tls_cert is not None:
+            self.tls_context()
+        if self.port and self.port == self.control_port and self.bind_control == self.host:
+            raise ValueError(f"SIM_PORT and SIM_CONTROL_PORT are both {self.port}; give them different ports")
+        return self
+
+    @property
+    def bind_control(self) -> str:
+        return self.control_host or self.host
+
+    @property
+    def instruments(self) -> tuple[Instrument, ...]:
+        return tuple(Instrument(symbol, _pick(self.tick_size, i), _pick(self.lot_size, i))
+                     for i, symbol in enumerate(self.symbols))
+
+    @property
+    def prices(self) -> tuple[float, ...]:
+        return tuple(_pick(self.price, i) for i in range(len(self.symbols)))
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except OSError as exc:
+            raise ValueError(f"cannot read SIM_TLS_CERT/SIM_TLS_KEY: {exc.strerror or exc}") from None
+        except ssl.SSLError as exc:
+            raise ValueError(f"SIM_TLS_CERT/SIM_TLS_KEY are not a PEM certificate and its key ({exc.reason})") from None
+        return context
+
+
+def _pick(values: tuple[float, ...], i: int) -> float:
+    return values[0] if len(values) == 1 else values[i]
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each bad variable, its value and what is wrong with it."""
+    parts = []
+    for item in error.errors():
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        loc = item.get("loc", ())
+        if not loc:
+            parts.append(message)
+            continue
+        name = f"SIM_{str(loc[0]).upper()}"
+        raw = os.environ.get(name, os.environ.get(name.lower()))
+        parts.append(f"{name}{f'={raw!r}' if raw is not None else ''}: {message}")
+    return "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> SimSettings:
+    """Settings from the environment (overrides win); a ConfigError with one line when something is wrong."""
+    try:
+        return SimSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"bad configuration: {describe(exc)}") from None

@@ -1,0 +1,169 @@
+"""The control API (tests only): inject faults, pause the market at a checkpoint, and read the ground truth."""
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .book import DEPTHS
+from .exchange import Exchange
+from .gateway import Gateway
+
+Query = Mapping[str, str]
+MAX_RATE = 1_000_000.0
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Control:
+    def __init__(self, exchange: Exchange, gateway: Gateway) -> None:
+        self.exchange = exchange
+        self.gateway = gateway
+        self.faults: Counter[str] = Counter()
+        self.started = asyncio.get_running_loop().time()
+        self.routes: dict[str, tuple[str, Callable[[Query], dict[str, Any]]]] = {
+            "/control": ("GET", self.index),
+            "/control/drop": ("POST", self.drop),
+            "/control/snapshot": ("POST", self.snapshot),
+            "/control/skip-u": ("POST", self.skip_u),
+            "/control/malformed": ("POST", self.malformed),
+            "/control/stall": ("POST", self.stall),
+            "/control/pause": ("POST", self.pause),
+            "/control/resume": ("POST", self.resume),
+            "/control/restart-stream": ("POST", self.restart_stream),
+            "/control/rate": ("POST", self.rate),
+            "/control/book": ("GET", self.book),
+            "/control/trades": ("GET", self.trades),
+            "/control/stats": ("GET", self.stats),
+        }
+
+    def handle(self, method: str, path: str, query: Query) -> tuple[int, dict[str, Any]]:
+        route = self.routes.get(path.rstrip("/") or "/")
+        if route is None:
+            return 404, {"error": f"no control at {path}; GET /control lists them"}
+        wanted, action = route
+        if method != wanted:
+            return 405, {"error": f"{path} takes {wanted}, not {method}"}
+        try:
+            return 200, action(query)
+        except BadRequest as exc:
+            return exc.status, {"error": str(exc)}
+
+    # --- parameters ---
+
+    def _symbols(self, query: Query) -> list[str]:
+        """The `symbol` given, or every symbol."""
+        if "symbol" not in query:
+            return list(self.exchange.feeds)
+        return [self._symbol(query)]
+
+    def _symbol(self, query: Query) -> str:
+        symbol = query.get("symbol")
+        if symbol is None:
+            if len(self.exchange.feeds) == 1:
+                return next(iter(self.exchange.feeds))
+            raise BadRequest(f"give ?symbol= (one of {', '.join(self.exchange.feeds)})")
+        if symbol not in self.exchange.feeds:
+            raise BadRequest(f"unknown symbol {symbol!r}; the simulator has {', '.join(self.exchange.feeds)}", 404)
+        return symbol
+
+    @staticmethod
+    def _number(query: Query, name: str, low: float, high: float) -> float:
+        raw = query.get(name)
+        if raw is None:
+            raise BadRequest(f"give ?{name}= (a number from {low:g} to {high:g})")
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low <= value <= high):
+            raise BadRequest(f"{name}={raw!r}: give a number from {low:g} to {high:g}")
+        return value
+
+    def _topics(self, symbols: list[str]) -> dict[str, dict[str, int]]:
+        return {s.topic: {"u": s.u, "seq": s.seq} for sym in symbols for s in self.exchange.feeds[sym].books.values()}
+
+    # --- actions ---
+
+    def index(self, query: Query) -> dict[str, Any]:
+        return {"routes": {path: method for path, (method, _) in self.routes.items()}}
+
+    def drop(self, query: Query) -> dict[str, Any]:
+        self.faults["drop"] += 1
+        return {"ok": True, "closed": self.gateway.drop()}
+
+    def snapshot(self, query: Query) -> dict[str, Any]:
+        symbols = self._symbols(query)
+        self.faults["snapshot"] += 1
+        self.exchange.force_snapshot(symbols)
+        return {"ok": True, "topics": self._topics(symbols)}
+
+    def restart_stream(self, query: Query) -> dict[str, Any]:
+        symbols = self._symbols(query)
+        self.faults["restart_stream"] += 1
+        self.exchange.force_snapshot(symbols, restart=True)
+        return {"ok": True, "topics": self._topics(symbols)}
+
+    def skip_u(self, query: Query) -> dict[str, Any]:
+        symbols = self._symbols(query)
+        self.faults["skip_u"] += 1
+        self.exchange.skip_u(symbols)
+        return {"ok": True, "symbols": symbols}
+
+    def malformed(self, query: Query) -> dict[str, Any]:
+        self.faults["malformed"] += 1
+        return {"ok": True, "clients": self.gateway.malformed()}
+
+    def stall(self, query: Query) -> dict[str, Any]:
+        seconds = self._number(query, "seconds", 0.0, 3600.0)
+        self.faults["stall"] += 1
+        self.gateway.stall(seconds)
+        return {"ok": True, "seconds": seconds}
+
+    def pause(self, query: Query) -> dict[str, Any]:
+        self.faults["pause"] += 1
+        self.exchange.pause()
+        return {"ok": True, "paused": True, "topics": self._topics(list(self.exchange.feeds))}
+
+    def resume(self, query: Query) -> dict[str, Any]:
+        self.faults["resume"] += 1
+        self.exchange.resume()
+        return {"ok": True, "paused": False}
+
+    def rate(self, query: Query) -> dict[str, Any]:
+        self.exchange.rate = self._number(query, "value", 0.0, MAX_RATE)
+        self.faults["rate"] += 1
+        return {"ok": True, "rate": self.exchange.rate}
+
+    def book(self, query: Query) -> dict[str, Any]:
+        symbol = self._symbol(query)
+        raw = query.get("depth", "50")
+        if not raw.isdigit() or int(raw) not in DEPTHS:
+            raise BadRequest(f"depth={raw!r}: give one of {', '.join(map(str, DEPTHS))}")
+        return self.exchange.book(symbol, int(raw))
+
+    def trades(self, query: Query) -> dict[str, Any]:
+        return self.exchange.trades(self._symbol(query))
+
+    def stats(self, query: Query) -> dict[str, Any]:
+        gateway = self.gateway
+        return {
+            "connections": len(gateway.sessions),
+            "connections_total": gateway.connections_total,
+            "idle_closed": gateway.idle_closed,
+            "messages_sent": sum(gateway.sent.values()),
+            "messages": dict(gateway.sent),
+            "subscriptions": {topic: len(s) for topic, s in sorted(gateway.subscribers.items()) if s},
+            "faults": dict(self.faults),
+            "paused": self.exchange.paused,
+            "stalled": gateway.stalled,
+            "rate": self.exchange.rate,
+            "actions": {symbol: feed.actions for symbol, feed in self.exchange.feeds.items()},
+            "uptime_s": round(asyncio.get_running_loop().time() - self.started, 3),
+        }

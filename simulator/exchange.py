@@ -1,0 +1,192 @@
+"""The simulated exchange: one market model per symbol, stepped at a rate, published as Bybit book and trade streams."""
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from service.instrument import Instrument
+from service.market import BUY, TRADE, MarketModel
+from service.sources.mock import symbol_seed
+
+from .book import DEPTHS, DepthStream, Push
+from .wire import Prices, book_message, now_ms, trade_messages
+
+TICK_S = 0.01          # the model steps, and level-1 books push, every 10 ms
+MAX_BACKLOG_S = 0.05   # after an event-loop stall, catch up at most this much order flow
+
+
+class Outlet(Protocol):
+    """Where streams go: the WebSocket gateway."""
+
+    def subscribed(self, topic: str) -> bool: ...
+    def publish(self, topic: str, texts: list[str], kind: str) -> None: ...
+
+
+class SymbolFeed:
+    """One symbol: its model, its cross sequence, its four book streams and its trade stream."""
+
+    def __init__(self, inst: Instrument, price: float, seed: int, history: int) -> None:
+        self.inst = inst
+        self.prices = Prices(inst)
+        self.model = MarketModel(inst.tick(price), symbol_seed(seed, inst.symbol))
+        self.books = {depth: DepthStream(inst.symbol, depth) for depth in DEPTHS}
+        self.trade_topic = f"publicTrade.{inst.symbol}"
+        self.seq = 0                  # Bybit's cross sequence: here one per model event
+        self.cts = now_ms()           # the "matching engine" time of the last step
+        self.actions = 0
+        self.trades: deque[dict[str, Any]] = deque(maxlen=history)   # every trade sent, for the ground truth
+        self.trades_sent = 0
+        self._ids = random.Random(symbol_seed(seed, inst.symbol) ^ 0x5EED)
+        self._last_tick: int | None = None
+        self._last_move = "ZeroPlusTick"
+
+    def step(self, actions: int, stamp: int) -> list[dict[str, Any]]:
+        """Run the model for `actions` actions; the trades they made, as Bybit writes them."""
+        trades = []
+        for kind, side, tick, lots in self.model.step(actions):
+            self.seq += 1
+            if kind == TRADE:
+                trades.append(self._trade(side, tick, lots, stamp))
+        self.actions += actions
+        self.cts = stamp
+        self.trades.extend(trades)
+        self.trades_sent += len(trades)
+        return trades
+
+    def _trade(self, side: int, tick: int, lots: int, stamp: int) -> dict[str, Any]:
+        last = self._last_tick
+        if last is not None and tick != last:
+            self._last_move = "PlusTick" if tick > last else "MinusTick"
+        elif last is not None:
+            self._last_move = "ZeroPlusTick" if self._last_move in ("PlusTick", "ZeroPlusTick") else "ZeroMinusTick"
+        self._last_tick = tick
+        return {
+            "T": stamp, "s": self.inst.symbol, "S": "Buy" if side == BUY else "Sell",
+            "v": self.prices.size(lots), "p": self.prices.price(tick), "L": self._last_move,
+            "i": str(uuid.UUID(int=self._ids.getrandbits(128), version=4)), "BT": False, "RPI": False,
+            "seq": self.seq,
+        }
+
+    def push(self, depth: int, stamp: int) -> Push | None:
+        return self.books[depth].advance(self.model.bids, self.model.asks, self.seq, self.cts, stamp)
+
+    def encode(self, stream: DepthStream, push: Push) -> str:
+        return book_message(stream.topic, push.kind, self.prices, push.bids, push.asks,
+                            push.u, push.seq, push.ts, push.cts)
+
+
+class Exchange:
+    """Every symbol's feed, the loop that moves them, and the switches the control API throws."""
+
+    def __init__(self, instruments: Sequence[Instrument], prices: Sequence[float], seed: int, rate: float,
+                 history: int, outlet: Outlet) -> None:
+        self.feeds = {inst.symbol: SymbolFeed(inst, price, seed, history) for inst, price in zip(instruments, prices)}
+        self.rate = rate
+        self.paused = False
+        self.outlet = outlet
+        self.launch_ms = now_ms()
+        stamp = now_ms()
+        for feed in self.feeds.values():
+            for depth in DEPTHS:
+                feed.push(depth, stamp)   # each stream's first snapshot (u = 1), before anyone subscribes
+
+    @property
+    def topics(self) -> set[str]:
+        out = set()
+        for feed in self.feeds.values():
+            out.add(feed.trade_topic)
+            out.update(stream.topic for stream in feed.books.values())
+        return out
+
+    def snapshot_for(self, topic: str) -> str | None:
+        """A new subscriber's first message on a book topic (None for trades: they start with the next one)."""
+        for feed in self.feeds.values():
+            for stream in feed.books.values():
+                if stream.topic == topic:
+                    return feed.encode(stream, stream.snapshot())
+        return None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        due = 0.0
+        next_push = {depth: last for depth in DEPTHS}
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = loop.time()
+            if not self.paused:
+                due += min(now - last, MAX_BACKLOG_S) * self.rate
+            last = now
+            actions = int(due)
+            due -= actions
+            if actions:
+                self.step(actions)
+            for depth, interval in DEPTHS.items():
+                if now >= next_push[depth]:
+                    next_push[depth] = max(next_push[depth] + interval, now)
+                    self.publish_books(depth)
+
+    def step(self, actions: int) -> None:
+        stamp = now_ms()
+        for feed in self.feeds.values():
+            trades = feed.step(actions, stamp)
+            if trades and self.outlet.subscribed(feed.trade_topic):
+                self.outlet.publish(feed.trade_topic, trade_messages(feed.trade_topic, trades, stamp), "trade")
+
+    def publish_books(self, depth: int, symbols: Sequence[str] | None = None) -> None:
+        stamp = now_ms()
+        for symbol in symbols or self.feeds:
+            feed = self.feeds[symbol]
+            push = feed.push(depth, stamp)
+            stream = feed.books[depth]
+            if push is not None and self.outlet.subscribed(stream.topic):
+                self.outlet.publish(stream.topic, [feed.encode(stream, push)], f"book_{push.kind}")
+
+    # --- switches (the control API) ---
+
+    def pause(self) -> None:
+        """Stop the order flow, then push every book: clients now hold exactly the ground truth."""
+        self.paused = True
+        for depth in DEPTHS:
+            self.publish_books(depth)
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def force_snapshot(self, symbols: Sequence[str], restart: bool = False) -> None:
+        """Send a snapshot now on every book topic of `symbols`; with restart, its u is 1."""
+        for symbol in symbols:
+            for stream in self.feeds[symbol].books.values():
+                stream.snapshot_due = True
+                stream.restart_due = restart
+        for depth in DEPTHS:
+            self.publish_books(depth, symbols)
+
+    def skip_u(self, symbols: Sequence[str]) -> None:
+        for symbol in symbols:
+            for stream in self.feeds[symbol].books.values():
+                stream.skip_due = True
+
+    # --- ground truth ---
+
+    def book(self, symbol: str, depth: int) -> dict[str, Any]:
+        feed = self.feeds[symbol]
+        stream = feed.books[depth]
+        held = stream.snapshot()
+        inst = feed.inst
+        return {
+            "symbol": symbol, "depth": depth, "topic": stream.topic, "u": held.u, "seq": held.seq,
+            "ts": held.ts, "cts": held.cts, "paused": self.paused,
+            "bids": [[inst.price(t), inst.lots(n)] for t, n in held.bids],
+            "asks": [[inst.price(t), inst.lots(n)] for t, n in held.asks],
+            "topics": {s.topic: {"u": s.u, "seq": s.seq} for s in feed.books.values()},
+        }
+
+    def trades(self, symbol: str) -> dict[str, Any]:
+        feed = self.feeds[symbol]
+        return {"symbol": symbol, "topic": feed.trade_topic, "sent": feed.trades_sent,
+                "kept": len(feed.trades), "trades": list(feed.trades)}

@@ -1,0 +1,170 @@
+"""The WebSocket side of /v5/public/linear: subscribe, unsubscribe and ping as Bybit answers them, and fan-out."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from .session import Session
+from .wire import dumps, now_ms, reply
+
+LOG = logging.getLogger("simulator")
+
+
+class Gateway:
+    """Every connected client, who subscribed to what, and the faults that act on connections."""
+
+    def __init__(self, idle_timeout_s: float) -> None:
+        self.idle_timeout_s = idle_timeout_s
+        self.sessions: set[Session] = set()
+        self.subscribers: dict[str, set[Session]] = {}
+        self.sent: Counter[str] = Counter()
+        self.connections_total = 0
+        self.idle_closed = 0
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self._stall: asyncio.TimerHandle | None = None
+        # Set by the server once the exchange exists: the topics there are, and a book topic's first message.
+        self.topics: set[str] = set()
+        self.snapshot_for: Callable[[str], str | None] = lambda topic: None
+
+    # --- the outlet the exchange publishes to ---
+
+    def subscribed(self, topic: str) -> bool:
+        return bool(self.subscribers.get(topic))
+
+    def publish(self, topic: str, texts: list[str], kind: str) -> None:
+        for session in self.subscribers.get(topic, ()):
+            for text in texts:
+                session.send(text, kind)
+
+    # --- a connection ---
+
+    async def handle(self, ws: ServerConnection) -> None:
+        session = Session(ws, self.flowing, self.sent)
+        self.sessions.add(session)
+        self.connections_total += 1
+        writer = asyncio.create_task(session.write(), name=f"writer-{session.conn_id}")
+        LOG.info("%s connected (%s)", session.peer, session.conn_id)
+        try:
+            async for raw in ws:
+                session.heard = asyncio.get_running_loop().time()
+                self.on_message(session, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.sessions.discard(session)
+            for topic in session.topics:
+                self.subscribers.get(topic, set()).discard(session)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            LOG.info("%s disconnected (%s)", session.peer, session.conn_id)
+
+    def on_message(self, session: Session, raw: str | bytes) -> None:
+        try:
+            request = json.loads(raw)
+            if not isinstance(request, dict):
+                raise ValueError("expected a JSON object")
+        except ValueError as exc:
+            # Bybit answers undecodable input and keeps the socket open.
+            session.send(reply("", session.conn_id, None, False, f"Failed to decode incoming data: {exc}"), "reply")
+            return
+        op, req_id, args = request.get("op"), request.get("req_id"), request.get("args")
+        if op == "ping":
+            session.send(reply("ping", session.conn_id, req_id, True, "pong"), "pong")
+        elif op == "subscribe":
+            self.subscribe(session, args, req_id)
+        elif op == "unsubscribe":
+            self.unsubscribe(session, args, req_id)
+        else:
+            session.send(reply(str(op or ""), session.conn_id, req_id, False, "error:invalid op"), "reply")
+
+    def subscribe(self, session: Session, args: Any, req_id: Any) -> None:
+        topics = args if isinstance(args, list) and args and all(isinstance(a, str) for a in args) else None
+        if topics is None:
+            session.send(reply("subscribe", session.conn_id, req_id, False, "error:args must be a list of topics"),
+                         "reply")
+            return
+        # One bad topic fails the whole request, and nothing in it is subscribed (as on Bybit).
+        for topic in topics:
+            problem = ("handler not found" if topic not in self.topics
+                       else "already subscribed" if topic in session.topics or topics.count(topic) > 1 else None)
+            if problem:
+                session.send(reply("subscribe", session.conn_id, req_id, False, f"error:{problem},topic:{topic}"),
+                             "reply")
+                return
+        session.send(reply("subscribe", session.conn_id, req_id), "reply")
+        for topic in topics:
+            snapshot = self.snapshot_for(topic)
+            if snapshot is not None:
+                session.send(snapshot, "book_snapshot")
+            session.topics.add(topic)
+            self.subscribers.setdefault(topic, set()).add(session)
+
+    def unsubscribe(self, session: Session, args: Any, req_id: Any) -> None:
+        topics = args if isinstance(args, list) and all(isinstance(a, str) for a in args) else []
+        missing = [t for t in topics if t not in session.topics]
+        if not topics or missing:
+            topic = missing[0] if missing else ""
+            session.send(reply("unsubscribe", session.conn_id, req_id, False, f"error:not subscribed,topic:{topic}"),
+                         "reply")
+            return
+        for topic in topics:
+            session.topics.discard(topic)
+            self.subscribers.get(topic, set()).discard(session)
+        session.send(reply("unsubscribe", session.conn_id, req_id), "reply")
+
+    async def reap_idle(self) -> None:
+        """Cut connections whose client has sent nothing (not even a ping) for the idle timeout."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self.idle_timeout_s / 4))
+            now = loop.time()
+            for session in [s for s in self.sessions if now - s.heard > self.idle_timeout_s]:
+                LOG.info("%s sent nothing for %gs: closed", session.peer, self.idle_timeout_s)
+                self.idle_closed += 1
+                session.abort()
+
+    # --- faults ---
+
+    def drop(self) -> int:
+        sessions = list(self.sessions)
+        for session in sessions:
+            session.abort()
+        return len(sessions)
+
+    def malformed(self) -> int:
+        """Send every client an undecodable frame, a message on a topic nobody has, and a delta missing its fields."""
+        stamp = now_ms()
+        for session in self.sessions:
+            books = sorted(t for t in session.topics if t.startswith("orderbook."))
+            topic = books[0] if books else min(t for t in self.topics if t.startswith("orderbook.50."))
+            symbol = topic.rsplit(".", 1)[-1]
+            session.send('{"topic":"' + topic + '","type":"delta","ts":', "malformed")   # cut off mid-object
+            unknown = {"topic": f"unknown.{symbol}", "type": "snapshot", "ts": stamp, "data": {}}
+            session.send(dumps(unknown), "malformed")
+            session.send(dumps({"topic": topic, "type": "delta", "ts": stamp, "data": {"s": symbol}}), "malformed")
+        return len(self.sessions)
+
+    def stall(self, seconds: float) -> None:
+        """Nothing leaves for `seconds` (pongs included); what queues up meanwhile is sent afterwards."""
+        if self._stall is not None:
+            self._stall.cancel()
+        self.flowing.clear()
+        self._stall = asyncio.get_running_loop().call_later(seconds, self._unstall)
+
+    def _unstall(self) -> None:
+        self._stall = None
+        self.flowing.set()
+
+    @property
+    def stalled(self) -> bool:
+        return not self.flowing.is_set()

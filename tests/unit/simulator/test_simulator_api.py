@@ -1,0 +1,100 @@
+"""REST, the WebSocket operations and the control API answer as a Bybit client (or a tester) expects."""
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+import urllib.request
+
+from sim_harness import BookClient
+
+
+def test_instruments_and_time_answer_like_bybit(start_sim):
+    sim = start_sim(symbols="BTCUSDT,ETHUSDT", tick_size="0.1,0.01", lot_size="0.001,0.01", price="60000,3000")
+    both = sim.get("/v5/market/instruments-info", category="linear")
+    assert (both["retCode"], both["retMsg"], both["retExtInfo"]) == (0, "OK", {})
+    assert [i["symbol"] for i in both["result"]["list"]] == ["BTCUSDT", "ETHUSDT"]
+    assert both["result"]["category"] == "linear" and both["result"]["nextPageCursor"] == ""
+
+    eth = sim.get("/v5/market/instruments-info", category="linear", symbol="ETHUSDT")["result"]["list"]
+    assert len(eth) == 1
+    assert (eth[0]["status"], eth[0]["contractType"], eth[0]["baseCoin"], eth[0]["quoteCoin"]) == \
+        ("Trading", "LinearPerpetual", "ETH", "USDT")
+    assert eth[0]["priceFilter"]["tickSize"] == "0.01" and eth[0]["lotSizeFilter"]["qtyStep"] == "0.01"
+
+    assert sim.get("/v5/market/instruments-info", category="linear", symbol="DOGEUSDT")["result"]["list"] == []
+    assert sim.get("/v5/market/instruments-info", category="spot")["result"]["list"] == []
+    bad = sim.get("/v5/market/instruments-info", category="futures")
+    assert (bad["retCode"], bad["retMsg"], bad["result"]) == (10001, "Illegal category", {})
+
+    clock = sim.get("/v5/market/time")
+    assert abs(int(clock["result"]["timeSecond"]) - time.time()) < 60
+    assert int(clock["result"]["timeNano"]) // 1_000_000_000 == int(clock["result"]["timeSecond"])
+    try:
+        urllib.request.urlopen(sim.rest_url + "/v5/market/tickers?category=linear", timeout=10)
+        raise AssertionError("an endpoint that is not simulated answered")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
+
+
+def test_websocket_operations_get_bybits_replies(start_sim):
+    sim = start_sim(rate=500)
+
+    async def scenario():
+        client = await BookClient.open(sim.ws_url)
+        pong = await client.request({"op": "ping", "req_id": "7"})
+        bare_pong = await client.request({"op": "ping"})
+        # One bad topic fails the whole request: the good one in it is not subscribed either.
+        mixed = await client.request({"op": "subscribe", "req_id": "m", "args": ["publicTrade.BTCUSDT",
+                                                                               "orderbook.5.BTCUSDT"]})
+        lower = await client.subscribe("orderbook.50.btcusdt")
+        ok = await client.subscribe("orderbook.50.BTCUSDT")
+        twice = await client.subscribe("orderbook.50.BTCUSDT")
+        nonsense = await client.request({"op": "nope", "req_id": "n"})
+        undecodable = len(client.replies)
+        await client.ws.send("hello")
+        await client.until(lambda: len(client.replies) > undecodable)
+        await client.until(lambda: client.kinds["orderbook.50.BTCUSDT", "delta"] >= 2)
+        gone = await client.request({"op": "unsubscribe", "req_id": "u", "args": ["orderbook.50.BTCUSDT"]})
+        # Paused, a still-subscribed topic would get its last delta before this pong; it must get nothing.
+        after = len(client.raw)
+        sim.post("/control/pause")
+        await client.request({"op": "ping"})
+        await client.close()
+        return client, pong, bare_pong, mixed, lower, ok, twice, nonsense, client.replies[undecodable], gone, after
+
+    client, pong, bare_pong, mixed, lower, ok, twice, nonsense, undecodable, gone, after = asyncio.run(scenario())
+    conn_id = pong["conn_id"]
+    assert pong == {"success": True, "ret_msg": "pong", "conn_id": conn_id, "req_id": "7", "op": "ping"}
+    assert bare_pong == {"success": True, "ret_msg": "pong", "conn_id": conn_id, "op": "ping"}
+    assert mixed == {"success": False, "ret_msg": "error:handler not found,topic:orderbook.5.BTCUSDT",
+                     "conn_id": conn_id, "req_id": "m", "op": "subscribe"}
+    assert lower["ret_msg"] == "error:handler not found,topic:orderbook.50.btcusdt"
+    assert ok == {"success": True, "ret_msg": "", "conn_id": conn_id, "req_id": "sub-orderbook.50.BTCUSDT",
+                  "op": "subscribe"}
+    assert twice["ret_msg"] == "error:already subscribed,topic:orderbook.50.BTCUSDT"
+    assert nonsense["success"] is False and nonsense["ret_msg"] == "error:invalid op"
+    assert undecodable["success"] is False and undecodable["ret_msg"].startswith("Failed to decode incoming data")
+    assert gone["success"] is True and gone["op"] == "unsubscribe"
+    assert not any('"topic"' in m for m in client.raw[after:])
+    assert client.trades == []   # publicTrade was in the rejected request
+
+
+def test_control_api_rejects_bad_requests_with_a_reason(start_sim):
+    sim = start_sim(symbols="BTCUSDT,ETHUSDT")
+    assert sim.call("POST", "/control/rate", value="fast") == (
+        400, {"error": "value='fast': give a number from 0 to 1e+06"})
+    assert sim.call("POST", "/control/rate", value=2e6)[0] == 400
+    assert sim.call("POST", "/control/stall")[0] == 400
+    assert sim.call("GET", "/control/book", symbol="BTCUSDT", depth=25)[0] == 400
+    assert sim.call("GET", "/control/book")[0] == 400                          # two symbols: say which
+    assert sim.call("GET", "/control/trades", symbol="DOGEUSDT")[0] == 404
+    assert sim.call("GET", "/control/pause")[0] == 405
+    assert sim.call("GET", "/control/nothing")[0] == 404
+    assert "/control/skip-u" in sim.get("/control")["routes"]
+
+    assert sim.post("/control/rate", value=20000) == {"ok": True, "rate": 20000.0}
+    assert sim.post("/control/pause")["paused"] is True
+    stats = sim.get("/control/stats")
+    assert stats["rate"] == 20000.0 and stats["paused"] is True and stats["faults"] == {"rate": 1, "pause": 1}
+    assert sim.post("/control/resume") == {"ok": True, "paused": False}
