@@ -1,5 +1,5 @@
 # Thin front for ./hftlive (the real entry point).
-.PHONY: wheelhouse images setup test bench bench-service
+.PHONY: wheelhouse images setup test bench bench-service bench-live
 wheelhouse: setup
 	./hftlive wheels
 images:
@@ -12,3 +12,5 @@ bench:
 	./hftlive doctor >/dev/null && .venv/bin/python bench/wheels.py
 bench-service:
 	./hftlive doctor >/dev/null && .venv/bin/python bench/service.py
+bench-live:
+	./hftlive doctor >/dev/null && .venv/bin/python bench/live.py

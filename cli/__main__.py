@@ -66,10 +66,11 @@ def cmd_wheels(args: argparse.Namespace) -> int:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    manifest = images.check_wheelhouse()   # before any Docker: the images are made of it
+    targets = args.target or list(images.TARGETS)
+    manifest = images.check_wheelhouse(need_connector="connector" in targets)   # before any Docker
     ca = buildx.ca_bundle(args.ca_bundle)
     require_tooling()
-    for ref in images.build(args.target or list(images.TARGETS), manifest, offline=args.offline, ca=ca):
+    for ref in images.build(targets, manifest, offline=args.offline, ca=ca):
         print(ref)
     return 0
 
@@ -85,7 +86,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
     require_tooling()
     missing = [t for p in profiles for t in images.PROFILES[p] if not images.present(t)]
     if missing:   # first run: build what the profile needs from the wheelhouse
-        manifest = images.check_wheelhouse()
+        manifest = images.check_wheelhouse(need_connector="connector" in missing)
         images.build(missing, manifest, offline=False, ca=buildx.ca_bundle(None))
     code = subprocess.call(command + ["up", "--detach", "--wait", "--wait-timeout", "120"], cwd=ROOT)
     if code == 0:

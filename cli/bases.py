@@ -34,13 +34,15 @@ class Base:
 # Keys are what the Dockerfiles and tests ask for.
 BASES = {
     "bookworm": Base("debian:bookworm-slim", "bookworm"),
-    "python3.11-bookworm": Base("python:3.11-slim-bookworm", "bookworm", ("python3", "python3-venv")),
-    "python3.13-trixie": Base("python:3.13-slim-trixie", "trixie", ("python3", "python3-venv")),
+    # ca-certificates: the public python images have it, and the connector's wss:// needs it.
+    "python3.11-bookworm": Base("python:3.11-slim-bookworm", "bookworm", ("python3", "python3-venv", "ca-certificates")),
+    "python3.13-trixie": Base("python:3.13-slim-trixie", "trixie", ("python3", "python3-venv", "ca-certificates")),
 }
 
 LABEL_SUITE = "io.hftlive.base.suite"
 LABEL_DATE = "io.hftlive.base.bootstrapped"
 LABEL_RECIPE = "io.hftlive.base.recipe"
+LABEL_PACKAGES = "io.hftlive.base.packages"
 RECIPE = "2"   # bump when bootstrap() changes what an image holds: older local bases are rebuilt
 
 # Like Debian's slim images: no manuals, translations or docs (copyright files stay), now or
@@ -88,7 +90,7 @@ def ensure(key: str, offline: bool = False, client: docker.DockerClient | None =
             return base.public
         if _present(client, base.local):
             labels = client.images.get(base.local).labels or {}
-            if labels.get(LABEL_RECIPE) == RECIPE:
+            if labels.get(LABEL_RECIPE) == RECIPE and labels.get(LABEL_PACKAGES, "") == ",".join(base.packages):
                 step.say(f"reusing {base.local} (bootstrapped {labels.get(LABEL_DATE, '?')})")
                 return base.local
             step.say(f"{base.local} was bootstrapped by an older recipe; bootstrapping it again")
@@ -144,6 +146,7 @@ def bootstrap(base: Base, client: docker.DockerClient, step: Step) -> None:
         today = dt.date.today().isoformat()
         changes = [
             f'LABEL {LABEL_SUITE}="{base.suite}" {LABEL_DATE}="{today}" {LABEL_RECIPE}="{RECIPE}" '
+            f'{LABEL_PACKAGES}="{",".join(base.packages)}" '
             f'io.hftlive.base.equivalent-of="{base.public}"',
             'ENV LANG=C.UTF-8',
             'CMD ["/bin/bash"]',

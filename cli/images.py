@@ -14,9 +14,10 @@ from .wheelhouse import WHEELHOUSE, verify
 
 DOCKERFILE = ROOT / "Dockerfile.runtime"
 # The images people run, in build order, and the base each starts from.
-TARGETS = {"service-mock": "python3.11-bookworm", "service": "python3.11-bookworm"}
+TARGETS = {"service-mock": "python3.11-bookworm", "service": "python3.11-bookworm",
+           "connector": "python3.11-bookworm", "simulator": "python3.11-bookworm"}
 # compose.yaml's profiles and the images each runs.
-PROFILES = {"mock": ["service-mock"], "live": ["service"]}
+PROFILES = {"mock": ["service-mock"], "live": ["service", "connector"], "sim": ["simulator"]}
 BASE_ARG = {"python3.11-bookworm": "SERVICE_BASE"}
 SERVICE_TAG = "cp311"   # the CPython of python3.11-bookworm; the wheelhouse must have its locks
 
@@ -33,7 +34,7 @@ def stages(dockerfile: Path = DOCKERFILE) -> list[str]:
     return re.findall(r"^FROM\s+\S+\s+AS\s+([\w-]+)", dockerfile.read_text(), re.M | re.I)
 
 
-def check_wheelhouse(directory: Path = WHEELHOUSE) -> dict:
+def check_wheelhouse(directory: Path = WHEELHOUSE, need_connector: bool = False) -> dict:
     """The wheelhouse's manifest, once it verifies and holds the service images' locks."""
     if not (directory / "manifest.json").is_file():
         fail(f"there is no wheelhouse in {directory}; build it first with `./hftlive wheels` "
@@ -47,6 +48,9 @@ def check_wheelhouse(directory: Path = WHEELHOUSE) -> dict:
         fail(f"the wheelhouse has no CPython 3.11 locks for the service images (it has "
              f"{', '.join(manifest.get('python_tags', [])) or 'none'}); "
              "rebuild it with `./hftlive wheels --python 3.11`")
+    if need_connector and not manifest.get("connector"):
+        fail("the wheelhouse has no exchange connector (hftlive-connector); it was built before the "
+             "connector existed: rebuild it with `./hftlive wheels`")
     return manifest
 
 

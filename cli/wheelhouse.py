@@ -88,5 +88,9 @@ def summary(directory: Path = WHEELHOUSE) -> None:
     print(f"{'wheel':<72} {'MB':>6}  auditwheel")
     for wheel in manifest["wheels"]:
         print(f"{wheel['file']:<72} {wheel['size'] / 1e6:6.1f}  {audit.get(wheel['file'], '?')}")
+    connector = manifest.get("connector")
+    if connector:
+        print(f"{connector['file']:<72} {connector['size'] / 1e6:6.1f}  {connector['version']}")
     for tag, lock in sorted(manifest["locks"].items()):
         print(f"install ({tag}): pip install --no-index --find-links wheels --require-hashes -r wheels/{lock}")
+    print("images: ./hftlive images")

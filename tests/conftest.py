@@ -1,4 +1,4 @@
-"""Test tiers by folder: tests/unit (no Docker) and tests/integration (real containers)."""
+"""Test tiers by folder: tests/unit (no Docker), tests/integration (real containers), tests/e2e (compose profiles)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,5 +11,5 @@ ROOT = Path(__file__).resolve().parent.parent
 def pytest_collection_modifyitems(items):
     for item in items:
         tier = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
-        if tier in ("unit", "integration"):
+        if tier in ("unit", "integration", "e2e"):
             item.add_marker(getattr(pytest.mark, tier))

@@ -71,6 +71,14 @@ def lock_lines(wheels: list[Path]) -> list[str]:
             for w in wheels for project, version in [wheel_project(w.name)]]
 
 
+def connector_entry(binary: Path) -> dict | None:
+    """The exchange connector binary built beside the wheels (Dockerfile.runtime's connector image)."""
+    if not binary.is_file():
+        return None
+    version = command_version(str(binary), "--version")
+    return {"file": binary.name, "sha256": sha256(binary), "size": binary.stat().st_size, "version": version}
+
+
 def main(house: str, patch_dir: str, service_requirements: str | None = None) -> int:
     root = Path(house)
     values = pins()
@@ -128,6 +136,7 @@ def main(house: str, patch_dir: str, service_requirements: str | None = None) ->
                            for w in sorted(root.glob("*.whl")) if w not in ours],
         "locks": locks,
         "service_locks": service_locks,
+        "connector": connector_entry(root / "hftlive-connector"),
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     sums = [f"{sha256(p)}  {p.name}" for p in sorted(root.iterdir())

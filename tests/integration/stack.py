@@ -35,9 +35,11 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, dict | str]:
 class Stack:
     """One compose project from compose.yaml; `with Stack(...) as s:` starts it and always removes it."""
 
-    def __init__(self, tmp: Path, profile: str, wait: bool = True, **settings: str) -> None:
-        self.profile = profile
+    def __init__(self, tmp: Path, profile: str | list[str], wait: bool = True, only: list[str] | None = None,
+                 **settings: str) -> None:
+        self.profiles = [profile] if isinstance(profile, str) else profile
         self.wait = wait
+        self.only = only or []   # start just these services, without their dependencies
         self.port = free_port()
         self.project = f"hftlive-test-{uuid.uuid4().hex[:8]}"
         self.env_file = tmp / f"{self.project}.env"
@@ -52,11 +54,12 @@ class Stack:
 
     def compose(self, *args: str, timeout: float = UP_TIMEOUT_S + 30) -> subprocess.CompletedProcess:
         command = ["docker", "compose", "--project-name", self.project, "--env-file", str(self.env_file),
-                   "--profile", self.profile, *args]
+                   *[a for p in self.profiles for a in ("--profile", p)], *args]
         return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
     def __enter__(self) -> "Stack":
         args = ["up", "--detach"] + (["--wait", "--wait-timeout", str(UP_TIMEOUT_S)] if self.wait else [])
+        args += ["--no-deps", *self.only] if self.only else []
         done = self.compose(*args)
         if done.returncode != 0:
             logs = self.compose("logs", "--no-color", "--tail", "40").stdout

@@ -17,7 +17,7 @@ SYMBOL = "BTCUSDT"
 
 
 def run_image(image: str, *env: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    command = ["docker", "run", "--rm", "--read-only", "--cap-drop", "ALL"]
+    command = ["docker", "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL"]
     for item in env:
         command += ["-e", item]
     return subprocess.run(command + [image], capture_output=True, text=True, timeout=timeout)
@@ -40,10 +40,13 @@ def levels(book: dict[str, dict[float, float]], depth: int) -> dict[str, list[li
 # --- the images themselves ---------------------------------------------------------------------
 
 def test_images_run_as_the_shared_non_root_user_and_carry_their_versions(runtime_images, client, manifest):
+    assert set(runtime_images) == {"service", "service-mock", "connector", "simulator"}
     for target, tag in runtime_images.items():
         config = client.images.get(tag).attrs["Config"]
         assert config["User"] == "10001:10001", target
-        assert config["Healthcheck"]["Test"] == ["CMD", "python", "-m", "service.healthcheck"]
+        assert config["Healthcheck"]["Test"][0] == "CMD", target
+        if target.startswith("service"):
+            assert config["Healthcheck"]["Test"] == ["CMD", "python", "-m", "service.healthcheck"]
         assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", config["Labels"]["org.opencontainers.image.revision"])
     labels = client.images.get(runtime_images["service"]).attrs["Config"]["Labels"]
     assert labels["io.hftlive.hftbacktest.version"] == manifest["hftbacktest_version"]
@@ -172,7 +175,7 @@ def test_a_slow_client_is_cut_off_while_a_fast_one_keeps_every_message(runtime_i
 
 
 def test_live_image_without_a_connector_is_not_ready_and_serves_no_mock_data(runtime_images, tmp_path):
-    with Stack(tmp_path, "live", wait=False, LIVE_REBUILD_AFTER_S="5") as stack:
+    with Stack(tmp_path, "live", wait=False, only=["service"], LIVE_REBUILD_AFTER_S="5") as stack:
         stack.wait_alive(timeout=90)
         deadline = time.monotonic() + 60
         while True:   # the bot child starts (numba compiles), then waits for the connector
@@ -204,13 +207,33 @@ def test_both_profiles_are_valid_and_hardened(tmp_path):
     done = subprocess.run(["docker", "compose", "--env-file", str(env), "--profile", "mock", "--profile", "live",
                            "config", "--format", "json"], capture_output=True, text=True, cwd=Stack.root())
     assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stderr
     services = json.loads(done.stdout)["services"]
-    assert set(services) == {"service", "service-mock"}
+    assert set(services) == {"service", "service-mock", "connector"}   # the simulator: profile sim
+    done = subprocess.run(["docker", "compose", "--env-file", str(env), "--profile", "mock", "--profile", "live",
+                           "--profile", "sim", "config", "--format", "json"], capture_output=True, text=True,
+                          cwd=Stack.root())
+    services = json.loads(done.stdout)["services"]
+    assert set(services) == {"service", "service-mock", "connector", "simulator"}
     for name, service in services.items():
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
         assert "no-new-privileges:true" in service["security_opt"], name
         assert service["restart"] == "unless-stopped" and service["healthcheck"]["test"][0] == "CMD", name
-        assert [p["host_ip"] for p in service["ports"]] == ["127.0.0.1"], name
+        assert [p["host_ip"] for p in service.get("ports", [])] in ([], ["127.0.0.1"]), name
         assert service["pull_policy"] == "never", name
+    # The live pair shares one /dev/shm and one /tmp/iceoryx2 (tmpfs volumes), and starts in order.
+    for name in ("connector", "service"):
+        assert [(v["source"], v["target"]) for v in services[name]["volumes"]] == [
+            ("iceoryx2-shm", "/dev/shm"), ("iceoryx2", "/tmp/iceoryx2")], name
+    assert services["service"]["depends_on"]["connector"]["condition"] == "service_healthy"
     assert services["service"]["environment"]["DATA_SOURCE"] == "hft_connector"
     assert services["service-mock"]["environment"]["DATA_SOURCE"] == "mock"
+
+
+def test_the_connector_image_stops_on_a_bad_setting_with_the_reason(runtime_images):
+    done = run_image(runtime_images["connector"], "CONNECTOR_DEPTH=7", "BYBIT_PUBLIC_URL=ws://127.0.0.1:9/x")
+    assert done.returncode == 2, done.stderr
+    assert "depth" in done.stderr and "7" in done.stderr
+    done = run_image(runtime_images["connector"], 'BYBIT_PUBLIC_URL=ws://x/"; rm -rf /')
+    assert done.returncode == 2
+    assert "quotes, backslashes and newlines are not allowed" in done.stderr

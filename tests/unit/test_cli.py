@@ -59,7 +59,7 @@ def test_pytest_options_pass_through(tmp_path):
 def test_an_unknown_image_is_refused():
     done = hftlive("images", "--target", "no-such-image")
     assert done.returncode == 2
-    assert "invalid choice: 'no-such-image' (choose from 'service-mock', 'service')" in done.stderr
+    assert "invalid choice: 'no-such-image' (choose from 'service-mock', 'service', 'connector', 'simulator')" in done.stderr
 
 
 def test_images_need_a_wheelhouse_with_the_service_locks(tmp_path, capsys):

@@ -1,0 +1,693 @@
+"""Benchmark: the live path's end-to-end latency and highest loss-free rate, with cryptofeed as the anchor.
+
+Run with .venv/bin/python bench/live.py after `./hftlive images` (needs hftlive/{simulator,connector,service}).
+One compose project (`--profile live --profile sim`, a private name, env file and ports) runs the Bybit
+simulator over TLS (a throwaway certificate made with openssl at run time), our connector and the service. In the
+same run, on this host, two consumers in their own processes take the same simulator feed:
+  service     a WebSocket client of the service's /v1/stream
+              (simulator → connector → iceoryx2 IPC → hftbacktest bot → service → client)
+  cryptofeed  cryptofeed's Bybit feed subscribed straight to the simulator (simulator → cryptofeed), the anchor
+The simulator's rate (order-book actions per second, SIM_RATE) is ramped through --rates, one window of --seconds
+each, paused at both ends so that every trade the simulator sent in a window can be counted at each consumer.
+
+Printed per rate and consumer: trades received against trades sent (`/control/trades` `sent`) and against what
+the service itself took in (its hftlive_events_in_total, to tell a loss before the service from one after it),
+seq gaps and closed connections, latency percentiles for trades and book updates, and the trade latency's drift
+through the window (median of the last tenth minus the first: a growing backlog); then service/cryptofeed latency
+ratios, the CPU each container and consumer used, and the highest rate each consumer sustained without loss.
+
+What the latency is: receive time (this host's clock) minus the exchange time the consumer reports, i.e. the
+`T` (trades) or `cts`/`ts` (books) the simulator wrote, in MILLISECONDS. So:
+  * resolution is 1 ms; truncating the send time to ms adds 0-1 ms (0.5 ms on average) to both consumers alike;
+  * the simulator stamps each 10 ms model step before computing it, then sends its trades at once and its book
+    pushes (orderbook.50 every 20 ms for the connector, orderbook.200 every 100 ms for cryptofeed) with the stamp
+    of the step just before the push: latency includes the step's compute and encoding and, for books, not the
+    time a change waited for its push (the simulator's push interval is outside what either consumer can see);
+  * the service's delta carries the bot's newest feed time and is emitted at its book scan (at most every
+    5 ms), so service book latency includes that scan; trades are the cleaner comparison.
+Consumers and containers share the host's cores (two here): the numbers are this machine's, not the design's.
+Stops by itself: every window is bounded, the run has a time budget, the compose project is always removed.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import re
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.stack import free_port  # noqa: E402
+
+IMAGES = ("hftlive/simulator:latest", "hftlive/connector:latest", "hftlive/service:latest")
+SYMBOL = "BTCUSDT"
+TLS_DIR = "/run/hftlive-bench-tls"     # where the certificate directory is mounted in the containers
+CLIENT_BUFFER = 8192                   # the service's per-client queue: a consumer on a busy 2-core host lags in bursts
+UP_TIMEOUT_S = 150
+KEEPING_UP_MS = 10.0                   # trade latency may drift this much through a window and still count as kept up
+
+
+# --- the consumers (each in its own process; the main process asks them over a pipe) -------------------------
+
+class Tally:
+    """What a consumer saw since the last `take`: counts, gaps and latencies (ns)."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.error: str | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.trades = 0
+        self.books = 0
+        self.trade_ns: list[int] = []
+        self.book_ns: list[int] = []
+        self.gaps = 0          # seq jumps (service)
+        self.missing = 0       # messages the jumps skipped
+        self.resyncs = 0       # mid-stream snapshots (service)
+        self.cuts: list[int] = []   # close codes of lost connections
+
+    def take(self) -> dict:
+        out = {k: getattr(self, k) for k in ("trades", "books", "trade_ns", "book_ns", "gaps", "missing",
+                                             "resyncs", "cuts", "error")}
+        self.reset()
+        return out
+
+
+def answer_commands(conn, tally: Tally, stop: asyncio.Event) -> None:
+    """Serve the main process's `peek` / `take` / `cpu` / `stop` on the event loop, between messages."""
+
+    def on_command() -> None:
+        while conn.poll():
+            command = conn.recv()
+            if command == "peek":
+                conn.send({"trades": tally.trades, "books": tally.books, "ready": tally.ready, "error": tally.error})
+            elif command == "take":
+                conn.send(tally.take())
+            elif command == "cpu":
+                conn.send(time.process_time())   # this consumer's CPU seconds, every thread
+            else:
+                stop.set()
+                conn.send(None)
+
+    asyncio.get_running_loop().add_reader(conn.fileno(), on_command)
+
+
+def service_consumer(url: str, conn) -> None:
+    """Follow the service's stream: every message parsed, seq checked, latency = now - exch_ts."""
+    import websockets
+
+    tally = Tally()
+
+    async def follow() -> None:
+        while True:
+            try:
+                async with websockets.connect(f"{url}/v1/stream?symbols={SYMBOL}", max_size=2**24) as ws:
+                    last = None
+                    seen_trade = seen_delta = False
+                    async for text in ws:
+                        now = time.time_ns()
+                        message = json.loads(text)
+                        kind = message["type"]
+                        if kind == "status":
+                            continue
+                        seq = message["seq"]
+                        if last is not None and seq != last + 1:
+                            tally.gaps += 1
+                            tally.missing += max(0, seq - last - 1)
+                        last = seq
+                        if kind == "trade":
+                            tally.trades += 1
+                            tally.trade_ns.append(now - message["exch_ts"])
+                            seen_trade = True
+                        elif kind == "delta":
+                            tally.books += 1
+                            tally.book_ns.append(now - message["exch_ts"])
+                            seen_delta = True
+                        elif kind == "snapshot" and tally.ready:
+                            tally.resyncs += 1
+                        tally.ready = tally.ready or (seen_trade and seen_delta)
+            except websockets.ConnectionClosed as closed:
+                tally.cuts.append(closed.rcvd.code if closed.rcvd else 1006)
+            except OSError as exc:
+                tally.error = f"{type(exc).__name__}: {exc}"
+            await asyncio.sleep(0.5)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        answer_commands(conn, tally, stop)
+        task = asyncio.create_task(follow())
+        await stop.wait()
+        task.cancel()
+
+    asyncio.run(main())
+
+
+def cryptofeed_consumer(ws_url: str, rest_url: str, ca_file: str, conn) -> None:
+    """cryptofeed's Bybit feed (L2_BOOK + TRADES) on the simulator; latency = receipt time - its reported timestamp."""
+    os.environ["REQUESTS_CA_BUNDLE"] = ca_file   # cryptofeed reads the instruments with requests
+    import logging
+
+    from cryptofeed.connection import RestEndpoint, WebsocketEndpoint
+    from cryptofeed.defines import FUTURES, L2_BOOK, PERPETUAL, TRADES
+    from cryptofeed.exchanges import Bybit
+
+    logging.getLogger("feedhandler").setLevel(logging.ERROR)
+    tally = Tally()
+
+    class SimBybit(Bybit):
+        # cryptofeed accepts only wss:// and reads its endpoints from these class attributes: the linear stream and
+        # Bybit's own instrument routes moved to the simulator; everything else is cryptofeed's Bybit code.
+        websocket_endpoints = [WebsocketEndpoint(
+            ws_url, instrument_filter=("TYPE", (FUTURES, PERPETUAL)),
+            channel_filter=(Bybit.websocket_channels[L2_BOOK], Bybit.websocket_channels[TRADES]),
+            options={"compression": None, "ssl": ssl.create_default_context(cafile=ca_file)})]
+        rest_endpoints = [RestEndpoint(rest_url, routes=Bybit.rest_endpoints[0].routes)]
+
+    async def on_trade(trade, receipt: float) -> None:
+        tally.trades += 1
+        tally.trade_ns.append(int((receipt - float(trade.timestamp)) * 1e9))
+        tally.ready = tally.ready or tally.books > 0
+
+    async def on_book(book, receipt: float) -> None:
+        if book.delta is None:   # the snapshot on subscribe
+            return
+        tally.books += 1
+        tally.book_ns.append(int(receipt * 1e9) - int(book.timestamp) * 1_000_000)   # Bybit's `ts`, in ms
+        tally.ready = tally.ready or tally.trades > 0
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        answer_commands(conn, tally, stop)
+        feed = SimBybit(symbols=["BTC-USDT-PERP"], channels=[L2_BOOK, TRADES],
+                        callbacks={L2_BOOK: on_book, TRADES: on_trade})
+        try:
+            feed.start(asyncio.get_running_loop())
+        except Exception as exc:  # reported through peek: the main process then says why and falls back
+            tally.error = f"{type(exc).__name__}: {exc}"
+        await stop.wait()
+        feed.stop()
+        await feed.shutdown()
+
+    asyncio.run(main())
+
+
+def raw_consumer(ws_url: str, ca_file: str, conn) -> None:
+    """The fallback anchor: a plain websockets client on the simulator (publicTrade + orderbook.50)."""
+    import websockets
+
+    tally = Tally()
+
+    async def follow() -> None:
+        context = ssl.create_default_context(cafile=ca_file)
+        while True:
+            try:
+                async with websockets.connect(ws_url, ssl=context, max_size=2**24) as ws:
+                    await ws.send(json.dumps({"op": "subscribe",
+                                              "args": [f"publicTrade.{SYMBOL}", f"orderbook.50.{SYMBOL}"]}))
+                    async for text in ws:
+                        now = time.time_ns()
+                        message = json.loads(text)
+                        topic = message.get("topic", "")
+                        if topic.startswith("publicTrade."):
+                            for trade in message["data"]:
+                                tally.trades += 1
+                                tally.trade_ns.append(now - trade["T"] * 1_000_000)
+                        elif topic.startswith("orderbook.") and message["type"] == "delta":
+                            tally.books += 1
+                            tally.book_ns.append(now - message["cts"] * 1_000_000)
+                        tally.ready = tally.ready or (tally.trades > 0 and tally.books > 0)
+            except websockets.ConnectionClosed as closed:
+                tally.cuts.append(closed.rcvd.code if closed.rcvd else 1006)
+            except OSError as exc:
+                tally.error = f"{type(exc).__name__}: {exc}"
+            await asyncio.sleep(0.5)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        answer_commands(conn, tally, stop)
+        task = asyncio.create_task(follow())
+        await stop.wait()
+        task.cancel()
+
+    asyncio.run(main())
+
+
+class Consumer:
+    """A consumer process, seen from the main process."""
+
+    def __init__(self, name: str, target, *args) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.name = name
+        self.conn, child = context.Pipe()
+        self.proc = context.Process(target=target, args=(*args, child), daemon=True, name=f"bench-{name}")
+        self.proc.start()
+
+    def ask(self, command: str, timeout: float = 20.0):
+        self.conn.send(command)
+        if not self.conn.poll(timeout):
+            raise RuntimeError(f"the {self.name} consumer did not answer {command!r} within {timeout:.0f} s")
+        return self.conn.recv()
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            try:
+                self.ask("stop", timeout=10)
+            except (RuntimeError, OSError):
+                pass
+            self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+
+
+# --- the compose project ---------------------------------------------------------------------------------------
+
+def run(command: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def make_tls(tmp: Path) -> Path:
+    """A throwaway CA and a simulator certificate for DNS:simulator and IP:127.0.0.1 (nothing kept in the repo).
+
+    A CA plus a leaf, not one self-signed certificate: rustls (the connector) refuses a CA certificate used as the
+    server's own. Returns the directory mounted into the containers: ca.pem, cert.pem, key.pem (world-readable,
+    because the simulator runs as UID 10001). The CA key stays outside it and goes with the temp directory.
+    """
+    mounted = tmp / "tls"
+    mounted.mkdir()
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    (tmp / "leaf.ext").write_text("subjectAltName=DNS:simulator,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+                                  "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+                                  "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    steps = [
+        ["openssl", "req", "-x509", *ec, "-days", "1", "-subj", "/CN=hftlive-bench-ca",
+         "-keyout", str(tmp / "ca.key"), "-out", str(mounted / "ca.pem")],
+        ["openssl", "req", *ec, "-subj", "/CN=simulator", "-keyout", str(mounted / "key.pem"),
+         "-out", str(tmp / "leaf.csr")],
+        ["openssl", "x509", "-req", "-in", str(tmp / "leaf.csr"), "-CA", str(mounted / "ca.pem"),
+         "-CAkey", str(tmp / "ca.key"), "-CAcreateserial", "-days", "1", "-extfile", str(tmp / "leaf.ext"),
+         "-out", str(mounted / "cert.pem")],
+    ]
+    for step in steps:
+        done = run(step)
+        if done.returncode != 0:
+            raise SystemExit(f"openssl failed making the throwaway certificate: {done.stderr.strip()}")
+    mounted.chmod(0o755)
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (mounted / name).chmod(0o644)
+    return mounted
+
+
+class Project:
+    """compose.yaml's live + sim profiles plus an override: the simulator on TLS, published, and the connector on it."""
+
+    def __init__(self, tmp: Path, tls: Path) -> None:
+        self.name = f"hftlive-bench-{uuid.uuid4().hex[:8]}"
+        self.service_port, self.control_port, self.sim_port = free_port(), free_port(), free_port()
+        self.env_file = tmp / "bench.env"
+        self.env_file.write_text("\n".join([
+            f"HFTLIVE_PORT={self.service_port}", f"SIM_CONTROL_PORT={self.control_port}",
+            f"SYMBOL={SYMBOL}", "SIM_RATE=1000", "SIM_SEED=1", "LOG_LEVEL=warning", "CONNECTOR_LOG=warn",
+            f"CLIENT_BUFFER={CLIENT_BUFFER}",
+            # the simulator is paused between windows: the bot must not be rebuilt meanwhile
+            "LIVE_STALE_AFTER_S=60", "LIVE_REBUILD_AFTER_S=120",
+        ]) + "\n")
+        mount = f"{tls}:{TLS_DIR}:ro"
+        health = ("import ssl, urllib.request; urllib.request.urlopen('https://127.0.0.1:8090/v5/market/time', "
+                  f"timeout=2, context=ssl.create_default_context(cafile='{TLS_DIR}/ca.pem'))")
+        override = {"services": {
+            "simulator": {
+                "environment": {"SIM_TLS_CERT": f"{TLS_DIR}/cert.pem", "SIM_TLS_KEY": f"{TLS_DIR}/key.pem",
+                                "SIM_TRADE_HISTORY": "1"},   # /control/trades is read for `sent` only
+                "volumes": [mount],
+                "ports": [f"127.0.0.1:{self.sim_port}:8090"],
+                "healthcheck": {"test": ["CMD", "python", "-c", health]},
+            },
+            "connector": {
+                "environment": {"BYBIT_PUBLIC_URL": "wss://simulator:8090/v5/public/linear",
+                                "BYBIT_REST_URL": "https://simulator:8090", "SSL_CERT_FILE": f"{TLS_DIR}/ca.pem"},
+                "volumes": [mount],
+            },
+        }}
+        self.override = tmp / "override.yaml"
+        self.override.write_text(json.dumps(override, indent=2) + "\n")   # JSON is YAML
+        self.service_url = f"http://127.0.0.1:{self.service_port}"
+        self.control_url = f"http://127.0.0.1:{self.control_port}"
+        self.sim_ws = f"wss://127.0.0.1:{self.sim_port}/v5/public/linear"
+        self.sim_rest = f"https://127.0.0.1:{self.sim_port}"
+        self.ca = str(tls / "ca.pem")
+        self.containers: dict[str, str] = {}
+
+    def compose(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", "compose", "--project-name", self.name, "--env-file", str(self.env_file),
+                               "-f", str(ROOT / "compose.yaml"), "-f", str(self.override),
+                               "--profile", "live", "--profile", "sim", *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+    def check_config(self) -> None:
+        """The merged configuration really has the override (compose merges lists such as volumes by target)."""
+        done = self.compose("config", "--format", "json")
+        if done.returncode != 0:
+            raise SystemExit(f"docker compose config failed: {done.stderr.strip()}")
+        services = json.loads(done.stdout)["services"]
+        sim, connector = services["simulator"], services["connector"]
+        problems = []
+        if not any(v.get("target") == TLS_DIR and v.get("read_only") for v in sim.get("volumes", [])):
+            problems.append("the simulator lacks the read-only certificate mount")
+        if not any(v.get("target") == TLS_DIR for v in connector.get("volumes", [])):
+            problems.append("the connector lacks the certificate mount")
+        if not any(v.get("target") == "/tmp/iceoryx2" for v in connector.get("volumes", [])):
+            problems.append("the connector lost its iceoryx2 volume")
+        if not any(int(p.get("target", 0)) == 8090 and str(p.get("published")) == str(self.sim_port)
+                   and p.get("host_ip") == "127.0.0.1" for p in sim.get("ports", [])):
+            problems.append("the simulator's 8090 is not published on 127.0.0.1")
+        if "https://" not in " ".join(sim["healthcheck"]["test"]):
+            problems.append("the simulator's healthcheck is not https")
+        if connector["environment"].get("BYBIT_PUBLIC_URL", "").startswith("wss://simulator") is False:
+            problems.append("the connector is not pointed at wss://simulator")
+        if problems:
+            raise SystemExit("the compose override did not merge as expected: " + "; ".join(problems))
+
+    def up(self) -> None:
+        done = self.compose("up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), timeout=UP_TIMEOUT_S + 30)
+        if done.returncode != 0:
+            logs = self.compose("logs", "--no-color", "--tail", "30").stdout
+            raise SystemExit(f"compose up failed: {done.stderr.strip()}\n{logs}")
+
+    def find_containers(self) -> None:
+        """Full container ids, to read their CPU time from the cgroup (cgroup v1 or v2, when visible here)."""
+        self.containers = {}
+        for service in ("simulator", "connector", "service"):
+            short = self.compose("ps", "--quiet", service).stdout.strip()
+            full = run(["docker", "inspect", "--format", "{{.Id}}", short]).stdout.strip() if short else ""
+            if full:
+                self.containers[service] = full
+
+    def cpu_s(self) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for service, cid in self.containers.items():
+            out[service] = None
+            for path, scale, key in ((f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", 1e-9, None),
+                                     (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", 1e-6, "usage_usec"),
+                                     (f"/sys/fs/cgroup/docker/{cid}/cpu.stat", 1e-6, "usage_usec")):
+                try:
+                    text = Path(path).read_text()
+                except OSError:
+                    continue
+                if key is None:
+                    out[service] = int(text) * scale
+                else:
+                    out[service] = next(int(line.split()[1]) for line in text.splitlines()
+                                        if line.startswith(key)) * scale
+                break
+        return out
+
+    def down(self) -> None:
+        self.compose("down", "--volumes", "--timeout", "5", timeout=120)
+
+
+# --- the simulator's controls and the service's counters -------------------------------------------------------
+
+def control(project: Project, method: str, path: str) -> dict:
+    request = urllib.request.Request(project.control_url + path, method=method)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def service_trades_in(project: Project) -> float:
+    """Trades the service took from the bot (its own counter): where a loss happened, before or after it."""
+    text = urllib.request.urlopen(f"{project.service_url}/metrics", timeout=5).read().decode()
+    return sum(float(v) for v in re.findall(r'^hftlive_events_in_total\{[^}]*kind="trade"[^}]*\} (\S+)', text, re.M))
+
+
+def host_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole host, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_snapshot(project: Project, consumers: list[Consumer]) -> dict:
+    out: dict = dict(project.cpu_s())
+    for consumer in consumers:
+        out[f"client:{consumer.name}"] = consumer.ask("cpu")
+    out["host"] = host_busy()
+    out["t"] = time.monotonic()
+    return out
+
+
+def cpu_percent(before: dict, after: dict) -> dict[str, float | None]:
+    """% of one core per container and consumer over the window; host = % of all cores busy."""
+    elapsed = after["t"] - before["t"]
+    out: dict[str, float | None] = {}
+    for key, value in after.items():
+        if key in ("t", "host"):
+            continue
+        out[key] = None if value is None or before.get(key) is None else 100 * (value - before[key]) / elapsed
+    busy, total = after["host"][0] - before["host"][0], after["host"][1] - before["host"][1]
+    out["host"] = 100 * busy / total if total else None
+    return out
+
+
+def sim_counts(project: Project) -> tuple[int, int]:
+    sent = control(project, "GET", f"/control/trades?symbol={SYMBOL}")["sent"]
+    actions = control(project, "GET", "/control/stats")["actions"][SYMBOL]
+    return sent, actions
+
+
+# --- one window ------------------------------------------------------------------------------------------------
+
+def settle(consumers: list[Consumer], expected: int | None, quiet_s: float, limit_s: float) -> None:
+    """Wait until every consumer has `expected` trades, or nothing moved for quiet_s, at most limit_s."""
+    deadline = time.monotonic() + limit_s
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        peeks = [c.ask("peek") for c in consumers]
+        counts = [(p["trades"], p["books"]) for p in peeks]
+        if expected is not None and all(t >= expected for t, _ in counts):
+            return
+        if counts != last:
+            last, since = counts, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.1)
+
+
+def window(project: Project, consumers: list[Consumer], rate: int, seconds: float) -> dict:
+    control(project, "POST", "/control/pause")
+    settle(consumers, None, quiet_s=0.5, limit_s=3)
+    for consumer in consumers:
+        consumer.ask("take")   # what came before the window
+    sent0, actions0 = sim_counts(project)
+    in0 = service_trades_in(project)
+    control(project, "POST", f"/control/rate?value={rate}")
+    cpu0 = cpu_snapshot(project, consumers)
+    control(project, "POST", "/control/resume")
+    started = time.monotonic()
+    time.sleep(seconds)
+    control(project, "POST", "/control/pause")
+    elapsed = time.monotonic() - started
+    cpu = cpu_percent(cpu0, cpu_snapshot(project, consumers))
+    sent1, actions1 = sim_counts(project)
+    sent = sent1 - sent0
+    settle(consumers, sent, quiet_s=1.5, limit_s=6)
+    seen = {c.name: c.ask("take", timeout=60) for c in consumers}
+    return {"rate": rate, "actions_s": (actions1 - actions0) / elapsed, "sent": sent,
+            "service_in": service_trades_in(project) - in0, "seen": seen, "cpu": cpu}
+
+
+# --- the report ------------------------------------------------------------------------------------------------
+
+def quantile_ms(values: list[int], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(q * len(values)))] / 1e6
+
+
+def latency(values: list[int]) -> dict:
+    ordered = sorted(values)
+    return {"n": len(ordered), "p50": quantile_ms(ordered, 0.50), "p99": quantile_ms(ordered, 0.99),
+            "p999": quantile_ms(ordered, 0.999), "mean": sum(ordered) / len(ordered) / 1e6 if ordered else float("nan")}
+
+
+def drift_ms(values: list[int]) -> float:
+    """Median latency of the window's last tenth minus its first tenth (arrival order): > 0 is a growing backlog."""
+    tenth = len(values) // 10
+    if tenth < 10:
+        return float("nan")
+    return quantile_ms(sorted(values[-tenth:]), 0.5) - quantile_ms(sorted(values[:tenth]), 0.5)
+
+
+def lost(row: dict, name: str) -> int:
+    return max(0, row["sent"] - row["seen"][name]["trades"])
+
+
+def clean(row: dict, name: str) -> bool:
+    seen = row["seen"][name]
+    return lost(row, name) == 0 and seen["gaps"] == 0 and not seen["cuts"] and row["sent"] > 0
+
+
+HEADER = (f"{'rate/s':>7} {'actions/s':>9} {'sent':>7} {'consumer':<10} {'svc in':>7} {'recv':>7} {'lost':>6} "
+          f"{'gaps':>5} {'cut':>4} | {'trades n':>8} {'p50':>6} {'p99':>6} {'p99.9':>6} {'mean':>6} {'drift':>6} | "
+          f"{'books n':>7} {'p50':>6} {'p99':>6} {'p99.9':>6} {'mean':>6}")
+
+
+def print_rows(row: dict, names: list[str]) -> None:
+    for i, name in enumerate(names):
+        seen = row["seen"][name]
+        t, b = latency(seen["trade_ns"]), latency(seen["book_ns"])
+        lead = (f"{row['rate']:>7} {row['actions_s']:>9.0f} {row['sent']:>7}" if i == 0 else " " * 25)
+        service_in = f"{row['service_in']:>7.0f}" if name == "service" else f"{'-':>7}"
+        gaps = f"{seen['gaps']:>5}" if name == "service" else f"{'-':>5}"
+        cut = f"{'-':>4}" if name == "cryptofeed" else f"{len(seen['cuts']):>4}"   # cryptofeed reconnects silently
+        print(f"{lead} {name:<10} {service_in} {seen['trades']:>7} {lost(row, name):>6} {gaps} {cut} | "
+              f"{t['n']:>8} {t['p50']:>6.2f} {t['p99']:>6.2f} {t['p999']:>6.2f} {t['mean']:>6.2f} "
+              f"{drift_ms(seen['trade_ns']):>6.1f} | "
+              f"{b['n']:>7} {b['p50']:>6.2f} {b['p99']:>6.2f} {b['p999']:>6.2f} {b['mean']:>6.2f}", flush=True)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:>6.2f}" if b and b == b and a == a else f"{'-':>6}"
+
+
+def report(rows: list[dict], anchor: str) -> None:
+    print(f"\nservice / {anchor} latency (ratio of the same statistic in the same window):")
+    print(f"{'rate/s':>7} | {'trades p50':>10} {'p99':>6} {'p99.9':>6} {'mean':>6} | {'books p50':>9} {'p99':>6} "
+          f"{'p99.9':>6} {'mean':>6}")
+    for row in rows:
+        s_t, a_t = latency(row["seen"]["service"]["trade_ns"]), latency(row["seen"][anchor]["trade_ns"])
+        s_b, a_b = latency(row["seen"]["service"]["book_ns"]), latency(row["seen"][anchor]["book_ns"])
+        print(f"{row['rate']:>7} | {ratio(s_t['p50'], a_t['p50']):>10} {ratio(s_t['p99'], a_t['p99'])} "
+              f"{ratio(s_t['p999'], a_t['p999'])} {ratio(s_t['mean'], a_t['mean'])} | "
+              f"{ratio(s_b['p50'], a_b['p50']):>9} {ratio(s_b['p99'], a_b['p99'])} "
+              f"{ratio(s_b['p999'], a_b['p999'])} {ratio(s_b['mean'], a_b['mean'])}")
+    print("\nCPU over each window, % of one core (host: % of all cores busy, anything else on it included):")
+    columns = [("simulator", "simulator"), ("connector", "connector"), ("service", "service"),
+               ("client:service", "svc client"), (f"client:{anchor}", anchor), ("host", "host")]
+    print(f"{'rate/s':>7} | " + " ".join(f"{label:>10}" for _, label in columns))
+    for row in rows:
+        cells = [row["cpu"].get(key) for key, _ in columns]
+        print(f"{row['rate']:>7} | " + " ".join(f"{c:>10.0f}" if c is not None else f"{'-':>10}" for c in cells))
+    print("\nhighest rate sustained without loss (every trade sent arrived, no seq gap, no cut), this ramp:")
+    for name in ("service", anchor):
+        first_bad = next((r for r in rows if not clean(r, name)), None)
+        good = [r for r in rows if clean(r, name) and (first_bad is None or r["rate"] < first_bad["rate"])]
+        best = good[-1] if good else None
+        shown = f"{best['rate']:>7} actions/s set ({best['actions_s']:.0f}/s measured)" if best else "none"
+        after = (f"; first loss at {first_bad['rate']}/s: {lost(first_bad, name)} trades lost, "
+                 f"{first_bad['seen'][name]['gaps']} gaps, cuts {first_bad['seen'][name]['cuts']}"
+                 if first_bad else "; no loss at any rate tried (raise --rates)")
+        print(f"  {name:<10} {shown}{after}")
+    print(f"... and also without a growing backlog (trade latency drift through the window under {KEEPING_UP_MS:g} ms):")
+    for name in ("service", anchor):
+        first_bad = next((r for r in rows if not clean(r, name) or not drift_ms(r["seen"][name]["trade_ns"])
+                          < KEEPING_UP_MS), None)
+        good = [r for r in rows if first_bad is None or r["rate"] < first_bad["rate"]]
+        shown = f"{good[-1]['rate']:>7} actions/s set ({good[-1]['actions_s']:.0f}/s measured)" if good else "none"
+        after = (f"; at {first_bad['rate']}/s: drift {drift_ms(first_bad['seen'][name]['trade_ns']):.1f} ms, "
+                 f"{lost(first_bad, name)} trades lost" if first_bad else "; kept up at every rate tried")
+        print(f"  {name:<10} {shown}{after}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", default="1000,2000,5000,10000,20000,50000,100000",
+                        help="SIM_RATE ramp (order-book actions per second), ascending")
+    parser.add_argument("--latency-rates", default="1000,10000",
+                        help="rates measured even after a loss (the latency points the issue asks for)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="window length (at most 10)")
+    parser.add_argument("--budget", type=float, default=330.0, help="stop ramping after this many seconds in all")
+    parser.add_argument("--anchor", choices=("cryptofeed", "raw"), default="cryptofeed",
+                        help="cryptofeed, or a plain websockets client on the simulator")
+    args = parser.parse_args()
+    if not 0 < args.seconds <= 10:
+        raise SystemExit("--seconds: give 0 to 10")
+    rates = [int(r) for r in args.rates.split(",")]
+    must = {int(r) for r in args.latency_rates.split(",")}
+    missing = [ref for ref in IMAGES if run(["docker", "image", "inspect", ref]).returncode != 0]
+    if missing:
+        raise SystemExit(f"missing images {', '.join(missing)}: run ./hftlive images first")
+    started = time.monotonic()
+    consumers: list[Consumer] = []
+    anchor = args.anchor
+    note = ""
+    with tempfile.TemporaryDirectory(prefix="hftlive-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        project = Project(tmp, make_tls(tmp))
+        project.check_config()
+        try:
+            print(f"starting compose project {project.name} (live + sim, simulator on TLS) …", flush=True)
+            project.up()
+            project.find_containers()
+            consumers.append(Consumer("service", service_consumer, project.service_url.replace("http", "ws", 1)))
+            if anchor == "cryptofeed":
+                consumers.append(Consumer("cryptofeed", cryptofeed_consumer, project.sim_ws, project.sim_rest,
+                                          project.ca))
+            else:
+                consumers.append(Consumer("raw", raw_consumer, project.sim_ws, project.ca))
+            deadline = time.monotonic() + 60
+            while True:
+                peeks = {c.name: c.ask("peek") for c in consumers}
+                if all(p["ready"] for p in peeks.values()):
+                    break
+                if time.monotonic() > deadline:
+                    if anchor == "cryptofeed" and peeks["service"]["ready"]:
+                        note = (f"cryptofeed never delivered trades and books from the simulator "
+                                f"({peeks['cryptofeed']['error'] or 'no error reported'}): "
+                                "the anchor is a plain websockets client instead")
+                        print(note, flush=True)
+                        consumers.pop().stop()
+                        anchor = "raw"
+                        consumers.append(Consumer("raw", raw_consumer, project.sim_ws, project.ca))
+                        deadline = time.monotonic() + 30
+                        continue
+                    raise SystemExit(f"the consumers did not start receiving within 60 s: {peeks}")
+                time.sleep(0.5)
+            names = [c.name for c in consumers]
+            print("\nlive path: simulator (TLS) → connector → iceoryx2 → hftbacktest bot → service → WebSocket client;"
+                  f"\nanchor: {anchor} on the same simulator. {args.seconds:g} s windows, paused at both ends; "
+                  f"symbol {SYMBOL}; service CLIENT_BUFFER={CLIENT_BUFFER}; consumers in their own processes on "
+                  f"this {multiprocessing.cpu_count()}-core host, beside the containers.\n"
+                  "Latency = receive time - exchange time (Bybit T / cts / ts, whole ms): 1 ms resolution, +0-1 ms "
+                  "truncation on both paths; book latency\nexcludes the simulator's push interval, and the "
+                  "service's includes its ≤5 ms book scan (see the docstring).\n")
+            print("rate/s = SIM_RATE set; actions/s = measured; sent = trades the simulator sent in the window; "
+                  "svc in = trades the service took from the bot;\nrecv/lost = trades the consumer got / missed; "
+                  "gaps = service seq jumps; cut = closed connections. Latencies in ms.\n")
+            print(HEADER, flush=True)
+            rows: list[dict] = []
+            for rate in rates:
+                spent = time.monotonic() - started
+                if spent + args.seconds + 12 > args.budget:
+                    print(f"(time budget: stopping the ramp before {rate}/s)")
+                    break
+                if any(not clean(r, "service") for r in rows) and rate not in must:
+                    continue   # past the service's first loss: only the latency points are still wanted
+                row = window(project, consumers, rate, args.seconds)
+                rows.append(row)
+                print_rows(row, names)
+            report(rows, anchor)
+            if note:
+                print(f"\nnote: {note}")
+        finally:
+            for consumer in consumers:
+                consumer.stop()
+            project.down()
+    print(f"\n(whole run {time.monotonic() - started:.0f} s; compose project removed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
