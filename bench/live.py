@@ -85,6 +85,15 @@ class Tally:
         return out
 
 
+async def follow_until_stopped(conn, tally: Tally, follow) -> None:
+    """Run a consumer's `follow()` coroutine while answering the main process, until it says stop."""
+    stop = asyncio.Event()
+    answer_commands(conn, tally, stop)
+    task = asyncio.create_task(follow())
+    await stop.wait()
+    task.cancel()
+
+
 def answer_commands(conn, tally: Tally, stop: asyncio.Event) -> None:
     """Serve the main process's `peek` / `take` / `cpu` / `stop` on the event loop, between messages."""
 
@@ -144,14 +153,7 @@ def service_consumer(url: str, conn) -> None:
                 tally.error = f"{type(exc).__name__}: {exc}"
             await asyncio.sleep(0.5)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        answer_commands(conn, tally, stop)
-        task = asyncio.create_task(follow())
-        await stop.wait()
-        task.cancel()
-
-    asyncio.run(main())
+    asyncio.run(follow_until_stopped(conn, tally, follow))
 
 
 def cryptofeed_consumer(ws_url: str, rest_url: str, ca_file: str, conn) -> None:
@@ -234,14 +236,7 @@ def raw_consumer(ws_url: str, ca_file: str, conn) -> None:
                 tally.error = f"{type(exc).__name__}: {exc}"
             await asyncio.sleep(0.5)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        answer_commands(conn, tally, stop)
-        task = asyncio.create_task(follow())
-        await stop.wait()
-        task.cancel()
-
-    asyncio.run(main())
+    asyncio.run(follow_until_stopped(conn, tally, follow))
 
 
 class Consumer:

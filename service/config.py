@@ -31,7 +31,7 @@ class ConfigError(Exception):
     """A configuration problem a user can fix; str() is the single line to print."""
 
 
-def _split(value: Any) -> tuple[str, ...]:
+def split_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(","))
     if isinstance(value, (int, float)):
@@ -39,9 +39,9 @@ def _split(value: Any) -> tuple[str, ...]:
     return tuple(str(part).strip() for part in value)
 
 
-def _numbers(value: Any, name: str) -> tuple[float, ...]:
+def positive_numbers(value: Any, name: str) -> tuple[float, ...]:
     out = []
-    for part in _split(value):
+    for part in split_list(value):
         try:
             number = float(part)
         except ValueError:
@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     @field_validator("symbols", mode="before")
     @classmethod
     def _symbols(cls, value: Any) -> tuple[str, ...]:
-        symbols = tuple(part.upper() for part in _split(value))
+        symbols = tuple(part.upper() for part in split_list(value))
         for symbol in symbols:
             if not SYMBOL_PATTERN.match(symbol):
                 raise ValueError(f"{symbol!r} is not a symbol (like BTCUSDT: 2-24 letters and digits)")
@@ -131,12 +131,12 @@ class Settings(BaseSettings):
     @field_validator("tick_size", mode="before")
     @classmethod
     def _ticks(cls, value: Any) -> tuple[float, ...]:
-        return _numbers(value, "TICK_SIZE")
+        return positive_numbers(value, "TICK_SIZE")
 
     @field_validator("lot_size", mode="before")
     @classmethod
     def _lots(cls, value: Any) -> tuple[float, ...]:
-        return _numbers(value, "LOT_SIZE")
+        return positive_numbers(value, "LOT_SIZE")
 
     @field_validator("api_token", mode="before")
     @classmethod

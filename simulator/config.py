@@ -1,43 +1,18 @@
 """The simulator's settings, read from SIM_* environment variables; a mistake becomes one line saying what to fix."""
 from __future__ import annotations
 
-import math
 import os
 import ssl
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.config import SYMBOL_PATTERN
+# The same list and number parsing, and the same one-line error, as the service's settings.
+from service.config import SYMBOL_PATTERN, ConfigError, positive_numbers, split_list
 from service.instrument import Instrument
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
-
-class ConfigError(Exception):
-    """A configuration problem a user can fix; str() is the single line to print."""
-
-
-def _parts(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(","))
-    if isinstance(value, (int, float)):
-        return (str(value),)
-    return tuple(str(part).strip() for part in value)
-
-
-def _positive_numbers(value: Any) -> tuple[float, ...]:
-    out = []
-    for part in _parts(value):
-        try:
-            number = float(part)
-        except ValueError:
-            raise ValueError(f"{part!r} is not a number") from None
-        if not math.isfinite(number) or number <= 0:
-            raise ValueError(f"{part!r} is not a positive number")
-        out.append(number)
-    return tuple(out)
 
 
 class SimSettings(BaseSettings):
@@ -66,7 +41,7 @@ class SimSettings(BaseSettings):
     @field_validator("symbols", mode="before")
     @classmethod
     def _symbols(cls, value: Any) -> tuple[str, ...]:
-        symbols = _parts(value)
+        symbols = split_list(value)
         for symbol in symbols:
             # Bybit's topics are case sensitive (orderbook.50.btcusdt is refused), so no upper-casing here.
             if not SYMBOL_PATTERN.match(symbol):
@@ -77,8 +52,8 @@ class SimSettings(BaseSettings):
 
     @field_validator("tick_size", "lot_size", "price", mode="before")
     @classmethod
-    def _numbers(cls, value: Any) -> tuple[float, ...]:
-        return _positive_numbers(value)
+    def _numbers(cls, value: Any, info: ValidationInfo) -> tuple[float, ...]:
+        return positive_numbers(value, f"SIM_{str(info.field_name).upper()}")
 
     @field_validator("log_level", mode="before")
     @classmethod
