@@ -1,7 +1,8 @@
 """Complete the wheelhouse: runtime wheels per CPython, hash-pinned locks, SHA256SUMS, manifest.
 
-Usage: wheelhouse.py WHEELHOUSE PATCH_DIR [SERVICE_REQUIREMENTS]. Runs in the build image after
-the audit; the pins come from /etc/hftlive/versions.env. Afterwards, on a host with no network:
+Usage: wheelhouse.py WHEELHOUSE PATCH_DIR SERVICE_REQUIREMENTS VERSION... (CPython versions, each
+gets its locks). Runs in the build image after the audit; the pins come from
+/etc/hftlive/versions.env. Afterwards, on a host with no network:
     pip install --no-index --find-links wheels --require-hashes -r wheels/requirements-cp3XY.txt
 and, for the connector service, -r wheels/requirements-service-cp3XY.txt as well.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -71,6 +73,12 @@ def lock_lines(wheels: list[Path]) -> list[str]:
             for w in wheels for project, version in [wheel_project(w.name)]]
 
 
+def serves(wheel: str, tag: str) -> bool:
+    """Whether our wheel installs on CPython `tag` (cp313): its own tag, or abi3 from an older one."""
+    python, abi = re.search(r"-(cp3\d+)-(cp3\d+|abi3)-", wheel).groups()
+    return python == tag if abi != "abi3" else int(python[3:]) <= int(tag[3:])
+
+
 def connector_entry(binary: Path) -> dict | None:
     """The exchange connector binary built beside the wheels (Dockerfile.runtime's connector image)."""
     if not binary.is_file():
@@ -79,11 +87,16 @@ def connector_entry(binary: Path) -> dict | None:
     return {"file": binary.name, "sha256": sha256(binary), "size": binary.stat().st_size, "version": version}
 
 
-def main(house: str, patch_dir: str, service_requirements: str | None = None) -> int:
+def main(house: str, patch_dir: str, service_requirements: str, *pythons: str) -> int:
     root = Path(house)
     values = pins()
     ours = sorted(root.glob("hftbacktest-*.whl"))
-    tags = sorted({re.search(r"-(cp3\d+)-", w.name).group(1) for w in ours})
+    tags = sorted({"cp" + v.replace(".", "") for v in pythons}, key=lambda t: int(t[3:]))
+    unserved = [t for t in tags if not any(serves(w.name, t) for w in ours)]
+    if unserved:
+        print(f"wheelhouse: no hftbacktest wheel installs on {', '.join(unserved)} "
+              f"(built: {', '.join(w.name for w in ours) or 'none'})", file=sys.stderr)
+        return 1
     locks = {}
     service_locks = {}
     for tag in tags:
@@ -92,7 +105,7 @@ def main(house: str, patch_dir: str, service_requirements: str | None = None) ->
         print(f"wheelhouse: CPython {python}: downloading {' '.join(runtime)}", flush=True)
         files = download(root, tag, runtime, deps=False)
         wanted = {wheel_project(f"{p.split('==')[0]}-{p.split('==')[1]}") for p in runtime}
-        ours_for_tag = [w for w in ours if f"-{tag}-" in w.name]
+        ours_for_tag = [w for w in ours if serves(w.name, tag)]
         lines = [f"# hftlive wheelhouse lock for CPython {python}: hftbacktest {values['HFTBACKTEST_VERSION']}"
                  f" (features: {values['HFTBACKTEST_FEATURES']}) and what it imports.",
                  "# pip install --no-index --find-links wheels --require-hashes "
@@ -105,17 +118,16 @@ def main(house: str, patch_dir: str, service_requirements: str | None = None) ->
         lock = root / f"requirements-{tag}.txt"
         lock.write_text("\n".join(lines) + "\n")
         locks[tag] = lock.name
-        if service_requirements:
-            # The connector service's web stack, with everything it pulls in, for offline images.
-            pinned = [line.split("#")[0].strip() for line in Path(service_requirements).read_text().splitlines()]
-            print(f"wheelhouse: CPython {python}: downloading the service's requirements", flush=True)
-            service = download(root, tag, [p for p in pinned if p], deps=True)
-            lock = root / f"requirements-service-{tag}.txt"
-            lock.write_text("\n".join(
-                [f"# hftlive wheelhouse lock for CPython {python}: the connector service (service/requirements.txt).",
-                 "# pip install --no-index --find-links wheels --require-hashes "
-                 f"-r wheels/requirements-service-{tag}.txt"] + lock_lines(service)) + "\n")
-            service_locks[tag] = lock.name
+        # The connector service's web stack, with everything it pulls in, for offline images.
+        pinned = [line.split("#")[0].strip() for line in Path(service_requirements).read_text().splitlines()]
+        print(f"wheelhouse: CPython {python}: downloading the service's requirements", flush=True)
+        service = download(root, tag, [p for p in pinned if p], deps=True)
+        lock = root / f"requirements-service-{tag}.txt"
+        lock.write_text("\n".join(
+            [f"# hftlive wheelhouse lock for CPython {python}: the connector service (service/requirements.txt).",
+             "# pip install --no-index --find-links wheels --require-hashes "
+             f"-r wheels/requirements-service-{tag}.txt"] + lock_lines(service)) + "\n")
+        service_locks[tag] = lock.name
 
     patches = sorted(Path(patch_dir).glob("*.patch"))
     manifest = {
@@ -131,12 +143,14 @@ def main(house: str, patch_dir: str, service_requirements: str | None = None) ->
         "manylinux_policy": values["MANYLINUX_POLICY"],
         "python_tags": tags,
         "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "wheels": [{"file": w.name, "sha256": sha256(w), "size": w.stat().st_size} for w in ours],
+        "wheels": [{"file": w.name, "sha256": sha256(w), "size": w.stat().st_size,
+                    "abi3": "-abi3-" in w.name} for w in ours],
         "runtime_wheels": [{"file": w.name, "sha256": sha256(w)}
                            for w in sorted(root.glob("*.whl")) if w not in ours],
         "locks": locks,
         "service_locks": service_locks,
         "connector": connector_entry(root / "hftlive-connector"),
+        "inputs": os.environ.get("HFTLIVE_INPUTS") or None,
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     sums = [f"{sha256(p)}  {p.name}" for p in sorted(root.iterdir())

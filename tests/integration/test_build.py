@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pip._vendor import certifi as pip_certifi
 
-from cli import bases, buildx
+from cli import bases, buildx, wheelhouse
 from cli.versions import ROOT, load
 
 PEM = re.compile(rb"-----BEGIN CERT" rb"IFICATE-----\r?\n(.+?)-----END CERT" rb"IFICATE-----", re.S)
@@ -18,7 +18,7 @@ PEM = re.compile(rb"-----BEGIN CERT" rb"IFICATE-----\r?\n(.+?)-----END CERT" rb"
 
 def buildx_run(context: Path, target: str, ca: Path, *extra: str, args: dict | None = None,
                timeout: int = 3600):
-    build_args = {"BUILD_BASE": bases.ensure("bookworm"), **(args or {})}
+    build_args = {"BUILD_BASE": bases.ensure(wheelhouse.BUILD_BASE), **(args or {})}
     command = buildx.command_line("Dockerfile.build", target, build_args=build_args, ca=ca,
                                   extra=list(extra), context=context)
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
