@@ -313,7 +313,7 @@ class Project:
         self.service_port, self.control_port, self.sim_port = free_port(), free_port(), free_port()
         self.env_file = tmp / "bench.env"
         self.env_file.write_text("\n".join([
-            f"HFTLIVE_PORT={self.service_port}", f"SIM_CONTROL_PORT={self.control_port}",
+            f"HFTLIVE_PORT={self.service_port}", f"SIM_CONTROL_PORT={self.control_port}", "HFTLIVE_EXCHANGE=simulator",
             f"SYMBOL={SYMBOL}", "SIM_RATE=1000", "SIM_SEED=1", "LOG_LEVEL=warning", "CONNECTOR_LOG=warn",
             f"CLIENT_BUFFER={CLIENT_BUFFER}",
             # the simulator is paused between windows: the bot must not be rebuilt meanwhile

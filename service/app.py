@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from .config import Settings
-from .events import SnapshotMessage, StatusResponse, TradesResponse
+from .events import EXCHANGES, Exchange, SnapshotMessage, StatusResponse, TradesResponse
 from .feed import Feed
 from .hub import Hub, Subscriber, SubscriberClosed
 from .metrics import Metrics
@@ -38,9 +38,11 @@ class Service:
     def __init__(self, settings: Settings, source: Source) -> None:
         self.settings = settings
         self.source = source
-        self.metrics = Metrics(source.kind, settings.symbols, {"connector": settings.connector_name})
+        self.metrics = Metrics(source.kind, settings.symbols, {"connector": settings.connector_name},
+                               exchange=source.exchange)
         self.hub = Hub(on_slow=self.metrics.on_slow)
-        self.feed = Feed(settings.instruments, source.kind, self.hub, self.metrics, settings.trade_history)
+        self.feed = Feed(settings.instruments, source.kind, self.hub, self.metrics, settings.trade_history,
+                         exchange=source.exchange)
         self.started = time.monotonic()
         self.loop: asyncio.AbstractEventLoop | None = None   # the loop serving this app, once started
         self.token = settings.api_token.get_secret_value() if settings.api_token is not None else None
@@ -61,7 +63,7 @@ class Service:
 def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
     """A new app serving `source` (by default the one the settings ask for)."""
     service = Service(settings, source if source is not None else source_for(settings))
-    page = _page(settings, service.source.kind)
+    page = _page(settings, service.source.kind, service.source.exchange)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -100,14 +102,14 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict:
         """The process is alive (says nothing about data)."""
-        return {"status": "alive", "source": service.source.kind}
+        return {"status": "alive", "source": service.source.kind, "exchange": service.source.exchange}
 
     @app.get("/readyz", tags=["health"], responses={503: {"description": "not ready; `reason` says why"}})
     async def readyz() -> JSONResponse:
         """200 when the source is connected and every symbol's data is fresher than READY_MAX_AGE_S."""
         ready, reason = service.feed.readiness(settings.ready_max_age_s)
-        return JSONResponse({"ready": ready, "reason": reason, "source": service.source.kind},
-                            status_code=200 if ready else 503)
+        return JSONResponse({"ready": ready, "reason": reason, "source": service.source.kind,
+                             "exchange": service.source.exchange}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     async def metrics() -> Response:
@@ -119,7 +121,7 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
         feed = service.feed
         ready, _ = feed.readiness(settings.ready_max_age_s)
         return StatusResponse(
-            source=service.source.kind, state=feed.state, detail=feed.detail,
+            source=service.source.kind, exchange=service.source.exchange, state=feed.state, detail=feed.detail,
             state_since_s=round(time.monotonic() - feed.state_since, 3), ready=ready,
             uptime_s=round(time.monotonic() - service.started, 3), clients=len(service.hub),
             source_info=service.source.describe(),
@@ -143,8 +145,8 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
     ) -> dict:
         """The most recent trades, newest first (at most TRADE_HISTORY are kept)."""
         name = service.symbol(symbol)
-        return {"source": service.source.kind, "symbol": name, "seq": service.feed.symbols[name].book.seq,
-                "trades": service.feed.trades(name, limit)}
+        return {"source": service.source.kind, "exchange": service.source.exchange, "symbol": name,
+                "seq": service.feed.symbols[name].book.seq, "trades": service.feed.trades(name, limit)}
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket) -> None:
@@ -227,26 +229,30 @@ async def _listen(websocket: WebSocket) -> None:
         return
 
 
-def _page(settings: Settings, kind: str) -> str:
+def _page(settings: Settings, kind: str, exchange: Exchange | None) -> str:
     template = resources.files("service").joinpath("static/index.html").read_text(encoding="utf-8")
-    config = {"source": kind, "symbols": list(settings.symbols), "auth": settings.api_token is not None}
-    label = "LIVE" if kind == "live" else "MOCK"
-    explain = (f"live market data from hftbacktest's bot via connector {settings.connector_name}"
+    config = {"source": kind, "exchange": exchange, "symbols": list(settings.symbols),
+              "auth": settings.api_token is not None}
+    label = ("LIVE" if kind == "live" else "MOCK") + (f" · {exchange}" if exchange else "")
+    explain = (f"live market data from {exchange or 'the exchange'} through hftbacktest's bot via connector "
+               f"{settings.connector_name}"
                if kind == "live" else "MOCK data from a simulated market model: not a real exchange")
     return (template
             .replace("{{SOURCE_KIND}}", kind)
-            .replace("{{SOURCE_LABEL}}", label)
+            .replace("{{EXCHANGE}}", html.escape(exchange or ""))
+            .replace("{{SOURCE_LABEL}}", html.escape(label))
             .replace("{{SOURCE_EXPLAIN}}", html.escape(explain))
             .replace("{{CONFIG_JSON}}", json.dumps(config).replace("</", "<\\/")))
 
 
 _API_DESCRIPTION = """
 Order books and trades from hftbacktest's live bot (`source: live`) or from a mock market model
-(`source: mock`); every payload says which.
+(`source: mock`); every payload says which, and which exchange feeds the live bot (`exchange`:
+{exchanges}; null for the mock).
 
 **Stream** `WS /v1/stream?symbols=BTCUSDT[,ETHUSDT][&token=…]`: first a `snapshot` per symbol, then
 a `status`, then `delta` and `trade` messages. Per symbol, every delta, trade and mid-stream snapshot
 takes the next `seq`; a gap means the client must resynchronise (reconnect). Close codes: **4008**
 slow consumer (the client fell more than CLIENT_BUFFER messages behind), **4404** unknown symbol,
 **1001** service shutting down; a missing or wrong token rejects the handshake (HTTP 403).
-"""
+""".format(exchanges=", ".join(f"`{name}`" for name in EXCHANGES))

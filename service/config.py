@@ -12,17 +12,20 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .events import EXCHANGES, Exchange
 from .instrument import Instrument
 
 # Bybit-style symbols; short because the live IPC packs them into 512-byte slots.
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,23}$")
 CONNECTOR_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SOURCE_NAMES = {"hft_connector": "hft_connector", "live": "hft_connector", "mock": "mock"}
+DEFAULT_EXCHANGE: Exchange = "bybit"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 CHANNEL_KEYS = ("buffer_size", "max_bots")
 
@@ -63,6 +66,9 @@ class Settings(BaseSettings):
 
     data_source: Literal["hft_connector", "mock"] = Field(
         "hft_connector", description="hft_connector (or live): hftbacktest's live bot; mock: the market model")
+    # After data_source: its validator reads the source. Only the live source has one (default bybit).
+    exchange: Exchange | None = Field(
+        None, validate_default=True, description=f"live only: {', '.join(EXCHANGES)}; default {DEFAULT_EXCHANGE}")
     connector_name: str = "bybit_hft"
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(
         ("BTCUSDT",), validation_alias=AliasChoices("SYMBOL", "symbols"),
@@ -100,6 +106,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"unknown source {value!r}; use hft_connector (or live) or mock")
             return SOURCE_NAMES[name]
         return value
+
+    @field_validator("exchange", mode="before")
+    @classmethod
+    def _exchange(cls, value: Any, info: ValidationInfo) -> Any:
+        source = info.data.get("data_source")   # absent when DATA_SOURCE itself was refused
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return DEFAULT_EXCHANGE if source == "hft_connector" else None
+        name = str(value).strip().lower()
+        if name not in EXCHANGES:
+            raise ValueError(f"unknown exchange {value!r}; use {', '.join(EXCHANGES[:-1])} or {EXCHANGES[-1]}")
+        if source == "mock":
+            raise ValueError("EXCHANGE applies only to the live source (DATA_SOURCE=hft_connector); "
+                             "unset it for DATA_SOURCE=mock")
+        return name
 
     @field_validator("log_level", mode="before")
     @classmethod

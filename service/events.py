@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter
 
 SourceKind = Literal["live", "mock"]
+# The venues a live source can be fed from; the mock has none. The connector's entrypoint and
+# compose.yaml spell the same names (tests/unit/test_connector_entrypoint.py checks).
+Exchange = Literal["simulator", "bybit", "bybit-testnet"]
+EXCHANGES: tuple[Exchange, ...] = get_args(Exchange)
 TakerSide = Literal["buy", "sell"]
 
 # A level as it travels inside the service: (integer tick, quantity); quantity 0 deletes the level.
@@ -70,6 +74,7 @@ class SnapshotMessage(BaseModel):
     """A whole book at `seq`: bids descending, asks ascending. Replaces the client's book."""
     type: Literal["snapshot"] = "snapshot"
     source: SourceKind
+    exchange: Exchange | None = Field(description="where the live source's feed comes from; null for the mock")
     symbol: str
     seq: int = Field(description="sequence number of the last event this book includes")
     exch_ts: int = Field(description="exchange time of the last change, ns since the epoch")
@@ -84,6 +89,7 @@ class DeltaMessage(BaseModel):
     """Changed levels; qty 0 deletes the level. Its seq follows the previous event's."""
     type: Literal["delta"] = "delta"
     source: SourceKind
+    exchange: Exchange | None
     symbol: str
     seq: int
     exch_ts: int
@@ -95,6 +101,7 @@ class DeltaMessage(BaseModel):
 class TradeMessage(BaseModel):
     type: Literal["trade"] = "trade"
     source: SourceKind
+    exchange: Exchange | None
     symbol: str
     seq: int
     exch_ts: int
@@ -107,6 +114,7 @@ class TradeMessage(BaseModel):
 class StatusMessage(BaseModel):
     type: Literal["status"] = "status"
     source: SourceKind
+    exchange: Exchange | None
     state: SourceState
     detail: str
     ts: int
@@ -119,6 +127,7 @@ stream_message = TypeAdapter(StreamMessage)
 
 class TradesResponse(BaseModel):
     source: SourceKind
+    exchange: Exchange | None
     symbol: str
     seq: int
     trades: list[TradeMessage] = Field(description="newest first")
@@ -136,6 +145,7 @@ class SymbolStatus(BaseModel):
 
 class StatusResponse(BaseModel):
     source: SourceKind
+    exchange: Exchange | None = Field(description="where the live source's feed comes from; null for the mock")
     state: SourceState
     detail: str
     state_since_s: float = Field(description="seconds in the current state")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from itertools import islice
 
 from .book import Book
-from .events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade
+from .events import BookDelta, BookSnapshot, Exchange, SourceState, SourceStatus, Trade
 from .hub import Hub, Subscriber
 from .instrument import Instrument
 from .metrics import Metrics
@@ -46,8 +46,10 @@ class Feed:
         trade_history: int = 1000,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], int] = time.time_ns,
+        exchange: Exchange | None = None,
     ) -> None:
         self.source_kind = source_kind
+        self.exchange = exchange
         self.hub = hub
         self.metrics = metrics
         self.clock = clock
@@ -80,7 +82,8 @@ class Feed:
         self._received(feed, delta.exch_ts, delta.local_ts)
         self.metrics.deltas_in[delta.symbol].inc()
         self.hub.publish(delta.symbol, _encode({
-            "type": "delta", "source": self.source_kind, "symbol": delta.symbol, "seq": seq,
+            "type": "delta", "source": self.source_kind, "exchange": self.exchange,
+            "symbol": delta.symbol, "seq": seq,
             "exch_ts": delta.exch_ts, "local_ts": delta.local_ts,
             "bids": feed.levels(delta.bids), "asks": feed.levels(delta.asks),
         }))
@@ -94,7 +97,8 @@ class Feed:
         self._received(feed, trade.exch_ts, trade.local_ts)
         feed.trades_total += 1
         message = {
-            "type": "trade", "source": self.source_kind, "symbol": trade.symbol, "seq": seq,
+            "type": "trade", "source": self.source_kind, "exchange": self.exchange,
+            "symbol": trade.symbol, "seq": seq,
             "exch_ts": trade.exch_ts, "local_ts": trade.local_ts,
             "price": feed.instrument.price(trade.tick), "qty": feed.instrument.qty(trade.qty),
             "side": trade.side,
@@ -124,7 +128,8 @@ class Feed:
         feed = self.symbols[symbol]
         bids, asks = feed.book.top(depth)
         return {
-            "type": "snapshot", "source": self.source_kind, "symbol": symbol, "seq": feed.book.seq,
+            "type": "snapshot", "source": self.source_kind, "exchange": self.exchange,
+            "symbol": symbol, "seq": feed.book.seq,
             "exch_ts": feed.exch_ts, "local_ts": feed.local_ts,
             "tick_size": feed.instrument.tick_size, "lot_size": feed.instrument.lot_size,
             "bids": feed.levels(bids), "asks": feed.levels(asks),
@@ -135,8 +140,8 @@ class Feed:
         return list(islice(reversed(self.symbols[symbol].tape), limit))
 
     def status_message(self) -> dict:
-        return {"type": "status", "source": self.source_kind, "state": self.state.value,
-                "detail": self.detail, "ts": self.wall()}
+        return {"type": "status", "source": self.source_kind, "exchange": self.exchange,
+                "state": self.state.value, "detail": self.detail, "ts": self.wall()}
 
     def subscribe(self, symbols: Iterable[str], capacity: int) -> Subscriber:
         """A new stream subscriber whose buffer starts with each symbol's snapshot, then the source state."""

@@ -12,7 +12,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .events import SourceState
+from .events import Exchange, SourceState
 
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -20,7 +20,8 @@ LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, source_kind: str, symbols: tuple[str, ...], info: dict[str, str]) -> None:
+    def __init__(self, source_kind: str, symbols: tuple[str, ...], info: dict[str, str],
+                 exchange: Exchange | None = None) -> None:
         r = self.registry = CollectorRegistry()
         self.source_kind = source_kind
         self.events_in = Counter(
@@ -44,7 +45,7 @@ class Metrics:
             "hftlive_source_state", "State of the market-data source", ["source"],
             states=[s.value for s in SourceState], registry=r)
         Info("hftlive_service", "What this service serves", registry=r).info(
-            {"source": source_kind, "symbols": ",".join(symbols), **info})
+            {"source": source_kind, "exchange": exchange or "", "symbols": ",".join(symbols), **info})
         self.state.labels(source_kind).state(SourceState.STARTING.value)
         # Bound per symbol once: the hot path then skips the label lookup.
         self.deltas_in = {s: self.events_in.labels(s, "delta") for s in symbols}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-from ..events import BookDelta, BookSnapshot, SourceKind, SourceStatus, Trade
+from ..events import BookDelta, BookSnapshot, Exchange, SourceKind, SourceStatus, Trade
 
 
 class Sink(Protocol):
@@ -18,6 +18,7 @@ class Sink(Protocol):
 
 class Source(ABC):
     kind: SourceKind
+    exchange: Exchange | None = None   # where the feed comes from; a mock has none
 
     @abstractmethod
     async def start(self, sink: Sink) -> None:

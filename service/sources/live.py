@@ -8,8 +8,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..config import Settings
-from ..events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade
+from ..config import DEFAULT_EXCHANGE, Settings
+from ..events import BookDelta, BookSnapshot, Exchange, SourceState, SourceStatus, Trade
 from .base import Sink, Source
 from .livebot import BotConfig, run
 
@@ -32,8 +32,10 @@ class LiveSource(Source):
         config: BotConfig,
         target: Callable[[Any, BotConfig], None] = run,
         restart_delays: tuple[float, float] = (1.0, 30.0),
+        exchange: Exchange = DEFAULT_EXCHANGE,
     ) -> None:
         self.config = config
+        self.exchange = exchange   # reported, not used: the connector is the one that connects
         self.target = target
         self.restart_delays = restart_delays
         self.restarts = 0
@@ -55,7 +57,7 @@ class LiveSource(Source):
             rebuild_after_s=settings.live_rebuild_after_s,
             trades_capacity=settings.live_trades_capacity,
             channel_config=settings.hftbacktest_channel_config,
-        ))
+        ), exchange=settings.exchange or DEFAULT_EXCHANGE)
 
     def describe(self) -> dict[str, str | int | float | None]:
         process = self._process

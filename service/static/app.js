@@ -66,6 +66,8 @@ function resync() {
 }
 
 function handle(msg) {
+  // The service behind this URL restarted with another feed: reload, so the banner never lies.
+  if (msg.source !== config.source || msg.exchange !== config.exchange) { location.reload(); return; }
   if (msg.type === "status") { setState(msg.state, msg.detail); return; }
   if (msg.symbol !== symbol) return;
   if (msg.type === "snapshot") {

@@ -1,5 +1,6 @@
-"""`docker compose --profile live --profile sim up`: the simulator's market reaches a client of the
-service through the real connector and the real live wheel, and survives the faults Bybit can throw."""
+"""`HFTLIVE_EXCHANGE=simulator docker compose --profile live --profile sim up`: the simulator's market
+reaches a client of the service through the real connector and the real live wheel, and survives the
+faults Bybit can throw."""
 from __future__ import annotations
 
 import subprocess
@@ -16,8 +17,9 @@ DEPTH = 20   # levels compared per side
 @pytest.fixture(scope="module")
 def live(runtime_images, tmp_path_factory):
     control = free_port()
-    stack = Stack(tmp_path_factory.mktemp("live"), ["live", "sim"], SIM_CONTROL_PORT=str(control), SIM_RATE="40",
-                  SIM_SEED="5", LIVE_STALE_AFTER_S="2", LIVE_REBUILD_AFTER_S="4", READY_MAX_AGE_S="3")
+    stack = Stack(tmp_path_factory.mktemp("live"), ["live", "sim"], HFTLIVE_EXCHANGE="simulator",
+                  SIM_CONTROL_PORT=str(control), SIM_RATE="40", SIM_SEED="5", LIVE_STALE_AFTER_S="2",
+                  LIVE_REBUILD_AFTER_S="4", READY_MAX_AGE_S="3")
     with stack:
         client = StreamClient(stack.ws_url)
         try:
@@ -29,7 +31,10 @@ def live(runtime_images, tmp_path_factory):
 def test_the_client_book_equals_the_simulator_at_every_checkpoint(live):
     stack, client, sim = live
     status, ready = stack.get("/readyz")
-    assert status == 200 and ready["source"] == "live"
+    assert status == 200 and (ready["source"], ready["exchange"]) == ("live", "simulator")
+    status, body = stack.get("/v1/status")
+    assert status == 200 and body["exchange"] == "simulator"
+    assert "exchange simulator at ws://simulator:8090/v5/public/linear" in stack.logs("connector")
     for _ in range(3):
         sim.post("/control/resume")
         time.sleep(2)

@@ -184,6 +184,7 @@ def test_live_image_without_a_connector_is_not_ready_and_serves_no_mock_data(run
                 break
             time.sleep(1)
         assert (status, body["source"], body["state"], body["ready"]) == (200, "live", "waiting_for_connector", False)
+        assert body["exchange"] == "bybit"   # compose's default when HFTLIVE_EXCHANGE is unset
         status, ready = stack.get("/readyz")
         assert status == 503 and ready["source"] == "live" and not ready["ready"]
         status, book = stack.get(f"/v1/book?symbol={SYMBOL}")
@@ -228,6 +229,9 @@ def test_both_profiles_are_valid_and_hardened(tmp_path):
     assert services["service"]["depends_on"]["connector"]["condition"] == "service_healthy"
     assert services["service"]["environment"]["DATA_SOURCE"] == "hft_connector"
     assert services["service-mock"]["environment"]["DATA_SOURCE"] == "mock"
+    # One exchange for the pair (bybit when HFTLIVE_EXCHANGE is unset); the mock has none.
+    assert [services[n]["environment"].get("EXCHANGE") for n in ("connector", "service", "service-mock")] == [
+        "bybit", "bybit", None]
 
 
 def test_the_connector_image_stops_on_a_bad_setting_with_the_reason(runtime_images):
@@ -237,3 +241,12 @@ def test_the_connector_image_stops_on_a_bad_setting_with_the_reason(runtime_imag
     done = run_image(runtime_images["connector"], 'BYBIT_PUBLIC_URL=ws://x/"; rm -rf /')
     assert done.returncode == 2
     assert "quotes, backslashes and newlines are not allowed" in done.stderr
+    done = run_image(runtime_images["connector"], "EXCHANGE=simulator")   # no simulator on the default network
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "connector-entrypoint: EXCHANGE=simulator but no simulator on this network; start compose's sim profile, "
+        "or use ./hftlive up"]
+    done = run_image(runtime_images["connector"], "EXCHANGE=kraken")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "connector-entrypoint: unknown EXCHANGE 'kraken'; use simulator, bybit or bybit-testnet"]

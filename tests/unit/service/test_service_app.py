@@ -12,15 +12,17 @@ from starlette.websockets import WebSocketDisconnect  # noqa: E402
 
 from service.app import create_app  # noqa: E402
 from service.book import Book  # noqa: E402
-from service.events import BookSnapshot, SourceState, SourceStatus, stream_message  # noqa: E402
+from service.config import load_settings  # noqa: E402
+from service.events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade, stream_message  # noqa: E402
 from service.sources.base import Source  # noqa: E402
 
 
 class ScriptedSource(Source):
     """A source the test drives by hand (through the app's event loop)."""
 
-    def __init__(self, kind: str = "live") -> None:
+    def __init__(self, kind: str = "live", exchange: str | None = None) -> None:
         self.kind = kind
+        self.exchange = exchange
         self.sink = None
 
     async def start(self, sink) -> None:
@@ -45,11 +47,13 @@ def rebuild_until(ws, book: Book, seq: int) -> None:
 
 def test_healthz_and_the_page_say_mock_and_fetch_nothing_from_outside(mock_settings):
     with TestClient(create_app(mock_settings())) as client:
-        assert client.get("/healthz").json() == {"status": "alive", "source": "mock"}
+        assert client.get("/healthz").json() == {"status": "alive", "source": "mock", "exchange": None}
         page = client.get("/")
         assert page.status_code == 200
-        assert re.search(r'class="banner banner-mock".*<strong class="banner-label">MOCK</strong>', page.text, re.S)
-        assert "not a real exchange" in page.text
+        assert re.search(r'class="banner banner-mock" data-exchange="".*<strong class="banner-label">MOCK</strong>',
+                         page.text, re.S)
+        assert "not a real exchange" in page.text and "<title>hftlive · MOCK order book</title>" in page.text
+        assert '"source": "mock", "exchange": null' in page.text   # the page's config
         for asset in ("/", "/static/app.js", "/static/style.css"):
             text = client.get(asset).text
             assert client.get(asset).status_code == 200
@@ -57,11 +61,17 @@ def test_healthz_and_the_page_say_mock_and_fetch_nothing_from_outside(mock_setti
         assert "/v1/book" in client.get("/openapi.json").json()["paths"]
 
 
-def test_the_page_says_live_for_a_live_source(mock_settings):
-    with TestClient(create_app(mock_settings(), ScriptedSource("live"))) as client:
+def test_the_page_says_live_and_the_exchange_for_a_live_source():
+    settings = load_settings(data_source="live", exchange="simulator")
+    with TestClient(create_app(settings, ScriptedSource("live", settings.exchange))) as client:
         page = client.get("/").text
-        assert '<strong class="banner-label">LIVE</strong>' in page and "MOCK" not in page
-        assert client.get("/v1/status").json()["source"] == "live"
+        assert re.search(r'class="banner banner-live" data-exchange="simulator".*'
+                         r'<strong class="banner-label">LIVE · simulator</strong>', page, re.S)
+        assert "<title>hftlive · LIVE · simulator order book</title>" in page and "MOCK" not in page
+        assert "live market data from simulator" in page
+        assert '"source": "live", "exchange": "simulator"' in page   # the page's config
+        status = client.get("/v1/status").json()
+        assert (status["source"], status["exchange"]) == ("live", "simulator")
 
 
 def test_readyz_turns_200_once_the_source_is_connected_and_data_is_fresh(mock_settings):
@@ -108,7 +118,7 @@ def test_stream_messages_are_contiguous_labelled_and_priced_in_ticks(mock_settin
         with client.websocket_connect("/v1/stream") as ws:
             messages = [stream_message.validate_python(ws.receive_json()) for _ in range(400)]
     assert [m.type for m in messages[:2]] == ["snapshot", "status"]
-    assert {m.source for m in messages} == {"mock"}
+    assert {(m.source, m.exchange) for m in messages} == {("mock", None)}
     numbered = [m.seq for m in messages if m.type in ("delta", "trade")]
     assert numbered == list(range(messages[0].seq + 1, messages[0].seq + 1 + len(numbered)))
     assert {"delta", "trade"} <= {m.type for m in messages}
@@ -122,7 +132,7 @@ def test_trades_are_newest_first_and_limited(mock_settings):
     with TestClient(create_app(mock_settings(mock_event_rate=3000.0))) as client:
         time.sleep(0.3)
         body = client.get("/v1/trades", params={"limit": 5}).json()
-    assert body["source"] == "mock" and len(body["trades"]) == 5
+    assert (body["source"], body["exchange"]) == ("mock", None) and len(body["trades"]) == 5
     seqs = [t["seq"] for t in body["trades"]]
     assert seqs == sorted(seqs, reverse=True)
 
@@ -158,6 +168,7 @@ def test_metrics_count_events_clients_and_source_state(mock_settings):
     assert value(during, "hftlive_stream_clients") == 1
     assert value(after, "hftlive_stream_clients") == 0
     assert value(during, 'hftlive_source_state{hftlive_source_state="connected",source="mock"}') == 1
+    assert value(during, 'hftlive_service_info{connector="bybit_hft",exchange="",source="mock",symbols="BTCUSDT"}') == 1
     assert value(during, "hftlive_slow_consumers_total") == 0
     assert value(during, 'hftlive_feed_lag_seconds_count{symbol="BTCUSDT"}') > 0
     assert 0 <= value(during, 'hftlive_last_event_age_seconds{symbol="BTCUSDT"}') < 1
@@ -188,6 +199,7 @@ def test_status_reports_the_source_and_each_symbol(mock_settings):
         time.sleep(0.1)
         status = client.get("/v1/status").json()
     assert status["source"] == "mock" and status["state"] == "connected" and status["ready"] is True
+    assert status["exchange"] is None
     assert status["source_info"]["seed"] == 7
     assert set(status["symbols"]) == {"BTCUSDT", "ETHUSDT"}
     eth = status["symbols"]["ETHUSDT"]
@@ -201,3 +213,29 @@ def test_the_mock_sustains_ten_thousand_events_per_second(mock_settings):
         time.sleep(1.0)
         end = client.get("/v1/status").json()["symbols"]["BTCUSDT"]["seq"]
     assert end - start >= 5_000
+
+
+def test_every_payload_of_a_live_source_names_its_exchange():
+    settings = load_settings(data_source="live", exchange="bybit-testnet")
+    source = ScriptedSource("live", settings.exchange)
+    with TestClient(create_app(settings, source)) as client:
+        with client.websocket_connect("/v1/stream") as ws:
+            client.portal.call(source.sink.source_status, SourceStatus(SourceState.CONNECTED, ""))
+            client.portal.call(source.sink.book_snapshot,
+                               BookSnapshot("BTCUSDT", 1, 2, ((600000, 1.0),), ((600001, 2.0),)))
+            client.portal.call(source.sink.book_delta, BookDelta("BTCUSDT", 3, 4, ((600000, 0.5),), ()))
+            client.portal.call(source.sink.trade, Trade("BTCUSDT", 5, 6, 600001, 0.25, "buy"))
+            stream = [ws.receive_json() for _ in range(6)]
+        book = client.get("/v1/book").json()
+        trades = client.get("/v1/trades").json()
+        status = client.get("/v1/status").json()
+        health, ready = client.get("/healthz").json(), client.get("/readyz").json()
+        metrics = client.get("/metrics").text
+    assert [m["type"] for m in stream] == ["snapshot", "status", "status", "snapshot", "delta", "trade"]
+    assert all(stream_message.validate_python(m).exchange == "bybit-testnet" for m in stream)
+    assert stream[4] == {"type": "delta", "source": "live", "exchange": "bybit-testnet", "symbol": "BTCUSDT",
+                         "seq": 2, "exch_ts": 3, "local_ts": 4, "bids": [[60000.0, 0.5]], "asks": []}
+    for body in (book, trades, trades["trades"][0], status, health, ready):
+        assert (body["source"], body["exchange"]) == ("live", "bybit-testnet"), body
+    assert ('hftlive_service_info{connector="bybit_hft",exchange="bybit-testnet",source="live",symbols="BTCUSDT"} 1.0'
+            in metrics.splitlines())

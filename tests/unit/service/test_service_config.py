@@ -37,6 +37,11 @@ def one_line(done) -> str:
     ({"DATA_SOURCE": "mock", "PORT": "99999"}, "PORT='99999'"),
     ({"DATA_SOURCE": "mock", "SYMBOL": "BTCUSDT,ETHUSDT", "TICK_SIZE": "0.1,0.01,1"},
      "TICK_SIZE has 3 values for 2 symbols"),
+    ({"DATA_SOURCE": "mock", "EXCHANGE": "bybit"},
+     "EXCHANGE='bybit': EXCHANGE applies only to the live source (DATA_SOURCE=hft_connector); "
+     "unset it for DATA_SOURCE=mock"),
+    ({"DATA_SOURCE": "live", "EXCHANGE": "binance"},
+     "EXCHANGE='binance': unknown exchange 'binance'; use simulator, bybit or bybit-testnet"),
 ])
 def test_bad_configuration_exits_2_with_one_line(service_env, extra, expected):
     done = run_service(service_env, extra)
@@ -85,6 +90,25 @@ def test_settings_read_the_environment(monkeypatch, tmp_path):
     assert settings.api_token.get_secret_value() == "s3cret"
     assert settings.hftbacktest_channel_config == str(channel)
     assert settings.connector_name == "bybit_testnet"
+    assert settings.exchange == "bybit"   # the live source's default
+
+
+@pytest.mark.parametrize("variable", ["EXCHANGE", "exchange"])
+@pytest.mark.parametrize("value, expected", [("simulator", "simulator"), ("Bybit-Testnet", "bybit-testnet"),
+                                             (" BYBIT ", "bybit"), ("", "bybit")])
+def test_the_live_source_reads_its_exchange(monkeypatch, variable, value, expected):
+    monkeypatch.setenv(variable, value)
+    assert load_settings(data_source="live").exchange == expected
+
+
+def test_the_mock_has_no_exchange_and_refuses_one(monkeypatch):
+    assert load_settings(data_source="mock").exchange is None
+    with pytest.raises(ConfigError) as error:
+        load_settings(data_source="mock", exchange="simulator")
+    assert str(error.value) == ("bad configuration: EXCHANGE: EXCHANGE applies only to the live source "
+                                "(DATA_SOURCE=hft_connector); unset it for DATA_SOURCE=mock")
+    monkeypatch.setenv("EXCHANGE", "")   # what compose passes for an unset variable: no exchange asked for
+    assert load_settings(data_source="mock").exchange is None
 
 
 @pytest.mark.parametrize("content, expected", [

@@ -111,3 +111,12 @@ def test_the_bot_process_sets_the_channel_config_before_loading_hftbacktest(tmp_
     exited = [e[2] for e in sink.events if e[0] == "status" and "exited" in e[2]]
     assert exited == ["live bot process exited with code 3: cannot load hftbacktest's live bot: ImportError: "
                       "channel config seen: /etc/hftlive/channel.toml; restarting it in 30s"]
+
+
+def test_the_live_source_reports_the_exchange_its_settings_name():
+    from service.config import load_settings
+    from service.sources import source_for
+
+    assert source_for(load_settings(data_source="live", exchange="bybit-testnet")).exchange == "bybit-testnet"
+    assert source_for(load_settings(data_source="live")).exchange == "bybit"
+    assert source_for(load_settings(data_source="mock")).exchange is None
