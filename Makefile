@@ -9,8 +9,8 @@ setup:
 test:
 	./hftlive test
 bench:
-	./hftlive doctor >/dev/null && .venv/bin/python bench/wheels.py
+	./hftlive test --collect-only -q >/dev/null && .venv/bin/python bench/wheels.py
 bench-service:
-	./hftlive doctor >/dev/null && .venv/bin/python bench/service.py
+	./hftlive test --collect-only -q >/dev/null && .venv/bin/python bench/service.py
 bench-live:
-	./hftlive doctor >/dev/null && .venv/bin/python bench/live.py
+	./hftlive test --collect-only -q >/dev/null && .venv/bin/python bench/live.py

@@ -1,8 +1,11 @@
-"""Benchmark the wheel factory: cold first wheel, each further CPython, warm rebuild, sizes.
+"""Benchmark the wheel factory: the cold abi3 wheelhouse, a warm rebuild, and per-version wheels.
 
-Usage: .venv/bin/python bench/wheels.py [--python 3.X ...]. Runs the README's build command,
-`./hftlive wheels`, twice: first after clearing BuildKit's build cache and cache mounts (cold),
-then again with no change (warm). Prints a table; the full logs stay in build-logs/.
+Usage: .venv/bin/python bench/wheels.py [--per-version 3.X ...]
+Runs the README's build command, `./hftlive wheels` (one abi3 wheel for every pinned CPython, and
+the connector, built side by side), after clearing BuildKit's build cache and cache mounts (cold),
+then again with no change (warm). With --per-version, also upstream's way on the now warm crate
+cache: one wheel per named CPython (`./hftlive wheels --per-version`), so the cost of each further
+interpreter stands beside the one abi3 build in the same run. Prints a table; logs stay in build-logs/.
 """
 from __future__ import annotations
 
@@ -19,44 +22,45 @@ TOOK = re.compile(r"wheels: CPython (\S+) took (\d+)s")
 LOG = re.compile(r"full log: (\S+)")
 
 
-def hftlive_wheels(pythons: list[str]) -> tuple[float, list[tuple[str, int]]]:
-    command = [str(ROOT / "hftlive"), "wheels"] + [a for v in pythons for a in ("--python", v)]
+def hftlive_wheels(*args: str) -> tuple[float, list[tuple[str, int]]]:
     started = time.monotonic()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([str(ROOT / "hftlive"), "wheels", *args], cwd=ROOT, capture_output=True, text=True)
     elapsed = time.monotonic() - started
     if done.returncode != 0:
-        sys.exit(f"bench: ./hftlive wheels failed:\n{done.stderr[-3000:]}")
+        sys.exit(f"bench: ./hftlive wheels {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     log = ROOT / LOG.search(done.stderr).group(1)
     return elapsed, [(v, int(s)) for v, s in TOOK.findall(log.read_text())]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--python", action="append", default=[],
-                        help="CPython versions (default: all pinned)")
-    pythons = parser.parse_args().python
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-version", action="append", default=[], metavar="3.X",
+                        help="also build upstream's per-version wheel for this CPython (repeatable)")
+    per_version = parser.parse_args().per_version
 
     print("bench: clearing build cache and cache mounts (cold start)", file=sys.stderr)
     subprocess.run(["docker", "buildx", "prune", "--all", "--force"], check=True, capture_output=True)
-    cold, per_python = hftlive_wheels(pythons)
-    warm, rebuilt = hftlive_wheels(pythons)
-
-    rows = [("cold: ./hftlive wheels, everything", cold, "1.00")]
-    first = per_python[0][1]
-    for index, (version, seconds) in enumerate(per_python):
-        label = "first wheel (all crates cold)" if index == 0 else "each further interpreter"
-        rows.append((f"  CPython {version}: {label}", seconds,
-                     f"{seconds / first:.2f} × first wheel"))
-    rows.append(("warm: the same command, no change", warm, f"{warm / cold:.4f} × cold"))
+    cold, abi3 = hftlive_wheels()
+    manifest = json.loads((ROOT / "wheels" / "manifest.json").read_text())
+    warm, rebuilt = hftlive_wheels()
+    wheel = abi3[0][1]
+    rows = [("cold: ./hftlive wheels (abi3 + connector)", cold, "1.00"),
+            (f"  the abi3 wheel ({len(manifest['python_tags'])} CPythons)", wheel, f"{wheel / cold:.2f} × cold"),
+            ("warm: the same command, no change", warm, f"{warm / cold:.4f} × cold")]
     if rebuilt:
         rows.append(("  (warm run rebuilt wheels, unexpected)", sum(s for _, s in rebuilt), ""))
-    print(f"\n{'step':<46} {'seconds':>8}  ratio")
+    if per_version:
+        total, each = hftlive_wheels("--per-version", *[a for v in per_version for a in ("--python", v)])
+        for version, seconds in each:
+            rows.append((f"per-version: CPython {version}, warm crates", seconds, f"{seconds / wheel:.2f} × abi3 wheel"))
+        rows.append(("per-version: ./hftlive wheels --per-version", total, f"{total / cold:.2f} × cold"))
+        hftlive_wheels()    # leave ./wheels as the default build left it
+    print(f"\n{'step':<48} {'seconds':>8}  ratio")
     for label, seconds, ratio in rows:
-        print(f"{label:<46} {seconds:8.0f}  {ratio}")
-    manifest = json.loads((ROOT / "wheels" / "manifest.json").read_text())
+        print(f"{label:<48} {seconds:8.0f}  {ratio}")
     print(f"\n{'wheel':<64} {'MB':>6}")
-    for wheel in manifest["wheels"]:
-        print(f"{wheel['file']:<64} {wheel['size'] / 1e6:6.1f}")
+    for built in manifest["wheels"]:
+        print(f"{built['file']:<64} {built['size'] / 1e6:6.1f}")
     return 0
 
 

@@ -1,21 +1,23 @@
 """hftlive: build hftbacktest's live wheels and run the connector service, with Docker.
 
+  ./hftlive up           build what is missing or stale, start the live path (the bundled simulator)
+  ./hftlive test         the same builds, then every test tier (unit, integration, end to end)
+  ./hftlive down         stop what `up` started
   ./hftlive setup        check (and with --install, add) Docker tooling; prepare base images
   ./hftlive wheels       build the live wheelhouse into ./wheels (Dockerfile.build)
   ./hftlive images       build the runtime images (Dockerfile.runtime)
-  ./hftlive test         run the whole test suite (unit, then integration with containers)
 """
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
+import time
 
 import docker.errors
 
-from . import aptsources, bases, buildx, images, tooling, wheelhouse
+from . import aptsources, bases, buildx, compose, images, tooling, wheelhouse
 from .progress import Step, fail
 from .versions import ROOT
 
@@ -46,7 +48,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
             except (PermissionError, subprocess.CalledProcessError) as error:
                 fail(f"could not install {', '.join(needed)}: {error}")
     require_tooling()
-    for key in bases.BASES:
+    # The builder's and the runtime images' bases; the tests prepare theirs when they need them.
+    for key in dict.fromkeys([wheelhouse.BUILD_BASE, *images.TARGETS.values()]):
         bases.ensure(key, offline=args.offline)
     return 0
 
@@ -61,7 +64,8 @@ def cmd_wheels(args: argparse.Namespace) -> int:
     pythons = wheelhouse.check_pythons(args.python)  # argument errors first, before any Docker
     ca = buildx.ca_bundle(args.ca_bundle)
     require_tooling()
-    wheelhouse.build(pythons, offline=args.offline, ca=ca, rustup=args.rustup)
+    wheelhouse.build(pythons, offline=args.offline, ca=ca, rustup=args.rustup,
+                     abi="per-version" if args.per_version else "abi3")
     return 0
 
 
@@ -75,30 +79,51 @@ def cmd_images(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compose(args: argparse.Namespace) -> int:
-    profiles = args.profile or ["mock"]
-    unknown = sorted(set(profiles) - set(images.PROFILES))
-    if unknown:
-        fail(f"no compose profile {', '.join(unknown)}; choose from {', '.join(images.PROFILES)}")
-    command = ["docker", "compose"] + [arg for p in profiles for arg in ("--profile", p)]
-    if args.command == "down":
-        return subprocess.call(command + ["down"], cwd=ROOT)
+def ensure_tooling() -> None:
+    """Install what a Debian host lacks (as root), or say what to install."""
+    needed = [c.name for c in tooling.check() if not c.ok]
+    if needed and os.geteuid() == 0 and tooling.can_install():
+        with Step("tooling") as step:
+            try:
+                tooling.install(needed, step)
+            except (PermissionError, subprocess.CalledProcessError) as error:
+                fail(f"could not install {', '.join(needed)}: {error}")
     require_tooling()
-    missing = [t for p in profiles for t in images.PROFILES[p] if not images.present(t)]
-    if missing:   # first run: build what the profile needs from the wheelhouse
-        manifest = images.check_wheelhouse(need_connector="connector" in missing)
-        images.build(missing, manifest, offline=False, ca=buildx.ca_bundle(None))
-    code = subprocess.call(command + ["up", "--detach", "--wait", "--wait-timeout", "120"], cwd=ROOT)
-    if code == 0:
-        dotenv = dict(line.split("=", 1) for line in (ROOT / ".env").read_text().splitlines()
-                      if "=" in line and not line.lstrip().startswith("#")) if (ROOT / ".env").is_file() else {}
-        port = os.environ.get("HFTLIVE_PORT") or dotenv.get("HFTLIVE_PORT", "").strip() or "8000"
-        print(f"hftlive: up; the page is at http://127.0.0.1:{port}/ "
-              f"(`./hftlive down{''.join(' --profile ' + p for p in args.profile or [])}` stops it)")
-    return code
+
+
+def prepare(targets: list[str]) -> None:
+    """The wheelhouse and `targets`' images, built when absent or when their sources changed."""
+    ensure_tooling()
+    pythons = wheelhouse.check_pythons(None)
+    why = wheelhouse.stale(pythons)
+    if why:
+        print(f"hftlive: building the wheelhouse: {why} (cold on 2 cores: about 15 minutes)",
+              file=sys.stderr)
+        wheelhouse.build(pythons, offline=False, ca=buildx.ca_bundle(None), rustup=False)
+    stale = images.stale(targets)
+    if stale:
+        manifest = images.check_wheelhouse(need_connector="connector" in stale)
+        images.build(stale, manifest, offline=False, ca=buildx.ca_bundle(None))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    plan = compose.plan(args.exchange, args.mock)   # argument errors before any Docker
+    prepare([t for p in plan.profiles for t in images.PROFILES[p]])
+    url = compose.up(plan)
+    print(f"hftlive: up after {time.monotonic() - started:.0f} s: {url}  profile {' + '.join(plan.profiles)}, "
+          f"{'exchange ' + plan.exchange if plan.exchange else 'MOCK market, no exchange'}"
+          f"  (./hftlive down stops it)")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    return compose.down()
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    if not args.pytest_args:   # the whole suite: it needs the wheelhouse and every image
+        prepare(list(images.TARGETS))
     command = [sys.executable, "-m", "pytest", *(args.pytest_args or [str(ROOT / "tests")])]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     code = subprocess.call(command, env=env)
@@ -133,7 +158,9 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("wheels", help="build the live wheelhouse into ./wheels")
     p.add_argument("--python", action="append", metavar="3.X",
-                   help="build only this CPython version (repeatable); default: all pinned")
+                   help="serve only this CPython version (repeatable); default: all pinned")
+    p.add_argument("--per-version", action="store_true",
+                   help="one wheel per CPython (upstream's way) instead of one abi3 wheel")
     p.add_argument("--ca-bundle", metavar="PEM",
                    help="CA bundle trusted by downloads in the build (default: the host's)")
     p.add_argument("--rustup", action="store_true",
@@ -148,12 +175,17 @@ def parser() -> argparse.ArgumentParser:
     offline_flag(p)
     p.set_defaults(run=cmd_images)
 
-    for name, text in (("up", "start a compose profile (default: mock)"), ("down", "stop it")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--profile", action="append", help="compose profile (repeatable)")
-        p.set_defaults(run=cmd_compose)
+    p = sub.add_parser("up", help="build what is missing or stale, start the live path and wait for it")
+    p.add_argument("--exchange", metavar="NAME",
+                   help=f"{' | '.join(compose.EXCHANGES)} (default: simulator, bundled; the others are real)")
+    p.add_argument("--mock", action="store_true", help="the labelled mock market instead (no exchange)")
+    p.set_defaults(run=cmd_up)
 
-    p = sub.add_parser("test", help="run the test suite (pytest); extra args go to pytest")
+    p = sub.add_parser("down", help="stop what `up` started")
+    p.set_defaults(run=cmd_down)
+
+    p = sub.add_parser("test", help="build what is missing, run every test tier; extra args go to pytest "
+                       "(and skip the build)")
     p.set_defaults(run=cmd_test, pytest_args=[])
     return top
 

@@ -57,7 +57,7 @@ def command_line(dockerfile: str, target: str, *, build_args: dict[str, str], ca
     return command + list(extra) + [str(context)]
 
 
-HEARTBEAT = 60.0  # seconds of silence (a long link step) before saying we are still at it
+HEARTBEAT = 60.0  # seconds without a line for the user (a long link step, apt) before saying what runs
 
 
 def _lines_with_heartbeat(stream, step: Step, last: Callable[[], str]):
@@ -68,7 +68,7 @@ def _lines_with_heartbeat(stream, step: Step, last: Callable[[], str]):
         try:
             line = queue.get(timeout=HEARTBEAT)
         except Empty:
-            step.say(f"still working on: {last()[:100]}")
+            step.say(f"still working: {last()[:100]}")
             continue
         if line is None:
             return
@@ -87,7 +87,7 @@ def build(dockerfile: str, target: str, *, build_args: dict[str, str], ca: Path,
                            context=context)
     tail: list[str] = []
     crates = 0
-    with Step(name or f"build {target}") as step, log.open("w") as sink:
+    with Step(name or f"build {target}") as step, log.open("w", buffering=1) as sink:
         step.say(f"full log: {log.relative_to(ROOT) if log.is_relative_to(ROOT) else log}")
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, errors="replace") as proc:
@@ -102,6 +102,8 @@ def build(dockerfile: str, target: str, *, build_args: dict[str, str], ca: Path,
                         step.say(f"compiled {crates} crates (now {COMPILING.match(line).group(1)})")
                 elif echo_all or SHOWN.search(line):
                     step.say(line[:110] + ("…" if len(line) > 110 else ""))
+                elif time.monotonic() - step.said_at > HEARTBEAT:
+                    step.say(f"still working: {line[:100]}")
         if proc.returncode != 0:
             fail(f"docker buildx build --target {target} failed (exit {proc.returncode}); "
                  f"last lines:\n" + "\n".join(tail) + f"\nfull log: {log}")

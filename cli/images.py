@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from . import bases, buildx
+from . import bases, buildx, inputs
 from .progress import fail
 from .versions import ROOT
 from .wheelhouse import WHEELHOUSE, verify
@@ -26,8 +26,24 @@ def tag(target: str) -> str:
     return f"hftlive/{target}:latest"
 
 
+LABEL_INPUTS = "io.hftlive.inputs"
+
+
 def present(target: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", tag(target)], capture_output=True).returncode == 0
+
+
+def stale(targets: list[str]) -> list[str]:
+    """The targets whose image is missing or was built from other sources or another wheelhouse."""
+    current = inputs.fingerprint(inputs.IMAGES)
+    found = []
+    for target in targets:
+        done = subprocess.run(["docker", "image", "inspect", "--format",
+                               f'{{{{ index .Config.Labels "{LABEL_INPUTS}" }}}}', tag(target)],
+                              capture_output=True, text=True)
+        if done.returncode != 0 or done.stdout.strip() != current:
+            found.append(target)
+    return found
 
 
 def stages(dockerfile: Path = DOCKERFILE) -> list[str]:
@@ -73,6 +89,7 @@ def build_args(manifest: dict, base_refs: dict[str, str]) -> dict[str, str]:
         "HFTBACKTEST_VERSION": manifest["hftbacktest_version"],
         "HFTBACKTEST_FEATURES": " ".join(manifest["features"]),
         "HFTBACKTEST_PATCHES": " ".join(p["name"] for p in manifest["patches"]) or "none",
+        "HFTLIVE_INPUTS": inputs.fingerprint(inputs.IMAGES),
     })
     return args
 

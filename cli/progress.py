@@ -12,6 +12,7 @@ class Step:
     def __init__(self, name: str):
         self.name = name
         self.started = time.monotonic()
+        self.said_at = self.started
 
     def __enter__(self) -> "Step":
         self.say("started")
@@ -25,6 +26,7 @@ class Step:
         return time.monotonic() - self.started
 
     def say(self, message: str) -> None:
+        self.said_at = time.monotonic()
         print(f"[{self.elapsed:6.0f}s] {self.name}: {message}", file=sys.stderr, flush=True)
 
 

@@ -61,6 +61,17 @@ TRIXIE_SOURCES = Path("/etc/apt/sources.list.d/hftlive-trixie.sources")
 TRIXIE_PIN = Path("/etc/apt/preferences.d/hftlive-trixie")
 
 
+def can_install() -> bool:
+    """Whether install() can work here: apt on a Debian host with a Debian mirror configured."""
+    if shutil.which("apt-get") is None:
+        return False
+    try:
+        aptsources.debian_mirrors()
+    except aptsources.NoDebianMirror:
+        return False
+    return True
+
+
 def install(missing: list[str], step) -> None:
     """Install what `missing` names (check() names) with apt: root on a Debian host only."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:

@@ -11,12 +11,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import bases, buildx
+from . import bases, buildx, inputs
 from .progress import Step, fail
 from .versions import ROOT, load
 
 WHEELHOUSE = ROOT / "wheels"
 KEEP = {"README.md"}
+# The builder's base: the runtime images' own, so a fresh machine bootstraps one base, not two.
+BUILD_BASE = "python3.11-bookworm"
 
 
 def verify(directory: Path) -> list[str]:
@@ -50,10 +52,33 @@ def check_pythons(pythons: list[str] | None) -> list[str]:
     return [v for v in pinned if v in pythons] if pythons else pinned
 
 
-def build(wanted: list[str], *, offline: bool, ca: Path, rustup: bool, dest: Path = WHEELHOUSE) -> Path:
-    base = bases.ensure("bookworm", offline=offline)
-    args = {"BUILD_BASE": base, "PYTHON_VERSIONS": " ".join(wanted),
-            "RUST_FROM": "rustup" if rustup else "debian"}
+def build_args(wanted: list[str], *, offline: bool = False, rustup: bool = False,
+               abi: str = "abi3") -> dict[str, str]:
+    """Dockerfile.build's arguments for a wheelhouse serving the CPython versions `wanted`."""
+    return {"BUILD_BASE": bases.ensure(BUILD_BASE, offline=offline), "PYTHON_VERSIONS": " ".join(wanted),
+            "RUST_FROM": "rustup" if rustup else "debian", "WHEEL_ABI": abi,
+            "HFTLIVE_INPUTS": fingerprint(wanted, abi)}
+
+
+def fingerprint(wanted: list[str], abi: str = "abi3") -> str:
+    return inputs.fingerprint(inputs.WHEELHOUSE, abi, *wanted)
+
+
+def stale(wanted: list[str], directory: Path = WHEELHOUSE) -> str | None:
+    """Why the wheelhouse must be (re)built for `wanted` (abi3), or None when it is current."""
+    if not (directory / "manifest.json").is_file():
+        return "there is no wheelhouse yet"
+    if verify(directory):
+        return "the wheelhouse does not verify"
+    manifest = json.loads((directory / "manifest.json").read_text())
+    if manifest.get("inputs") != fingerprint(wanted):
+        return "its sources changed since it was built"
+    return None
+
+
+def build(wanted: list[str], *, offline: bool, ca: Path, rustup: bool, abi: str = "abi3",
+          dest: Path = WHEELHOUSE) -> Path:
+    args = build_args(wanted, offline=offline, rustup=rustup, abi=abi)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".wheels-", dir=dest.parent) as scratch:
         out = Path(scratch) / "export"

@@ -14,7 +14,7 @@ def hftlive(*args, cwd=ROOT):
 def test_unknown_base_is_named():
     done = hftlive("bases", "ubuntu")
     assert done.returncode != 0
-    assert "unknown base ubuntu; choose from bookworm" in done.stderr
+    assert "unknown base ubuntu; choose from python3.11-bookworm" in done.stderr
 
 
 def test_unknown_python_is_refused_before_building():

@@ -39,8 +39,8 @@ def test_malformed_line_is_reported_with_its_place(tmp_path):
 
 
 def test_the_build_base_default_is_the_public_image_the_cli_tries_first():
-    from cli import bases
+    from cli import bases, wheelhouse
 
     dockerfile = (ROOT / "Dockerfile.build").read_text()
     default = re.search(r"^ARG BUILD_BASE=(\S+)$", dockerfile, re.M).group(1)
-    assert default == bases.BASES["bookworm"].public
+    assert default == bases.BASES[wheelhouse.BUILD_BASE].public

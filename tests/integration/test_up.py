@@ -1,0 +1,70 @@
+"""`./hftlive up` as a newcomer runs it: the live path against the bundled simulator, and a fast,
+clear failure when the exchange cannot be reached. Each test runs its own compose project on free
+127.0.0.1 ports, so a stack the user started is left alone."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from cli.versions import ROOT
+from tests.integration.stack import free_port, get
+
+
+@pytest.fixture
+def project(runtime_images):
+    """Settings for a private stack; whatever it leaves is removed afterwards, also on failure."""
+    name = f"hftlive-test-up-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HFTLIVE_PROJECT=name, HFTLIVE_PORT=str(free_port()),
+               SIM_CONTROL_PORT=str(free_port()))
+    yield env
+    subprocess.run(["docker", "compose", "--project-name", name, "--profile", "live", "--profile", "sim",
+                    "--profile", "mock", "down", "--volumes", "--timeout", "5"], cwd=ROOT, capture_output=True)
+
+
+def hftlive(env: dict, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def running(name: str) -> list[str]:
+    return subprocess.run(["docker", "ps", "--filter", f"label=com.docker.compose.project={name}",
+                           "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
+
+
+def test_up_starts_the_live_path_against_the_simulator(project):
+    done = hftlive(project, "up")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    url = f"http://127.0.0.1:{project['HFTLIVE_PORT']}/"
+    last = done.stdout.strip().splitlines()[-1]
+    assert url in last and "profile live + sim" in last and "exchange simulator" in last, last
+    assert "waiting for health" in done.stderr          # it said what it was waiting for
+    status, body = get(url + "v1/status")
+    assert status == 200
+    assert body["source"] == "live" and body["exchange"] == "simulator", body
+    status, book = get(url + "v1/book?symbol=BTCUSDT")
+    assert status == 200 and book["source"] == "live" and book["exchange"] == "simulator"
+    assert book["bids"] and book["asks"], "the live path serves the simulator's book"
+    assert sorted(n.split("-")[-2] for n in running(project["HFTLIVE_PROJECT"])) == [
+        "connector", "service", "simulator"]
+
+
+def test_an_unreachable_exchange_fails_within_a_minute_with_one_line(project):
+    # Port 9 on the connector's own loopback: closed, so nothing outside this machine is contacted.
+    env = dict(project, BYBIT_PUBLIC_URL="ws://127.0.0.1:9/v5/public/linear", BYBIT_REST_URL="http://127.0.0.1:9")
+    started = time.monotonic()
+    done = hftlive(env, "up", "--exchange", "bybit")
+    took = time.monotonic() - started
+
+    assert done.returncode != 0
+    assert took < 60, f"took {took:.0f} s"
+    errors = [line for line in done.stderr.splitlines() if line.startswith("hftlive: error:")]
+    assert len(errors) == 1, done.stderr[-2000:]
+    assert "cannot reach the exchange bybit" in errors[0] and "127.0.0.1:9" in errors[0], errors[0]
+    assert "Traceback" not in done.stderr
+    assert running(project["HFTLIVE_PROJECT"]) == []     # nothing half-started is left behind
