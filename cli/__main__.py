@@ -88,7 +88,8 @@ def ensure_tooling() -> None:
                 tooling.install(needed, step)
             except (PermissionError, subprocess.CalledProcessError) as error:
                 fail(f"could not install {', '.join(needed)}: {error}")
-    require_tooling()
+    if needed:
+        require_tooling()   # says what is still missing, and how to get it
 
 
 def prepare(targets: list[str]) -> None:

@@ -23,6 +23,7 @@ LOG_DIR = ROOT / "build-logs"
 SHOWN = re.compile(r"^#\d+ (\[[\w-]+ \d+/\d+\]|ERROR|CACHED)|"
                    r"^#\d+ [\d.]+ (toolchain|source|wheels|audit|wheelhouse|lock|fetch_sdist):|"
                    r"error(\[E\d+\])?:|^ERROR")
+STEP_HEADER = re.compile(r"^#\d+ (\[[\w-]+ \d+/\d+\].*)")
 COMPILING = re.compile(r"^#\d+ [\d.]+ +Compiling (\S+)")
 
 
@@ -86,6 +87,7 @@ def build(dockerfile: str, target: str, *, build_args: dict[str, str], ca: Path,
     command = command_line(dockerfile, target, build_args=build_args, ca=ca, extra=extra,
                            context=context)
     tail: list[str] = []
+    headers: set[str] = set()   # BuildKit repeats a step's header whenever its output resumes
     crates = 0
     with Step(name or f"build {target}") as step, log.open("w", buffering=1) as sink:
         step.say(f"full log: {log.relative_to(ROOT) if log.is_relative_to(ROOT) else log}")
@@ -101,6 +103,11 @@ def build(dockerfile: str, target: str, *, build_args: dict[str, str], ca: Path,
                     if crates % 50 == 0:
                         step.say(f"compiled {crates} crates (now {COMPILING.match(line).group(1)})")
                 elif echo_all or SHOWN.search(line):
+                    header = STEP_HEADER.match(line)
+                    if header:
+                        if header.group(1) in headers:
+                            continue
+                        headers.add(header.group(1))
                     step.say(line[:110] + ("…" if len(line) > 110 else ""))
                 elif time.monotonic() - step.said_at > HEARTBEAT:
                     step.say(f"still working: {line[:100]}")

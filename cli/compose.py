@@ -119,8 +119,11 @@ def describe(services: list[str], found: dict[str, dict]) -> str:
     return ", ".join(parts)
 
 
-def wait(plan_: Plan, step: Step) -> None:
-    """Until every service of the plan is healthy; stops `up` with one line when one cannot be."""
+def wait(plan_: Plan, step: Step, starting: subprocess.Popen) -> None:
+    """Until every service of the plan is healthy; stops `up` with one line when one cannot be.
+
+    `starting` is `compose up --detach`, which itself waits for the connector's health before it
+    starts the service: its progress is shown from here, and its failure explained from here."""
     started = time.monotonic()
     last, said_at = "", 0.0
     while True:
@@ -146,6 +149,9 @@ def wait(plan_: Plan, step: Step) -> None:
                 raise Failed(f"cannot reach the exchange {plan_.exchange}: {unreachable_reason(said)}; "
                              f"no market data after {elapsed:.0f} s (check the network, or try "
                              "--exchange simulator)")
+        if starting.poll() not in (None, 0):
+            said = (starting.stderr.read() if starting.stderr else "").strip().splitlines() or ["no message"]
+            raise Failed(f"docker compose up failed: {said[-1]}")
         if elapsed > HEALTH_DEADLINE_S:
             raise Failed(f"not healthy after {HEALTH_DEADLINE_S:.0f} s: {now} "
                          f"(`docker compose --project-name {project()} logs` says why)")
@@ -166,16 +172,17 @@ def up(plan_: Plan) -> str:
         # Whatever another profile left running would hold the port: stop every profile first.
         subprocess.run(command(list(images.PROFILES)) + ["down", "--remove-orphans", "--timeout", "5"], cwd=ROOT,
                        env=env, capture_output=True)
-        done = subprocess.run(command(plan_.profiles) + ["up", "--detach"], cwd=ROOT, env=env,
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            fail(f"docker compose up failed: {(done.stderr.strip().splitlines() or ['no message'])[-1]}")
+        starting = subprocess.Popen(command(plan_.profiles) + ["up", "--detach"], cwd=ROOT, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            wait(plan_, step)
+            wait(plan_, step, starting)
         except Failed as error:
+            starting.kill()
+            starting.wait()
             subprocess.run(command(list(images.PROFILES)) + ["down", "--timeout", "2"], cwd=ROOT, env=env,
                            capture_output=True)
             fail(f"{error}; stopped what had started")
+        starting.wait()
     port = settings().get("HFTLIVE_PORT") or "8000"
     return f"http://127.0.0.1:{port}/"
 
