@@ -23,6 +23,7 @@ LOG_DIR = ROOT / "build-logs"
 SHOWN = re.compile(r"^#\d+ (\[[\w-]+ \d+/\d+\]|ERROR|CACHED)|"
                    r"^#\d+ [\d.]+ (toolchain|source|wheels|audit|wheelhouse|lock|fetch_sdist):|"
                    r"error(\[E\d+\])?:|^ERROR")
+CONTINUED = re.compile(r"^#\d+ \.\.\.$")   # BuildKit's marker that a step's output resumes later
 STEP_HEADER = re.compile(r"^#\d+ (\[[\w-]+ \d+/\d+\].*)")
 COMPILING = re.compile(r"^#\d+ [\d.]+ +Compiling (\S+)")
 
@@ -109,7 +110,7 @@ def build(dockerfile: str, target: str, *, build_args: dict[str, str], ca: Path,
                             continue
                         headers.add(header.group(1))
                     step.say(line[:110] + ("…" if len(line) > 110 else ""))
-                elif time.monotonic() - step.said_at > HEARTBEAT:
+                elif time.monotonic() - step.said_at > HEARTBEAT and not CONTINUED.match(line):
                     step.say(f"still working: {line[:100]}")
         if proc.returncode != 0:
             fail(f"docker buildx build --target {target} failed (exit {proc.returncode}); "
