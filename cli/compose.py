@@ -24,7 +24,6 @@ REFUSED_AFTER_S = 20.0       # ... or sooner, once it has only been refused for 
 HEALTH_DEADLINE_S = 180.0    # everything healthy by then (the live bot's first JIT takes a while)
 
 
-
 @dataclass(frozen=True)
 class Plan:
     profiles: tuple[str, ...]
