@@ -65,7 +65,7 @@ def cmd_wheels(args: argparse.Namespace) -> int:
     ca = buildx.ca_bundle(args.ca_bundle)
     require_tooling()
     wheelhouse.build(pythons, offline=args.offline, ca=ca, rustup=args.rustup,
-                     abi="per-version" if args.per_version else "abi3")
+                     abi="per-version" if args.per_version else "abi3", lto=args.lto or "")
     return 0
 
 
@@ -162,6 +162,8 @@ def parser() -> argparse.ArgumentParser:
                    help="serve only this CPython version (repeatable); default: all pinned")
     p.add_argument("--per-version", action="store_true",
                    help="one wheel per CPython (upstream's way) instead of one abi3 wheel")
+    p.add_argument("--lto", choices=("thin", "fat"),
+                   help="link-time optimisation of the live wheel (default: WHEEL_LTO in docker/versions.env)")
     p.add_argument("--ca-bundle", metavar="PEM",
                    help="CA bundle trusted by downloads in the build (default: the host's)")
     p.add_argument("--rustup", action="store_true",

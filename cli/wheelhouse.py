@@ -53,15 +53,17 @@ def check_pythons(pythons: list[str] | None) -> list[str]:
 
 
 def build_args(wanted: list[str], *, offline: bool = False, rustup: bool = False,
-               abi: str = "abi3") -> dict[str, str]:
-    """Dockerfile.build's arguments for a wheelhouse serving the CPython versions `wanted`."""
+               abi: str = "abi3", lto: str = "") -> dict[str, str]:
+    """Dockerfile.build's arguments for a wheelhouse serving the CPython versions `wanted`.
+
+    `lto` (thin or fat) overrides WHEEL_LTO of docker/versions.env; empty keeps the pin."""
     return {"BUILD_BASE": bases.ensure(BUILD_BASE, offline=offline), "PYTHON_VERSIONS": " ".join(wanted),
-            "RUST_FROM": "rustup" if rustup else "debian", "WHEEL_ABI": abi,
-            "HFTLIVE_INPUTS": fingerprint(wanted, abi)}
+            "RUST_FROM": "rustup" if rustup else "debian", "WHEEL_ABI": abi, "WHEEL_LTO": lto,
+            "HFTLIVE_INPUTS": fingerprint(wanted, abi, lto)}
 
 
-def fingerprint(wanted: list[str], abi: str = "abi3") -> str:
-    return inputs.fingerprint(inputs.WHEELHOUSE, abi, *wanted)
+def fingerprint(wanted: list[str], abi: str = "abi3", lto: str = "") -> str:
+    return inputs.fingerprint(inputs.WHEELHOUSE, abi, *wanted, *([f"lto={lto}"] if lto else []))
 
 
 def stale(wanted: list[str], directory: Path = WHEELHOUSE) -> str | None:
@@ -77,8 +79,8 @@ def stale(wanted: list[str], directory: Path = WHEELHOUSE) -> str | None:
 
 
 def build(wanted: list[str], *, offline: bool, ca: Path, rustup: bool, abi: str = "abi3",
-          dest: Path = WHEELHOUSE) -> Path:
-    args = build_args(wanted, offline=offline, rustup=rustup, abi=abi)
+          lto: str = "", dest: Path = WHEELHOUSE) -> Path:
+    args = build_args(wanted, offline=offline, rustup=rustup, abi=abi, lto=lto)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".wheels-", dir=dest.parent) as scratch:
         out = Path(scratch) / "export"

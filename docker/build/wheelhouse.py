@@ -150,6 +150,7 @@ def main(house: str, patch_dir: str, service_requirements: str, *pythons: str) -
         "locks": locks,
         "service_locks": service_locks,
         "connector": connector_entry(root / "hftlive-connector"),
+        "lto": os.environ.get("WHEEL_LTO") or values["WHEEL_LTO"],
         "inputs": os.environ.get("HFTLIVE_INPUTS") or None,
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
