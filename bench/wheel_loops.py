@@ -1,9 +1,9 @@
-"""Runs inside the abi3 benchmark's container, in one wheel's venv; prints one JSON line of timings.
+"""Runs inside a wheel benchmark's container (bench/abi3.py, bench/lto.py), in one wheel's venv; prints one JSON line of timings.
 
 Two loops a strategy runs, both in numba-compiled code as strategies do: a backtest's `elapse`
 over a large synthetic event array, and the live bot's `wait_next_feed` + depth reads (no
 connector runs, so each wait returns at once: this times the call path, not a feed).
-Usage: python abi3_worker.py EVENTS LIVE_CALLS
+Usage: python wheel_loops.py EVENTS LIVE_CALLS
 """
 from __future__ import annotations
 
