@@ -1,11 +1,14 @@
-"""Benchmark the wheel factory: the cold abi3 wheelhouse, a warm rebuild, and per-version wheels.
+"""Benchmark the wheel factory: the cold wheelhouse with upstream's fat LTO and with our ThinLTO,
+a warm rebuild, and per-version wheels.
 
-Usage: .venv/bin/python bench/wheels.py [--per-version 3.X ...]
+Usage: .venv/bin/python bench/wheels.py [--no-fat] [--per-version 3.X ...]
 Runs the README's build command, `./hftlive wheels` (one abi3 wheel for every pinned CPython, and
-the connector, built side by side), after clearing BuildKit's build cache and cache mounts (cold),
-then again with no change (warm). With --per-version, also upstream's way on the now warm crate
-cache: one wheel per named CPython (`./hftlive wheels --per-version`), so the cost of each further
-interpreter stands beside the one abi3 build in the same run. Prints a table; logs stay in build-logs/.
+the connector, built side by side), after clearing BuildKit's build cache and cache mounts: first
+with upstream's release profile (`--lto fat`), then cleared again, with the pinned profile
+(WHEEL_LTO=thin), then again with no change (warm). With --per-version, also upstream's way on the
+now warm crate cache: one wheel per named CPython (`./hftlive wheels --per-version`), so the cost of
+each further interpreter stands beside the one abi3 build in the same run. Prints a table; logs
+stay in build-logs/. Leaves ./wheels as `./hftlive wheels` builds it.
 """
 from __future__ import annotations
 
@@ -22,7 +25,10 @@ TOOK = re.compile(r"wheels: CPython (\S+) took (\d+)s")
 LOG = re.compile(r"full log: (\S+)")
 
 
-def hftlive_wheels(*args: str) -> tuple[float, list[tuple[str, int]]]:
+def hftlive_wheels(*args: str, cold: bool = False) -> tuple[float, list[tuple[str, int]]]:
+    if cold:
+        print(f"bench: clearing build cache and cache mounts, then ./hftlive wheels {' '.join(args)}", file=sys.stderr)
+        subprocess.run(["docker", "buildx", "prune", "--all", "--force"], check=True, capture_output=True)
     started = time.monotonic()
     done = subprocess.run([str(ROOT / "hftlive"), "wheels", *args], cwd=ROOT, capture_output=True, text=True)
     elapsed = time.monotonic() - started
@@ -34,30 +40,36 @@ def hftlive_wheels(*args: str) -> tuple[float, list[tuple[str, int]]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-fat", action="store_true", help="skip the cold build with upstream's fat LTO")
     parser.add_argument("--per-version", action="append", default=[], metavar="3.X",
                         help="also build upstream's per-version wheel for this CPython (repeatable)")
-    per_version = parser.parse_args().per_version
+    args = parser.parse_args()
 
-    print("bench: clearing build cache and cache mounts (cold start)", file=sys.stderr)
-    subprocess.run(["docker", "buildx", "prune", "--all", "--force"], check=True, capture_output=True)
-    cold, abi3 = hftlive_wheels()
+    rows = []
+    if not args.no_fat:
+        fat_cold, fat = hftlive_wheels("--lto", "fat", cold=True)
+    cold, thin = hftlive_wheels(cold=True)
     manifest = json.loads((ROOT / "wheels" / "manifest.json").read_text())
     warm, rebuilt = hftlive_wheels()
-    wheel = abi3[0][1]
-    rows = [("cold: ./hftlive wheels (abi3 + connector)", cold, "1.00"),
-            (f"  the abi3 wheel ({len(manifest['python_tags'])} CPythons)", wheel, f"{wheel / cold:.2f} × cold"),
-            ("warm: the same command, no change", warm, f"{warm / cold:.4f} × cold")]
+    wheel = thin[0][1]
+    rows += [(f"cold: ./hftlive wheels ({manifest['lto']} LTO: abi3 + connector)", cold, "1.00 × cold"),
+             (f"  the abi3 wheel, {manifest['lto']} LTO ({len(manifest['python_tags'])} CPythons)", wheel,
+              f"{wheel / cold:.2f} × cold")]
+    if not args.no_fat:
+        rows += [("cold: ./hftlive wheels --lto fat (upstream's profile)", fat_cold, f"{fat_cold / cold:.2f} × cold"),
+                 ("  the abi3 wheel, fat LTO", fat[0][1], f"{fat[0][1] / wheel:.2f} × thin wheel")]
+    rows.append(("warm: ./hftlive wheels again, no change", warm, f"{warm / cold:.4f} × cold"))
     if rebuilt:
         rows.append(("  (warm run rebuilt wheels, unexpected)", sum(s for _, s in rebuilt), ""))
-    if per_version:
-        total, each = hftlive_wheels("--per-version", *[a for v in per_version for a in ("--python", v)])
+    if args.per_version:
+        total, each = hftlive_wheels("--per-version", *[a for v in args.per_version for a in ("--python", v)])
         for version, seconds in each:
             rows.append((f"per-version: CPython {version}, warm crates", seconds, f"{seconds / wheel:.2f} × abi3 wheel"))
         rows.append(("per-version: ./hftlive wheels --per-version", total, f"{total / cold:.2f} × cold"))
         hftlive_wheels()    # leave ./wheels as the default build left it
-    print(f"\n{'step':<48} {'seconds':>8}  ratio")
+    print(f"\n{'step':<56} {'seconds':>8}  ratio")
     for label, seconds, ratio in rows:
-        print(f"{label:<48} {seconds:8.0f}  {ratio}")
+        print(f"{label:<56} {seconds:8.0f}  {ratio}")
     print(f"\n{'wheel':<64} {'MB':>6}")
     for built in manifest["wheels"]:
         print(f"{built['file']:<64} {built['size'] / 1e6:6.1f}")
