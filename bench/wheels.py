@@ -1,11 +1,11 @@
-"""Benchmark the wheel factory: the cold wheelhouse with upstream's fat LTO and with our ThinLTO,
-a warm rebuild, and per-version wheels.
+"""Benchmark the wheel factory: the cold wheelhouse with fat LTO and with ThinLTO, a warm rebuild,
+and per-version wheels.
 
-Usage: .venv/bin/python bench/wheels.py [--no-fat] [--per-version 3.X ...]
+Usage: .venv/bin/python bench/wheels.py [--no-other-lto] [--per-version 3.X ...]
 Runs the README's build command, `./hftlive wheels` (one abi3 wheel for every pinned CPython, and
 the connector, built side by side), after clearing BuildKit's build cache and cache mounts: first
-with upstream's release profile (`--lto fat`), then cleared again, with the pinned profile
-(WHEEL_LTO=thin), then again with no change (warm). With --per-version, also upstream's way on the
+with the LTO that WHEEL_LTO does not pin (`--lto thin` while fat is pinned), then cleared again,
+with the pinned one, then again with no change (warm). With --per-version, also upstream's way on the
 now warm crate cache: one wheel per named CPython (`./hftlive wheels --per-version`), so the cost of
 each further interpreter stands beside the one abi3 build in the same run. Prints a table; logs
 stay in build-logs/. Leaves ./wheels as `./hftlive wheels` builds it.
@@ -21,6 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cli.versions import load  # noqa: E402
+
 TOOK = re.compile(r"wheels: CPython (\S+) took (\d+)s")
 LOG = re.compile(r"full log: (\S+)")
 
@@ -40,24 +44,26 @@ def hftlive_wheels(*args: str, cold: bool = False) -> tuple[float, list[tuple[st
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--no-fat", action="store_true", help="skip the cold build with upstream's fat LTO")
+    parser.add_argument("--no-other-lto", action="store_true", help="skip the cold build with the unpinned LTO")
     parser.add_argument("--per-version", action="append", default=[], metavar="3.X",
                         help="also build upstream's per-version wheel for this CPython (repeatable)")
     args = parser.parse_args()
 
+    other = {"fat": "thin", "thin": "fat"}[load()["WHEEL_LTO"]]
     rows = []
-    if not args.no_fat:
-        fat_cold, fat = hftlive_wheels("--lto", "fat", cold=True)
-    cold, thin = hftlive_wheels(cold=True)
+    if not args.no_other_lto:
+        other_cold, other_wheel = hftlive_wheels("--lto", other, cold=True)
+    cold, pinned = hftlive_wheels(cold=True)
     manifest = json.loads((ROOT / "wheels" / "manifest.json").read_text())
     warm, rebuilt = hftlive_wheels()
-    wheel = thin[0][1]
+    wheel = pinned[0][1]
     rows += [(f"cold: ./hftlive wheels ({manifest['lto']} LTO: abi3 + connector)", cold, "1.00 × cold"),
              (f"  the abi3 wheel, {manifest['lto']} LTO ({len(manifest['python_tags'])} CPythons)", wheel,
               f"{wheel / cold:.2f} × cold")]
-    if not args.no_fat:
-        rows += [("cold: ./hftlive wheels --lto fat (upstream's profile)", fat_cold, f"{fat_cold / cold:.2f} × cold"),
-                 ("  the abi3 wheel, fat LTO", fat[0][1], f"{fat[0][1] / wheel:.2f} × thin wheel")]
+    if not args.no_other_lto:
+        rows += [(f"cold: ./hftlive wheels --lto {other}", other_cold, f"{other_cold / cold:.2f} × cold"),
+                 (f"  the abi3 wheel, {other} LTO", other_wheel[0][1],
+                  f"{other_wheel[0][1] / wheel:.2f} × {manifest['lto']} wheel")]
     rows.append(("warm: ./hftlive wheels again, no change", warm, f"{warm / cold:.4f} × cold"))
     if rebuilt:
         rows.append(("  (warm run rebuilt wheels, unexpected)", sum(s for _, s in rebuilt), ""))
