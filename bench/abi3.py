@@ -7,14 +7,13 @@ there already. bench/wheel_ab.py runs the two in turn and prints the table.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.wheel_ab import compare  # noqa: E402
+from bench.wheel_ab import arguments, compare  # noqa: E402
 from cli import buildx, wheelhouse  # noqa: E402
 
 PER_VERSION = ROOT / ".wheels-per-version"
@@ -30,11 +29,7 @@ def per_version_wheelhouse() -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--calls", type=int, default=2_000_000)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     abi3 = ROOT / "wheels"
     if not list(abi3.glob("hftbacktest-*-abi3-*.whl")):
         sys.exit("bench: ./wheels holds no abi3 wheel; build it with ./hftlive wheels")

@@ -8,7 +8,6 @@ bench/wheel_ab.py runs the two in turn and prints the table.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.wheel_ab import compare  # noqa: E402
+from bench.wheel_ab import arguments, compare  # noqa: E402
 from cli import buildx, wheelhouse  # noqa: E402
 
 BUILT = {"thin": ROOT / ".wheels-thin", "fat": ROOT / ".wheels-fat"}
@@ -29,11 +28,7 @@ def lto_of(house: Path) -> str | None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--calls", type=int, default=2_000_000)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     for lto, house in BUILT.items():
         if wheelhouse.verify(house) or lto_of(house) != lto:
             print(f"bench: building the {lto}-LTO wheel ({house.name})", file=sys.stderr)

@@ -7,6 +7,7 @@ bench/wheel_loops.py, and the table shows medians and their ratio against the ba
 """
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -22,6 +23,15 @@ from cli import bases, wheelhouse  # noqa: E402  (the project's own build, from 
 CHANNEL = "buffer_size = 1000\nmax_bots = 2\n"
 LOOPS = (("backtest_ns_per_event", "backtest elapse, ns per event"),
          ("live_ns_per_call", "live wait_next_feed + depth, ns per call"))
+
+
+def arguments(doc: str) -> argparse.Namespace:
+    """The options every wheel comparison takes: rounds, events per backtest, live calls."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--calls", type=int, default=2_000_000)
+    return parser.parse_args()
 
 
 def compare(a: tuple[str, Path], b: tuple[str, Path], *, rounds: int, events: int, calls: int,
