@@ -1,0 +1,56 @@
+"""shellcheck on every shell script and hadolint on every Dockerfile the project tracks: clean, or
+the test prints what they found. Exceptions are marked where they are made, with the reason."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.versions import ROOT
+
+
+def tracked() -> list[Path]:
+    names = subprocess.run(["git", "-C", str(ROOT), "ls-files"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    return [ROOT / name for name in names if (ROOT / name).is_file()]
+
+
+SHEBANG = re.compile(rb"^#!\s*/(usr/)?bin/(env\s+)?(ba)?sh\b")
+
+
+def shell_scripts() -> list[Path]:
+    found = []
+    for path in tracked():
+        with path.open("rb") as f:
+            if SHEBANG.match(f.readline()):
+                found.append(path)
+    return found
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name, path=str(Path(sys.executable).parent))
+    if path is None:
+        pytest.fail(f"{name} is not installed in the test venv (service/requirements-test.txt)")
+    return path
+
+
+def test_the_scripts_are_found():
+    names = {p.relative_to(ROOT).as_posix() for p in shell_scripts()}
+    assert {"hftlive", ".ci/run", "docker/bundle/install.sh", "docker/build/prepare-source"} <= names, names
+
+
+def test_shellcheck_is_clean_on_every_shell_script():
+    done = subprocess.run([tool("shellcheck"), "--color=never", *map(str, shell_scripts())],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]
+
+
+def test_hadolint_is_clean_on_every_dockerfile():
+    dockerfiles = [p for p in tracked() if p.name.startswith("Dockerfile")]
+    assert len(dockerfiles) >= 2
+    done = subprocess.run([tool("hadolint"), "--no-color", *map(str, dockerfiles)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]
