@@ -10,11 +10,11 @@
 # DIR, DIR/.env is created from .env.example only when absent (an upgrade keeps your settings),
 # the chosen profile is started, and the script waits until every container is healthy.
 # Installing the same bundle again changes nothing; a newer bundle upgrades the images.
-# Needs: a POSIX shell, docker with compose (the plugin or docker-compose), and sha256sum,
-# shasum or openssl. Exit status: 0 done, 1 failed, 2 bad usage.
+# Needs: a POSIX shell, docker with the compose plugin 2.20 or later, and sha256sum, shasum or
+# openssl. Exit status: 0 done, 1 failed, 2 bad usage.
 set -eu
 
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(CDPATH='' cd -- "$(dirname -- "$0")" >/dev/null && pwd)
 profile=live+sim
 verify_only=no
 timeout=300
@@ -48,17 +48,19 @@ esac
 case $timeout in ''|*[!0-9]*) usage "--timeout must be a whole number of seconds, not '$timeout'" ;; esac
 
 # --- 1. verify, before anything is loaded -------------------------------------------------------
-if command -v sha256sum >/dev/null 2>&1; then digest() { sha256sum "$1" | cut -d' ' -f1; }
-elif command -v shasum >/dev/null 2>&1; then digest() { shasum -a 256 "$1" | cut -d' ' -f1; }
-elif command -v openssl >/dev/null 2>&1; then digest() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
+# From stdin: sha256sum escapes a file name holding a backslash in its output.
+if command -v sha256sum >/dev/null 2>&1; then digest() { sha256sum < "$1" | cut -d' ' -f1; }
+elif command -v shasum >/dev/null 2>&1; then digest() { shasum -a 256 < "$1" | cut -d' ' -f1; }
+elif command -v openssl >/dev/null 2>&1; then digest() { openssl dgst -sha256 -r < "$1" | cut -d' ' -f1; }
 else die "no sha256sum, shasum or openssl on this host: cannot verify the bundle"; fi
 
 [ -f "$here/SHA256SUMS" ] || die "$here/SHA256SUMS is missing: this is not a whole hftlive bundle"
-checked=0 bad=0
-while read -r sum name; do
+checked=0 bad=0 listed=" "
+while read -r sum name || [ -n "$sum" ]; do
   [ -n "$name" ] || continue
   name=${name#\*}
   case $name in /*|*..*) die "SHA256SUMS names '$name', outside the bundle" ;; esac
+  listed="$listed$name "
   if [ ! -f "$here/$name" ]; then
     printf 'install: MISSING  %s\n' "$name" >&2; bad=$((bad + 1))
   elif [ "$(digest "$here/$name")" != "$sum" ]; then
@@ -66,16 +68,30 @@ while read -r sum name; do
   fi
   checked=$((checked + 1))
 done < "$here/SHA256SUMS"
-[ "$checked" -gt 0 ] || die "SHA256SUMS lists no files"
-[ "$bad" -eq 0 ] || die "$bad of $checked files do not match SHA256SUMS: the bundle was altered or cut short; nothing was loaded"
-say "verified $checked files against SHA256SUMS (its sha256: $(digest "$here/SHA256SUMS"); compare it with the one \`hftlive bundle\` printed)"
+# What the installer reads must be listed, and nothing may be in the bundle unlisted.
+for name in images.txt images.tar.gz compose.yaml .env.example channel.toml README manifest.json; do
+  case $listed in *" $name "*) ;; *) printf 'install: UNLISTED %s\n' "$name" >&2; bad=$((bad + 1)) ;; esac
+done
+present=$(find "$here" ! -type d ! -path "$here/SHA256SUMS")
+while IFS= read -r path; do
+  path=${path#"$here"/}
+  case $listed in *" $path "*) ;; *) printf 'install: EXTRA    %s\n' "$path" >&2; bad=$((bad + 1)) ;; esac
+done <<EOF
+$present
+EOF
+[ "$bad" -eq 0 ] || die "$bad files do not match SHA256SUMS: the bundle was altered or cut short; nothing was loaded"
+say "verified $checked files against SHA256SUMS (its sha256: $(digest "$here/SHA256SUMS"))"
 [ "$verify_only" = no ] || exit 0
 
 # --- 2. images -------------------------------------------------------------------------------------
 docker version >/dev/null 2>&1 || die "docker does not answer (is the engine running, and may this user use it?)"
-if docker compose version >/dev/null 2>&1; then compose() { docker compose "$@"; }
-elif command -v docker-compose >/dev/null 2>&1; then compose() { docker-compose "$@"; }
-else die "neither 'docker compose' nor 'docker-compose' is installed"; fi
+# compose.yaml uses `depends_on: required: false`, which needs compose 2.20.
+version=$(docker compose version --short 2>/dev/null) || die "the docker compose plugin (2.20 or later) is not installed"
+version=${version#v}
+major=${version%%.*} rest=${version#*.}
+minor=${rest%%.*}
+case $major$minor in *[!0-9]*|'') die "cannot read the compose version '$version'" ;; esac
+[ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge 20 ]; } || die "docker compose $version is too old: 2.20 or later is needed"
 
 image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 missing=0
@@ -108,7 +124,7 @@ if [ -e "$dir/.env" ]; then
   say "kept your settings in $dir/.env"
 else
   (umask 077 && cp "$here/.env.example" "$dir/.env") || die "cannot write $dir/.env"
-  say "created $dir/.env from .env.example: edit it, then run this again"
+  say "created $dir/.env from .env.example (the defaults); to change a setting, edit it and run this again"
 fi
 
 # --- 4. start and wait for health ------------------------------------------------------------------
@@ -118,29 +134,38 @@ case $profile in
   live+sim) HFTLIVE_EXCHANGE=simulator; export HFTLIVE_EXCHANGE ;;
   live) [ "$exchange" != simulator ] || die "HFTLIVE_EXCHANGE=simulator in $dir/.env needs --profile live+sim" ;;
 esac
-project() { compose --project-directory "$dir" --file "$dir/compose.yaml" --env-file "$dir/.env" "$@"; }
+project() { docker compose --project-directory "$dir" --file "$dir/compose.yaml" --env-file "$dir/.env" "$@"; }
+# The same command for the operator, with this profile and exchange: logs, down, ps.
+case $profile in live+sim) how="HFTLIVE_EXCHANGE=simulator " ;; *) how="" ;; esac
+how="${how}docker compose --project-directory $dir $profiles"
 # Only one profile publishes the page's port: stop the others' containers first.
 # shellcheck disable=SC2086  # word splitting of the service list is intended
 project --profile mock --profile live --profile sim rm --stop --force $others >/dev/null 2>&1 || true
 say "starting profile $profile (exchange ${HFTLIVE_EXCHANGE:-${exchange:-bybit}})"
 # shellcheck disable=SC2086
-project $profiles up --detach $running || die "compose could not start profile $profile (see: docker compose --project-directory $dir logs)"
+project $profiles up --detach $running || die "compose could not start profile $profile (see: $how logs)"
 
+# Healthy means: every service of the profile has a container, and each reports healthy.
 started=$(date +%s) next_report=10
 while :; do
   waiting=""
-  # shellcheck disable=SC2086
-  for container in $(project $profiles ps --quiet $running); do
-    state=$(docker inspect --format '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$container")
-    case $state in *" healthy") ;; *) waiting="$waiting ${state#/}" ;; esac
+  for service in $running; do
+    # shellcheck disable=SC2086
+    containers=$(project $profiles ps --all --quiet "$service" 2>/dev/null) || containers=""
+    [ -n "$containers" ] || { waiting="$waiting $service:absent"; continue; }
+    for container in $containers; do
+      state=$(docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' \
+        "$container" 2>/dev/null) || state=gone
+      [ "$state" = healthy ] || waiting="$waiting $service:$state"
+    done
   done
   [ -n "$waiting" ] || break
   elapsed=$(($(date +%s) - started))
-  [ "$elapsed" -lt "$timeout" ] || die "not healthy after ${timeout} s:$waiting (see: docker compose --project-directory $dir logs)"
+  [ "$elapsed" -lt "$timeout" ] || die "not healthy after ${timeout} s:$waiting (see: $how logs)"
   if [ "$elapsed" -ge "$next_report" ]; then
     say "waiting for health (${elapsed} s):$waiting"; next_report=$((elapsed + 10))
   fi
   sleep 1
 done
 port=$(setting HFTLIVE_PORT)
-say "healthy after $(($(date +%s) - started)) s: http://127.0.0.1:${port:-8000}/  (profile $profile; stop with: docker compose --project-directory $dir down)"
+say "healthy after $(($(date +%s) - started)) s: http://127.0.0.1:${port:-8000}/  (profile $profile; stop with: $how down)"
