@@ -133,6 +133,8 @@ def create(out: Path) -> Path:
             (folder / "images.txt").write_text("".join(f"{r} {i}\n" for r, i in image_ids.items()))
             step.say(f"saving {len(refs)} images")
             save_images(refs, folder / "images.tar.gz", step)
+            if {ref: image_id(ref) for ref in refs} != image_ids:
+                fail("an image was rebuilt while the bundle was saved; run ./hftlive bundle again")
             packages = {ref: distributions(ref) for ref in refs}
             manifest = {
                 "hftlive": revision, "built_at": built_at,
@@ -152,13 +154,20 @@ def create(out: Path) -> Path:
                 "".join(f"{sha256(p)}  {p.relative_to(folder)}\n" for p in listed))
             partial = out.with_name(out.name + ".partial")
             with tarfile.open(partial, "w") as tar:
-                tar.add(folder, arcname=folder.name)
+                tar.add(folder, arcname=folder.name, filter=owned_by_root)
             partial.replace(out)
             step.say(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB)")
     print(f"hftlive: bundle {out}  sha256 {sha256(out)}")
     print(f"hftlive: its SHA256SUMS has sha256 {sha256_of_member(out, f'hftlive-{revision}/SHA256SUMS')}; "
-          f"install.sh --verify prints the same on the target")
+          f"send both by another channel: the operator checks the archive with sha256sum before unpacking")
     return out
+
+
+def owned_by_root(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Files unpacked by root keep the owner recorded: record root, not the builder's uid."""
+    member.uid = member.gid = 0
+    member.uname = member.gname = "root"
+    return member
 
 
 def sha256_of_member(archive: Path, member: str) -> str:

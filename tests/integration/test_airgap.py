@@ -26,6 +26,7 @@ SERVICE = "http://127.0.0.1:8000"
 
 
 def run(*command: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("timeout", 120)
     done = subprocess.run(command, capture_output=True, text=True, **kwargs)
     if check and done.returncode != 0:
         pytest.fail(f"`{' '.join(command)}` failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -58,7 +59,9 @@ class AirGap:
             [*self.enter, "dockerd", "--config-file", str(self.home / "daemon.json"),
              "--data-root", str(self.home / "data"),
              "--exec-root", str(self.home / "exec"), "--pidfile", str(self.home / "docker.pid"),
-             "--host", f"unix://{self.socket}", "--storage-driver", "overlay2", "--log-level", "warn"],
+             "--host", f"unix://{self.socket}", "--storage-driver", "overlay2", "--log-level", "warn",
+             # Its own containerd namespaces, in case it finds the host's containerd.
+             "--containerd-namespace", self.netns, "--containerd-plugins-namespace", f"{self.netns}-plugins"],
             stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while self.docker("version", check=False).returncode != 0:
@@ -94,6 +97,8 @@ class AirGap:
             except subprocess.TimeoutExpired:
                 self.daemon.kill()
                 self.daemon.wait()
+        # Whatever it started and left (its containerd, shims) carries this folder in its command line.
+        run("pkill", "-KILL", "-f", str(self.home), check=False)
         mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
         for mount in sorted((m for m in mounts if m.startswith(str(self.home))), reverse=True):
             run("umount", "-l", mount, check=False)
@@ -170,10 +175,12 @@ def test_install_on_an_engine_that_has_never_seen_a_network(bundle, airgap):
         byte = f.read(1)
         f.seek(-1, os.SEEK_CUR)
         f.write(bytes([byte[0] ^ 0xFF]))
-    refused = airgap.inside("sh", str(bundle / "install.sh"), "--dir", str(airgap.home / "site"))
-    with archive.open("r+b") as f:
-        f.seek(archive.stat().st_size // 2)
-        f.write(byte)
+    try:
+        refused = airgap.inside("sh", str(bundle / "install.sh"), "--dir", str(airgap.home / "site"))
+    finally:
+        with archive.open("r+b") as f:
+            f.seek(archive.stat().st_size // 2)
+            f.write(byte)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "DIFFERS  images.tar.gz" in refused.stderr
     assert "nothing was loaded" in refused.stderr.strip().splitlines()[-1]
