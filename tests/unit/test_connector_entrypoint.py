@@ -12,8 +12,18 @@ from service.config import DEFAULT_EXCHANGE
 from service.events import EXCHANGES
 
 ENTRYPOINT = ROOT / "docker" / "runtime" / "connector-entrypoint"
-BYBIT = ("wss://stream.bybit.com/v5/public/linear", "https://api.bybit.com")
-TESTNET = ("wss://stream-testnet.bybit.com/v5/public/linear", "https://api-testnet.bybit.com")
+
+
+def arm(exchange: str) -> tuple[str, str]:
+    """The endpoints the entrypoint's case arm for `exchange` names (the one place they are spelled;
+    these tests only compare strings, nothing connects)."""
+    found = re.search(rf"^  {re.escape(exchange)}\) public=(\S+) rest=(\S+) ;;$", ENTRYPOINT.read_text(), re.M)
+    assert found, f"no case arm for {exchange}"
+    return found.group(1), found.group(2)
+
+
+BYBIT = arm("bybit")
+TESTNET = arm("bybit-testnet")
 SIMULATOR = ("ws://simulator:8090/v5/public/linear", "http://simulator:8090")
 
 
@@ -76,6 +86,14 @@ def test_a_wrong_exchange_stops_the_connector_with_one_line(tmp_path, env, simul
     assert done.returncode == 2
     assert done.stderr.splitlines() == [line]
     assert "connector --name" not in done.stdout
+
+
+def test_the_real_exchanges_are_reached_over_tls_and_testnet_is_not_mainnet():
+    for public, rest in (BYBIT, TESTNET):
+        assert public.startswith("wss://") and public.endswith("/v5/public/linear"), public
+        assert rest.startswith("https://"), rest
+    assert "testnet" in TESTNET[0] and "testnet" in TESTNET[1]
+    assert not set(BYBIT) & set(TESTNET)
 
 
 def test_the_exchange_names_and_default_are_the_services_everywhere():

@@ -22,7 +22,7 @@ def test_pybit_rebuilds_the_simulators_book_and_receives_its_trades(start_sim):
     sim = start_sim(rate=2000, seed=11)
 
     class SimWebSocket(WebSocket):
-        # pybit builds wss://stream.bybit.com/v5/public/linear in __init__ and opens it (and re-opens it after an
+        # pybit builds its mainnet public stream URL in __init__ and opens it (and re-opens it after an
         # error) through _connect(url): the one place to swap in the simulator's address, nothing else changes.
         def _connect(self, url):
             super()._connect(sim.ws_url)
