@@ -136,12 +136,13 @@ def create(out: Path) -> Path:
             if {ref: image_id(ref) for ref in refs} != image_ids:
                 fail("an image was rebuilt while the bundle was saved; run ./hftlive bundle again")
             packages = {ref: distributions(ref) for ref in refs}
+            known = {folder / "images.tar.gz": sha256(folder / "images.tar.gz")}   # hashed once
             manifest = {
                 "hftlive": revision, "built_at": built_at,
                 "hftbacktest": load()["HFTBACKTEST_VERSION"],
                 "connector": wheelhouse.get("connector"),
                 "images": [{"ref": r, "id": i} for r, i in image_ids.items()],
-                "images_archive": {"file": "images.tar.gz", "sha256": sha256(folder / "images.tar.gz")},
+                "images_archive": {"file": "images.tar.gz", "sha256": known[folder / "images.tar.gz"]},
                 "wheels": [{"file": f"wheels/{w['file']}", "sha256": w["sha256"]}
                            for w in wheelhouse["wheels"] + wheelhouse["runtime_wheels"]],
                 "wheelhouse_inputs": wheelhouse.get("inputs"),
@@ -151,7 +152,7 @@ def create(out: Path) -> Path:
                 json.dumps(sbom(revision, built_at, image_ids, packages, wheelhouse), indent=2) + "\n")
             listed = sorted(p for p in folder.rglob("*") if p.is_file())
             (folder / "SHA256SUMS").write_text(
-                "".join(f"{sha256(p)}  {p.relative_to(folder)}\n" for p in listed))
+                "".join(f"{known.get(p) or sha256(p)}  {p.relative_to(folder)}\n" for p in listed))
             partial = out.with_name(out.name + ".partial")
             with tarfile.open(partial, "w") as tar:
                 tar.add(folder, arcname=folder.name, filter=owned_by_root)
