@@ -11,7 +11,7 @@ import pytest
 from cli import versions
 from cli.versions import ROOT
 
-CHECK = ROOT / "tests" / "integration" / "wheel_check.py"
+CHECK = ROOT / "docker" / "build" / "wheel_check.py"   # also cibuildwheel's test step
 
 
 # One abi3 wheel serves them all: Debian's CPython 3.11 (bookworm), 3.13 (trixie) and 3.14 (forky).
@@ -23,7 +23,7 @@ def test_installs_offline_and_backtests(client, base_image, wheels, base, tag):
     script = (
         "set -e; python3 -m venv /tmp/venv; "
         f"/tmp/venv/bin/pip install --quiet --no-index --find-links /wheels --require-hashes -r /wheels/{lock.name}; "
-        "/tmp/venv/bin/python /check/wheel_check.py")
+        "/tmp/venv/bin/python /check/wheel_check.py --strict")
     output = client.containers.run(
         base_image(base), ["sh", "-c", script], network_mode="none", remove=True,
         volumes={str(wheels): {"bind": "/wheels", "mode": "ro"},
@@ -33,6 +33,8 @@ def test_installs_offline_and_backtests(client, base_image, wheels, base, tag):
 
     assert result["python"] == f"3.{tag[3:]}"
     assert result["version"] == versions.load()["HFTBACKTEST_VERSION"]
+    # pip tells ours from PyPI's by the local label (patch 0006); the import name is upstream's.
+    assert result["distribution"] == versions.load()["HFTBACKTEST_VERSION"] + "+hftlive"
     assert result["live_feature"] is True
     assert result["live_names"] == ["build_hashmap_livebot", "HashMapMarketDepthLiveBot",
                                     "ROIVectorMarketDepthLiveBot"]
