@@ -1,5 +1,5 @@
 # Thin front for ./hftlive (the real entry point).
-.PHONY: wheelhouse images setup test bench bench-service bench-live
+.PHONY: wheelhouse images setup test bench bench-service bench-live cibuildwheel
 wheelhouse: setup
 	./hftlive wheels
 images:
@@ -14,3 +14,6 @@ bench-service:
 	./hftlive test --collect-only -q >/dev/null && .venv/bin/python bench/service.py
 bench-live:
 	./hftlive test --collect-only -q >/dev/null && .venv/bin/python bench/live.py
+# release.yml's cibuildwheel build, here, in a local manylinux-like image (README, "Releases")
+cibuildwheel:
+	./hftlive cibuildwheel
