@@ -4,12 +4,14 @@ Usage: audit_wheels.py WHEEL_DIR POLICY (e.g. manylinux_2_28). Prints one line p
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-TAG = re.compile(r'"(manylinux_(\d+)_(\d+)_x86_64)"')
+# The build's own machine: x86_64, or aarch64 on an arm runner.
+TAG = re.compile(r'"(manylinux_(\d+)_(\d+)_%s)"' % re.escape(os.uname().machine))
 
 
 def glibc(policy: str) -> tuple[int, int]:

@@ -21,8 +21,9 @@ import tempfile
 from pathlib import Path
 
 VERSIONS = Path("/etc/hftlive/versions.env")
-PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
-             "manylinux2014_x86_64"]
+# Runtime wheels for the build's own machine (x86_64, or aarch64 on an arm runner).
+PLATFORMS = [f"{tag}_{os.uname().machine}" for tag in
+             ("manylinux_2_28", "manylinux_2_27", "manylinux_2_17", "manylinux2014")]
 
 
 def pins() -> dict[str, str]:
