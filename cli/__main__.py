@@ -7,6 +7,8 @@
   ./hftlive wheels       build the live wheelhouse into ./wheels (Dockerfile.build)
   ./hftlive images       build the runtime images (Dockerfile.runtime)
   ./hftlive bundle       one archive for air-gapped hosts (images, compose, wheelhouse, install.sh)
+  ./hftlive cibuildwheel the release workflow's cibuildwheel build of the live wheel, run here
+  ./hftlive release      assemble a release's files, SBOM and SHA256SUMS (release.yml)
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import docker.errors
 
-from . import aptsources, bases, buildx, bundle, compose, images, tooling, wheelhouse
+from . import aptsources, bases, buildx, bundle, cibw, compose, images, release, tooling, wheelhouse
 from .progress import Step, fail
 from .versions import ROOT
 
@@ -76,7 +78,14 @@ def cmd_images(args: argparse.Namespace) -> int:
     manifest = images.check_wheelhouse(need_connector="connector" in targets)   # before any Docker
     ca = buildx.ca_bundle(args.ca_bundle)
     require_tooling()
-    for ref in images.build(targets, manifest, offline=args.offline, ca=ca):
+    if args.push and args.offline:
+        fail("--push builds on a docker-container builder, which cannot see bootstrapped local bases; "
+             "drop --offline")
+    if args.push:
+        refs = images.push(targets, manifest, prefix=args.push, digests=Path(args.digests), ca=ca)
+    else:
+        refs = images.build(targets, manifest, offline=args.offline, ca=ca)
+    for ref in refs:
         print(ref)
     return 0
 
@@ -124,6 +133,18 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     out = Path(args.output).resolve() if args.output else ROOT / "dist" / f"hftlive-{bundle.git_revision()}.tar"
     prepare(list(images.TARGETS))
     bundle.create(out)
+    return 0
+
+
+def cmd_cibuildwheel(args: argparse.Namespace) -> int:
+    ca = buildx.ca_bundle(args.ca_bundle)
+    require_tooling()
+    return cibw.run(offline=args.offline, ca=ca)
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    release.assemble(Path(args.artifacts), Path(args.out), args.version,
+                     tuple(args.arch) if args.arch else release.ARCHES)
     return 0
 
 
@@ -184,6 +205,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target", action="append", choices=list(images.TARGETS),
                    help="one image (repeatable); default: all")
     p.add_argument("--ca-bundle", metavar="PEM", help="extra CA certificates to trust in the build")
+    p.add_argument("--push", metavar="PREFIX",
+                   help="push PREFIX-TARGET by digest with SBOM and provenance (release.yml; needs a "
+                   "docker-container builder and a registry login) instead of loading the images")
+    p.add_argument("--digests", metavar="DIR", default="dist/digests",
+                   help="with --push: where each image's digest is written (default: dist/digests)")
     offline_flag(p)
     p.set_defaults(run=cmd_images)
 
@@ -197,6 +223,21 @@ def parser() -> argparse.ArgumentParser:
                        "wheelhouse, install.sh (builds what is missing first)")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: dist/hftlive-REVISION.tar)")
     p.set_defaults(run=cmd_bundle)
+
+    p = sub.add_parser("cibuildwheel", help="build and test the live wheel with cibuildwheel as release.yml "
+                       "does, in a local manylinux-like image (into dist/cibuildwheel)")
+    p.add_argument("--ca-bundle", metavar="PEM", help="extra CA certificates to trust in the build")
+    offline_flag(p)
+    p.set_defaults(run=cmd_cibuildwheel)
+
+    p = sub.add_parser("release", help="assemble a release from release.yml's artifacts: the files, a "
+                       "CycloneDX SBOM, SHA256SUMS and the notes")
+    p.add_argument("artifacts", metavar="ARTIFACTS", help="the downloaded artifacts, one folder each")
+    p.add_argument("out", metavar="OUT", help="the folder to write (replaced); the notes go to OUT.md")
+    p.add_argument("--version", required=True, help="the release's tag, such as v1.2.0")
+    p.add_argument("--arch", action="append", choices=release.ARCHES,
+                   help="only this architecture (repeatable; default: both)")
+    p.set_defaults(run=cmd_release)
 
     p = sub.add_parser("down", help="stop what `up` started")
     p.set_defaults(run=cmd_down)

@@ -86,8 +86,12 @@ def _pull(client: docker.DockerClient, ref: str, step: Step) -> bool:
 
 
 def ensure(key: str, offline: bool = False, client: docker.DockerClient | None = None) -> str:
-    """Return an image reference for base `key` that exists in the local engine."""
+    """Return an image reference for base `key` that exists in the local engine.
+
+    HFTLIVE_OFFLINE_BASES=1 makes every caller offline: bootstrap from Debian, never pull (ci.yml's
+    `offline-bases` input, for proving the registry-free path on a runner that could pull)."""
     base = BASES[key]
+    offline = offline or os.environ.get("HFTLIVE_OFFLINE_BASES") == "1"
     client = client or docker.from_env()
     with Step(f"base {key}") as step:
         if not offline and (_present(client, base.public) or _pull(client, base.public, step)):

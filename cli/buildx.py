@@ -79,11 +79,13 @@ def _lines_with_heartbeat(stream, step: Step, last: Callable[[], str]):
 
 def build(dockerfile: str, target: str, *, build_args: dict[str, str], ca: Path,
           output: str | None = None, tag: str | None = None, name: str | None = None,
-          context: Path = ROOT, echo_all: bool = False) -> Path:
-    """Build one target; return the log file. Stops with the log's tail if the build fails."""
+          context: Path = ROOT, echo_all: bool = False, options: list[str] = ()) -> Path:
+    """Build one target; return the log file. Stops with the log's tail if the build fails.
+
+    `options`: more buildx flags (the release's --sbom, --provenance, --metadata-file)."""
     LOG_DIR.mkdir(exist_ok=True)
     log = LOG_DIR / f"{name or target}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    extra = ["--output", output] if output else []
+    extra = list(options) + (["--output", output] if output else [])
     extra += ["--tag", tag, "--load"] if tag else []
     command = command_line(dockerfile, target, build_args=build_args, ca=ca, extra=extra,
                            context=context)

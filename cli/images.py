@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import platform
 import re
 import subprocess
 from pathlib import Path
@@ -92,6 +93,33 @@ def build_args(manifest: dict, base_refs: dict[str, str]) -> dict[str, str]:
         "HFTLIVE_INPUTS": inputs.fingerprint(inputs.IMAGES),
     })
     return args
+
+
+def push_options(prefix: str, target: str, metadata: Path) -> tuple[str, list[str]]:
+    """The output and flags that push one image by digest, with SBOM and provenance attestations
+    (release.yml; needs a docker-container builder). The digest lands in `metadata`."""
+    output = f"type=image,name={prefix}-{target},push-by-digest=true,name-canonical=true,push=true"
+    return output, ["--sbom=true", "--provenance=mode=max", "--metadata-file", str(metadata)]
+
+
+def push(wanted: list[str], manifest: dict, *, prefix: str, digests: Path, ca: Path) -> list[str]:
+    """Build and push `wanted` for this machine's architecture by digest; write each digest to
+    digests/TARGET-ARCH (release.yml joins the two architectures under the version's tag)."""
+    base_refs = {key: bases.ensure(key) for key in {TARGETS[t] for t in wanted}}
+    args = build_args(manifest, base_refs)
+    digests.mkdir(parents=True, exist_ok=True)
+    arch = platform.machine()
+    pushed = []
+    for target in wanted:
+        metadata = digests / f".{target}-{arch}.json"
+        output, options = push_options(prefix, target, metadata)
+        buildx.build("Dockerfile.runtime", target, build_args=args, ca=ca, output=output,
+                     options=options, name=f"image {target} (push)")
+        digest = json.loads(metadata.read_text())["containerimage.digest"]
+        metadata.unlink()
+        (digests / f"{target}-{arch}").write_text(digest + "\n")
+        pushed.append(f"{prefix}-{target}@{digest}")
+    return pushed
 
 
 def build(wanted: list[str], manifest: dict, *, offline: bool, ca: Path) -> list[str]:

@@ -54,3 +54,44 @@ def test_hadolint_is_clean_on_every_dockerfile():
     assert len(dockerfiles) >= 2
     done = subprocess.run([tool("hadolint"), "--no-color", *map(str, dockerfiles)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]
+
+
+def workflows() -> list[Path]:
+    found = [p for p in tracked() if p.parent == ROOT / ".github" / "workflows"]
+    assert {p.name for p in found} >= {"ci.yml", "release.yml"}
+    return found
+
+
+def test_zizmor_finds_nothing_in_the_workflows_even_as_a_pedantic_auditor():
+    # offline: the audits that ask GitHub (known-vulnerable action versions, impostor commits) cannot run here
+    done = subprocess.run([tool("zizmor"), "--offline", "--persona", "pedantic", "--no-progress",
+                           *map(str, workflows())], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]
+    assert "No findings to report" in done.stdout + done.stderr
+
+
+def test_the_workflows_match_githubs_workflow_schema():
+    # actionlint cannot be installed here (its PyPI package downloads the binary from GitHub at
+    # install time); check-jsonschema carries SchemaStore's github-workflow schema, and the
+    # next test does actionlint's other job, shellcheck on every `run:` script.
+    done = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+                           *map(str, workflows())], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]
+
+
+def test_shellcheck_is_clean_on_every_run_script_of_the_workflows(tmp_path):
+    import yaml
+    scripts = []
+    for path in workflows():
+        for job_name, job in yaml.safe_load(path.read_text())["jobs"].items():
+            for number, step in enumerate(job.get("steps", [])):
+                if "run" in step:
+                    # GitHub's default shell is bash; expressions become a plain word, as they are
+                    # replaced before the shell sees the script.
+                    body = re.sub(r"\$\{\{.*?\}\}", "EXPRESSION", step["run"])
+                    script = tmp_path / f"{path.stem}-{job_name}-{number}.sh"
+                    script.write_text("#!/bin/bash\nset -e\n" + body)
+                    scripts.append(script)
+    assert len(scripts) >= 8
+    done = subprocess.run([tool("shellcheck"), "--color=never", *map(str, scripts)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]

@@ -1,0 +1,149 @@
+"""`./hftlive release ARTIFACTS OUT --version V`: the files a GitHub release attaches.
+
+release.yml downloads its jobs' artifacts into ARTIFACTS (one folder per artifact) and runs this:
+it checks that every architecture brought its wheel, connector and wheelhouse, copies them into
+OUT under stable names, and writes a CycloneDX SBOM, SHA256SUMS and the release notes (OUT.md,
+beside OUT, so that they are not attached). It runs here as well, on the local builds.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import shutil
+import tarfile
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+from .progress import fail
+from .versions import load
+
+ARCHES = ("x86_64", "aarch64")
+LABEL = "hftlive"   # patch 0006: our wheels' local version label
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def purl(name: str, version: str) -> str:
+    return f"pkg:pypi/{name.lower().replace('_', '-')}@{quote(version, safe='')}"
+
+
+def find(artifacts: Path, arches: tuple[str, ...]) -> dict[str, dict[str, Path]]:
+    """Per architecture: its wheel, connector and wheelhouse archive, or a one-line error."""
+    version = load()["HFTBACKTEST_VERSION"]
+    found: dict[str, dict[str, Path]] = {}
+    for arch in arches:
+        wheels = sorted(artifacts.glob(f"*/hftbacktest-*_{arch}.whl"))
+        ours = [w for w in wheels if w.name.startswith(f"hftbacktest-{version}+{LABEL}-")]
+        if len(wheels) != 1 or len(ours) != 1:
+            fail(f"release: expected one hftbacktest {version}+{LABEL} wheel for {arch} under {artifacts}, "
+                 f"found {[w.name for w in wheels] or 'none'}")
+        files = {"wheel": ours[0]}
+        for kind, pattern in (("connector", f"hftlive-connector-linux-{arch}"),
+                              ("wheelhouse", f"hftlive-wheelhouse-linux-{arch}.tar.gz")):
+            matches = sorted(artifacts.glob(f"*/{pattern}"))
+            if len(matches) != 1:
+                fail(f"release: expected one {pattern} under {artifacts}, found {len(matches)}")
+            files[kind] = matches[0]
+        found[arch] = files
+    return found
+
+
+def wheelhouse_manifest(archive: Path) -> dict:
+    with tarfile.open(archive) as tar:
+        member = next((m for m in tar.getmembers() if m.name.endswith("manifest.json")), None)
+        if member is None:
+            fail(f"release: {archive.name} holds no manifest.json; is it a wheelhouse?")
+        return json.load(tar.extractfile(member))
+
+
+def sbom(version: str, files: list[Path], manifests: dict[str, dict], built_at: str) -> dict:
+    """CycloneDX 1.5: every attached file, and every wheel inside each wheelhouse."""
+    components = []
+    for path in files:
+        component = {"type": "file", "bom-ref": f"file:{path.name}", "name": path.name,
+                     "hashes": [{"alg": "SHA-256", "content": sha256(path)}]}
+        match = re.fullmatch(r"([A-Za-z0-9_.]+)-([^-]+)-.*\.whl", path.name)
+        if match:
+            component.update(type="library", name=match.group(1), version=match.group(2),
+                             purl=purl(match.group(1), match.group(2)))
+            component["properties"] = [{"name": "hftlive:file", "value": path.name}]
+        components.append(component)
+    for arch, manifest in sorted(manifests.items()):
+        for wheel in manifest["wheels"] + manifest["runtime_wheels"]:
+            name, wheel_version = wheel["file"].split("-")[:2]
+            components.append({
+                "type": "library", "bom-ref": f"wheelhouse-{arch}/{wheel['file']}", "name": name,
+                "version": wheel_version, "purl": purl(name, wheel_version),
+                "hashes": [{"alg": "SHA-256", "content": wheel["sha256"]}],
+                "properties": [{"name": "hftlive:wheelhouse", "value": f"hftlive-wheelhouse-linux-{arch}.tar.gz"}]})
+    return {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+            "serialNumber": f"urn:uuid:{uuid.uuid4()}",
+            "metadata": {"timestamp": built_at,
+                         "component": {"type": "application", "bom-ref": "hftlive", "name": "hftlive",
+                                       "version": version}},
+            "components": components}
+
+
+def notes(version: str, pins: dict[str, str], files: list[Path], wheel: str, connector: str) -> str:
+    sums = "\n".join(f"    {sha256(p)}  {p.name}" for p in files)
+    return f"""hftlive {version}: hftbacktest {pins['HFTBACKTEST_VERSION']} with the live feature
+({pins['HFTBACKTEST_FEATURES']}), one abi3 wheel per architecture for CPython {pins['PYTHON_VERSIONS'].replace(' ', ', ')},
+{pins['MANYLINUX_POLICY']}; the exchange connector; and each architecture's offline wheelhouse.
+
+Verify, then install (README, "Releases"):
+
+    sha256sum -c SHA256SUMS
+    gh attestation verify {connector} --repo OWNER/hftlive
+    pip install ./{wheel}
+
+Files:
+
+{sums}
+"""
+
+
+def assemble(artifacts: Path, out: Path, version: str, arches: tuple[str, ...] = ARCHES) -> Path:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", version):
+        fail(f"release: version {version!r} is not a plain tag name (such as v1.2.0)")
+    if not artifacts.is_dir():
+        fail(f"release: {artifacts} is not a folder of downloaded artifacts")
+    pins = load()
+    found = find(artifacts, arches)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    attached = []
+    manifests = {}
+    for arch, files in found.items():
+        for kind, source in files.items():
+            target = out / source.name
+            shutil.copy2(source, target)
+            attached.append(target)
+        manifests[arch] = wheelhouse_manifest(files["wheelhouse"])
+        connector = manifests[arch].get("connector") or {}
+        if connector.get("sha256") != sha256(files["connector"]):
+            fail(f"release: hftlive-connector-linux-{arch} is not the connector of its wheelhouse "
+                 "(sha256 differs from its manifest)")
+    built_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    bom = out / f"hftlive-{version}.cdx.json"
+    bom.write_text(json.dumps(sbom(version, sorted(attached), manifests, built_at), indent=2) + "\n")
+    attached = sorted(attached + [bom])
+    (out / "SHA256SUMS").write_text("".join(f"{sha256(p)}  {p.name}\n" for p in attached))
+    notes_file = out.with_name(out.name + ".md")
+    first = found[arches[0]]
+    notes_file.write_text(notes(version, pins, attached, first["wheel"].name, first["connector"].name))
+    width = max(len(p.name) for p in attached)
+    print(f"{'file':<{width}}  {'MB':>7}  sha256")
+    for path in attached:
+        print(f"{path.name:<{width}}  {path.stat().st_size / 1e6:7.1f}  {sha256(path)[:16]}…")
+    print(f"release: {len(attached)} files and SHA256SUMS in {out}; notes in {notes_file}")
+    return out

@@ -1,0 +1,255 @@
+"""Release CI as far as it can be proven without GitHub: cibuildwheel's configuration selects the
+builds docker/versions.env asks for, docker/build/cibw stages the patched source the way
+Dockerfile.build does, the workflows keep the rules (actions pinned by SHA, least permissions,
+no pull_request_target, release steps that call our own scripts), and `./hftlive release`
+assembles what a release attaches."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+
+from cli import versions
+from cli.versions import ROOT
+
+BUILD = ROOT / "docker" / "build"
+WORKFLOWS = ROOT / ".github" / "workflows"
+VENV_BIN = Path(sys.executable).parent
+
+
+def cibw(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BUILD / "cibw"), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **env})
+
+
+def pinned_versions(tmp_path: Path, **changes: str) -> Path:
+    """docker/versions.env with some values changed (pins reads the last line of a key)."""
+    path = tmp_path / "versions.env"
+    path.write_text(versions.VERSIONS_FILE.read_text() + "".join(f'{k}="{v}"\n' for k, v in changes.items()))
+    return path
+
+
+def expected_identifiers(pythons: list[str], arches=("x86_64", "aarch64")) -> list[str]:
+    return [f"cp{v.replace('.', '')}-manylinux_{arch}" for arch in arches for v in pythons]
+
+
+def test_identifiers_are_exactly_the_pinned_cpythons_on_both_architectures():
+    done = cibw("identifiers")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == expected_identifiers(versions.python_versions(versions.load()))
+
+
+def test_identifiers_follow_versions_env_and_the_runner_architecture(tmp_path):
+    done = cibw("identifiers", HFTLIVE_VERSIONS=str(pinned_versions(tmp_path, PYTHON_VERSIONS="3.12 3.13")),
+                CIBW_ARCHS="aarch64")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == expected_identifiers(["3.12", "3.13"], arches=("aarch64",))
+
+
+@pytest.fixture
+def fake_cibuildwheel(tmp_path: Path) -> dict:
+    """A stand-in for cibuildwheel that records what it was given, and a stand-in sdist."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "record.json"
+    script = bin_dir / "cibuildwheel"
+    script.write_text(f"""#!{sys.executable}
+import json, os, sys
+from pathlib import Path
+keys = ("CIBW_BUILD", "CIBW_MANYLINUX_X86_64_IMAGE", "MATURIN_PEP517_ARGS", "HFTLIVE_POLICY",
+        "HFTLIVE_RUST_MIN", "HFTLIVE_RUST_TOOLCHAIN", "CARGO_PROFILE_RELEASE_LTO")
+Path({str(record)!r}).write_text(json.dumps({{
+    "args": sys.argv[1:], "env": {{k: os.environ.get(k) for k in keys}},
+    "files": sorted(str(p) for p in Path.cwd().rglob("*") if p.is_file()),
+    "constraints": Path("build-constraints.txt").read_text(),
+    "pyproject": Path("hftbacktest/pyproject.toml").read_text()}}))
+""")
+    script.chmod(0o755)
+    sdist = tmp_path / "hftbacktest-9.9.9"
+    sdist.mkdir()
+    (sdist / "pyproject.toml").write_text('version = "9.9.9"\n')
+    archive = tmp_path / "hftbacktest-9.9.9.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(sdist, arcname=sdist.name)
+    fetch = tmp_path / "fetch.py"   # the fetcher's interface: NAME VERSION SHA256 DEST_DIR
+    fetch.write_text(f"import shutil, sys\nshutil.copy({str(archive)!r}, sys.argv[4])\n")
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    (patches / "0001-label.patch").write_text(
+        "--- a/pyproject.toml\n+++ b/pyproject.toml\n@@ -1 +1 @@\n-version = \"9.9.9\"\n+version = \"9.9.9+hftlive\"\n")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FETCH_SDIST": str(fetch), "PATCHES": str(patches),
+           "HFTLIVE_VERSIONS": str(pinned_versions(tmp_path, HFTBACKTEST_VERSION="9.9.9"))}
+    return {"env": env, "record": record, "out": tmp_path / "out"}
+
+
+def test_build_stages_the_patched_source_and_feeds_the_pins(fake_cibuildwheel):
+    pins = versions.load()
+    done = subprocess.run([str(BUILD / "cibw"), "build", str(fake_cibuildwheel["out"]), "--only", "cp311-manylinux_x86_64"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, **fake_cibuildwheel["env"]})
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(fake_cibuildwheel["record"].read_text())
+    assert seen["args"] == ["--platform", "linux", "--config-file", str(ROOT / "docker" / "cibuildwheel.toml"),
+                            "--output-dir", str(fake_cibuildwheel["out"]), "--only", "cp311-manylinux_x86_64",
+                            "hftbacktest"]
+    # The project cibuildwheel copies into its container: the patched sdist and our two scripts.
+    names = {Path(f).name for f in seen["files"]}
+    assert {"pyproject.toml", "wheel_check.py", "ensure-rust", "build-constraints.txt"} <= names
+    assert seen["pyproject"] == 'version = "9.9.9+hftlive"\n'
+    assert seen["constraints"].split() == [f"maturin=={pins['MATURIN_VERSION']}"]
+    env = seen["env"]
+    assert env["CIBW_BUILD"].split() == [f"cp{v.replace('.', '')}-*" for v in versions.python_versions(pins)]
+    assert env["CIBW_MANYLINUX_X86_64_IMAGE"] == env["HFTLIVE_POLICY"] == pins["MANYLINUX_POLICY"]
+    assert env["MATURIN_PEP517_ARGS"] == f"--features {pins['HFTBACKTEST_FEATURES']} --compatibility {pins['MANYLINUX_POLICY']}"
+    assert (env["HFTLIVE_RUST_MIN"], env["HFTLIVE_RUST_TOOLCHAIN"]) == (pins["RUST_MIN_VERSION"], pins["RUSTUP_TOOLCHAIN"])
+    assert env["CARGO_PROFILE_RELEASE_LTO"] == (None if pins["WHEEL_LTO"] == "fat" else "thin")
+
+
+def test_a_patch_that_does_not_apply_stops_the_build_before_cibuildwheel(fake_cibuildwheel, tmp_path):
+    (tmp_path / "patches" / "0002-stale.patch").write_text(
+        "--- a/pyproject.toml\n+++ b/pyproject.toml\n@@ -1 +1 @@\n-version = \"1.0\"\n+version = \"2.0\"\n")
+    done = subprocess.run([str(BUILD / "cibw"), "build", str(fake_cibuildwheel["out"])], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **fake_cibuildwheel["env"]})
+    assert done.returncode != 0
+    assert "0002-stale.patch does not apply" in done.stderr
+    assert not fake_cibuildwheel["record"].exists(), "cibuildwheel never ran"
+
+
+def test_the_local_overrides_are_the_ones_the_readme_lists():
+    from cli import cibw as local
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Releases", 1)[1].split("\n## ", 1)[0]
+    for name in local.overrides("IMAGE", Path("/ca.pem")):
+        assert f"`{name}`" in section, f"README's Releases section does not list the override {name}"
+
+
+def workflow(name: str) -> dict:
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def every_step(flow: dict):
+    for job_name, job in flow["jobs"].items():
+        for step in job.get("steps", []):
+            yield job_name, step
+
+
+def test_every_action_is_pinned_by_commit_and_says_its_version():
+    lines = [(f.name, l) for f in sorted(WORKFLOWS.glob("*.yml")) for l in f.read_text().splitlines()]
+    uses = [(name, l.strip()) for name, l in lines if re.match(r"\s*(- )?uses:", l)]
+    assert len(uses) >= 10
+    for name, line in uses:
+        assert re.fullmatch(r"(- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*", line), f"{name}: {line}"
+
+
+def test_least_privilege_and_no_pull_request_target():
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        flow = workflow(path.name)
+        triggers = flow[True]   # YAML 1.1 reads the key `on` as True
+        assert "pull_request_target" not in triggers, path.name
+        assert flow["permissions"] == {}, f"{path.name}: no permissions by default"
+        for job_name, job in flow["jobs"].items():
+            assert "permissions" in job, f"{path.name}: job {job_name} says what it needs"
+            assert "write-all" not in str(job["permissions"])
+            assert "timeout-minutes" in job, f"{path.name}: job {job_name} is bounded in time"
+        for job_name, step in every_step(flow):
+            if "actions/checkout@" in step.get("uses", ""):
+                assert step["with"]["persist-credentials"] is False, f"{path.name}: {job_name}"
+
+
+def test_release_builds_with_our_cibuildwheel_config_on_native_runners_of_both_architectures():
+    flow = workflow("release.yml")
+    matrix = flow["jobs"]["wheels"]["strategy"]["matrix"]["include"]
+    assert {(m["arch"], "arm" in m["runner"]) for m in matrix} == {("x86_64", False), ("aarch64", True)}
+    runs = [s.get("run", "") for _, s in every_step(flow)]
+    assert any(r.strip() == "docker/build/cibw build dist/wheels" for r in runs)
+    assert any("./hftlive images --push" in r for r in runs)
+    assert any(r.startswith("./hftlive release ") for r in runs)
+    attested = [s for _, s in every_step(flow) if "attest-build-provenance@" in s.get("uses", "")]
+    assert {tuple(sorted(s["with"])) for s in attested} == {
+        ("push-to-registry", "subject-digest", "subject-name"), ("subject-checksums",)}
+
+
+def test_ci_runs_the_unit_tier_then_dot_ci_run():
+    flow = workflow("ci.yml")
+    assert flow["jobs"]["unit"]["steps"][-1]["run"] == "./hftlive test -m unit"
+    assert flow["jobs"]["full"]["needs"] == "unit"
+    assert any("bash .ci/run" in s.get("run", "") for _, s in every_step({"jobs": {"f": flow["jobs"]["full"]}}))
+
+
+def test_images_push_by_digest_with_sbom_and_provenance(tmp_path):
+    from cli import images
+    output, options = images.push_options("ghcr.io/acme/hftlive", "service", tmp_path / "m.json")
+    assert output == "type=image,name=ghcr.io/acme/hftlive-service,push-by-digest=true,name-canonical=true,push=true"
+    assert options == ["--sbom=true", "--provenance=mode=max", "--metadata-file", str(tmp_path / "m.json")]
+
+
+def fake_wheel(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("hftbacktest/__init__.py", "")
+    return path
+
+
+def fake_artifacts(root: Path, arches=("x86_64", "aarch64"), label="hftlive") -> Path:
+    version = versions.load()["HFTBACKTEST_VERSION"]
+    for arch in arches:
+        wheels = root / f"wheels-{arch}"
+        wheels.mkdir(parents=True)
+        fake_wheel(wheels / f"hftbacktest-{version}+{label}-cp311-abi3-manylinux_2_28_{arch}.whl")
+        house = root / f"wheelhouse-{arch}"
+        house.mkdir(parents=True)
+        connector = house / f"hftlive-connector-linux-{arch}"
+        connector.write_bytes(f"connector for {arch}".encode())
+        manifest = {"wheels": [{"file": f"hftbacktest-{version}+hftlive-cp311-abi3-manylinux_2_28_{arch}.whl", "sha256": "a" * 64}],
+                    "runtime_wheels": [{"file": f"numpy-2.2.6-cp311-cp311-manylinux_2_28_{arch}.whl", "sha256": "b" * 64}],
+                    "connector": {"file": "hftlive-connector", "sha256": hashlib.sha256(connector.read_bytes()).hexdigest()}}
+        data = json.dumps(manifest).encode()
+        with tarfile.open(house / f"hftlive-wheelhouse-linux-{arch}.tar.gz", "w:gz") as tar:
+            info = tarfile.TarInfo("wheels/manifest.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return root
+
+
+def hftlive(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_release_assembles_files_sums_and_a_valid_sbom(tmp_path):
+    out = tmp_path / "release"
+    done = hftlive("release", str(fake_artifacts(tmp_path / "artifacts")), str(out), "--version", "v1.2.0")
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in out.iterdir())
+    version = versions.load()["HFTBACKTEST_VERSION"]
+    assert names == sorted(["SHA256SUMS", "hftlive-v1.2.0.cdx.json"] + [
+        n for arch in ("x86_64", "aarch64") for n in (
+            f"hftbacktest-{version}+hftlive-cp311-abi3-manylinux_2_28_{arch}.whl",
+            f"hftlive-connector-linux-{arch}", f"hftlive-wheelhouse-linux-{arch}.tar.gz")])
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True, text=True)
+    assert check.returncode == 0 and check.stdout.count(": OK") == len(names) - 1, check.stdout
+    text = (out / "hftlive-v1.2.0.cdx.json").read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(text) is None
+    purls = {c.get("purl") for c in json.loads(text)["components"]}
+    assert f"pkg:pypi/hftbacktest@{version}%2Bhftlive" in purls and "pkg:pypi/numpy@2.2.6" in purls
+    assert "sha256sum -c SHA256SUMS" in (tmp_path / "release.md").read_text()
+
+
+@pytest.mark.parametrize("arches, label, message", [
+    (("x86_64",), "hftlive", "wheel for aarch64"),
+    (("x86_64", "aarch64"), "other", "wheel for x86_64"),
+])
+def test_release_refuses_a_missing_architecture_or_a_wheel_that_is_not_ours(tmp_path, arches, label, message):
+    done = hftlive("release", str(fake_artifacts(tmp_path / "a", arches, label)), str(tmp_path / "r"), "--version", "v1")
+    assert done.returncode != 0
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
