@@ -22,3 +22,21 @@ def test_slim_drops_docs_and_translations_keeps_copyright_and_never_follows_link
     assert (root / "usr/lib/python3.11/os.py").is_file()
     assert (outside / "doc" / "README").read_text() == "the host's own file"
     assert "path-exclude /usr/share/locale/*" in (root / "etc/dpkg/dpkg.cfg.d/hftlive-slim").read_text()
+
+
+def test_offline_bases_setting_never_pulls_and_bootstraps_instead(monkeypatch):
+    """ci.yml's `offline-bases` input: a runner that could pull still takes the Debian bootstrap."""
+    asked = []
+    monkeypatch.setattr(bases, "_present", lambda client, ref: asked.append(("present", ref)) or False)
+    monkeypatch.setattr(bases, "_pull", lambda client, ref, step: asked.append(("pull", ref)) or True)
+    monkeypatch.setattr(bases, "bootstrap", lambda base, client, step: asked.append(("bootstrap", base.local)))
+    base = bases.BASES["python3.11-bookworm"]
+
+    monkeypatch.setenv("HFTLIVE_OFFLINE_BASES", "1")
+    assert bases.ensure("python3.11-bookworm", client=object()) == base.local
+    assert ("pull", base.public) not in asked and ("bootstrap", base.local) in asked
+
+    asked.clear()
+    monkeypatch.delenv("HFTLIVE_OFFLINE_BASES")
+    assert bases.ensure("python3.11-bookworm", client=object()) == base.public
+    assert ("pull", base.public) in asked
