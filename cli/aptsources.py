@@ -1,6 +1,7 @@
 """Where apt gets Debian packages on this host, read from its sources (never hard-coded)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,12 @@ DEBIAN_SUITES = {"bookworm", "trixie", "forky", "sid", "unstable", "testing", "s
 
 
 def debian_mirrors(sources: list[Source] | None = None) -> tuple[str, str | None]:
-    """(archive URI, security URI or None) of the Debian mirror apt is configured with."""
+    """(archive URI, security URI or None) of the Debian mirror apt is configured with.
+
+    HFTLIVE_DEBIAN_MIRROR (and HFTLIVE_DEBIAN_SECURITY) name one instead, for hosts whose apt
+    has none: ci.yml's offline-bases run on an Ubuntu runner."""
+    if os.environ.get("HFTLIVE_DEBIAN_MIRROR"):
+        return os.environ["HFTLIVE_DEBIAN_MIRROR"], os.environ.get("HFTLIVE_DEBIAN_SECURITY") or None
     sources = host_sources() if sources is None else sources
     archive = security = None
     for source in sources:

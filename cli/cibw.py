@@ -7,6 +7,7 @@ overrides that image needs (README, "Releases"), for hosts that cannot pull the 
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -19,15 +20,16 @@ from .versions import ROOT
 
 IMAGE = "hftlive/manylinux-local"
 OUT = ROOT / "dist" / "cibuildwheel"
+ARCH = platform.machine()   # the image is built for this machine: x86_64, or aarch64
 # The image has one build interpreter, Debian's CPython 3.11: the abi3 wheel is built for it.
-ONLY = "cp311-manylinux_x86_64"
+ONLY = f"cp311-manylinux_{ARCH}"
 
 
 def overrides(image: str, ca: Path) -> dict[str, str]:
     """What the local run adds to docker/build/cibw's environment; README lists each and why."""
     return {
-        # the local manylinux-like image instead of quay.io/pypa/manylinux_2_28_x86_64
-        "CIBW_MANYLINUX_X86_64_IMAGE": image,
+        # the local manylinux-like image instead of pypa's manylinux_2_28 for this architecture
+        f"CIBW_MANYLINUX_{ARCH.upper()}_IMAGE": image,
         # the host's CA bundle, read-only over the image's, for downloads through a TLS proxy
         "CIBW_CONTAINER_ENGINE": f"docker; create_args: --volume {ca}:/etc/ssl/certs/ca-certificates.crt:ro",
         # the image's glibc (Debian 12, 2.36) is newer than the policy's 2.28: zig links for 2.28

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import shutil
 import tarfile
@@ -98,11 +99,13 @@ def notes(version: str, pins: dict[str, str], files: list[Path], wheel: str, con
     return f"""hftlive {version}: hftbacktest {pins['HFTBACKTEST_VERSION']} with the live feature
 ({pins['HFTBACKTEST_FEATURES']}), one abi3 wheel per architecture for CPython {pins['PYTHON_VERSIONS'].replace(' ', ', ')},
 {pins['MANYLINUX_POLICY']}; the exchange connector; and each architecture's offline wheelhouse.
+The loose wheels are cibuildwheel's, tested on every CPython; each wheelhouse carries the wheel
+its images were built from (Dockerfile.build, the same patched source and flags, another file).
 
 Verify, then install (README, "Releases"):
 
     sha256sum -c SHA256SUMS
-    gh attestation verify {connector} --repo OWNER/hftlive
+    gh attestation verify {connector} --repo {os.environ.get("GITHUB_REPOSITORY", "OWNER/hftlive")}
     pip install ./{wheel}
 
 Files:

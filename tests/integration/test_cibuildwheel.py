@@ -38,6 +38,7 @@ def test_cibuildwheel_builds_repairs_and_tests_one_abi3_wheel(built):
     # cibuildwheel's own steps, in the workflow's configuration
     assert "Repairing wheel..." in output and "Testing wheel..." in output
     assert "ensure-rust: rustc" in output, "before-all ran"
+    assert "ensure-rust: libclang at" in output and "installing libclang" not in output
     assert "wheel_check: ok: hftbacktest " + version + "+hftlive on CPython 3.11" in output
     assert "Auditing wheel..." in output, "cibuildwheel's abi3 audit ran"
 

@@ -43,3 +43,15 @@ def test_sources_for_another_suite_reuses_the_mirrors():
     text = aptsources.sources_for("trixie", "http://m/debian", "http://m/debian-security")
     assert "URIs: http://m/debian\nSuites: trixie trixie-updates" in text
     assert "URIs: http://m/debian-security\nSuites: trixie-security" in text
+
+
+def test_a_named_mirror_serves_a_host_whose_apt_has_no_debian(monkeypatch):
+    """An Ubuntu runner (ci.yml's offline-bases) names the mirror; without it, the clear error."""
+    ubuntu_only = aptsources._one_line(ONE_LINE.splitlines()[2])
+    monkeypatch.setenv("HFTLIVE_DEBIAN_MIRROR", "http://mirror.example/debian")
+    assert aptsources.debian_mirrors(ubuntu_only) == ("http://mirror.example/debian", None)
+    monkeypatch.setenv("HFTLIVE_DEBIAN_SECURITY", "http://mirror.example/debian-security")
+    assert aptsources.debian_mirrors(ubuntu_only)[1] == "http://mirror.example/debian-security"
+    monkeypatch.delenv("HFTLIVE_DEBIAN_MIRROR")
+    with pytest.raises(aptsources.NoDebianMirror):
+        aptsources.debian_mirrors(ubuntu_only)

@@ -107,7 +107,12 @@ def test_build_stages_the_patched_source_and_feeds_the_pins(fake_cibuildwheel):
     names = {Path(f).name for f in seen["files"]}
     assert {"pyproject.toml", "wheel_check.py", "ensure-rust", "build-constraints.txt"} <= names
     assert seen["pyproject"] == 'version = "9.9.9+hftlive"\n'
-    assert seen["constraints"].split() == [f"maturin=={pins['MATURIN_VERSION']}"]
+    # maturin's pin for the build; the wheelhouse's runtime pins, per CPython, for the test step
+    lines = seen["constraints"].splitlines()
+    assert lines[0] == f"maturin=={pins['MATURIN_VERSION']}"
+    expected = [f'{pin}; python_version == "{v}"' for v in versions.python_versions(pins)
+                for pin in versions.runtime_pins(pins, v)]
+    assert lines[1:] == expected and any("3.14" in l for l in lines)
     env = seen["env"]
     assert env["CIBW_BUILD"].split() == [f"cp{v.replace('.', '')}-*" for v in versions.python_versions(pins)]
     assert env["CIBW_MANYLINUX_X86_64_IMAGE"] == env["HFTLIVE_POLICY"] == pins["MANYLINUX_POLICY"]
@@ -189,8 +194,8 @@ def test_ci_runs_the_unit_tier_then_dot_ci_run():
 
 def test_images_push_by_digest_with_sbom_and_provenance(tmp_path):
     from cli import images
-    output, options = images.push_options("ghcr.io/acme/hftlive", "service", tmp_path / "m.json")
-    assert output == "type=image,name=ghcr.io/acme/hftlive-service,push-by-digest=true,name-canonical=true,push=true"
+    output, options = images.push_options("registry.example/acme/hftlive", "service", tmp_path / "m.json")
+    assert output == "type=image,name=registry.example/acme/hftlive-service,push-by-digest=true,name-canonical=true,push=true"
     assert options == ["--sbom=true", "--provenance=mode=max", "--metadata-file", str(tmp_path / "m.json")]
 
 
@@ -253,3 +258,30 @@ def test_release_refuses_a_missing_architecture_or_a_wheel_that_is_not_ours(tmp_
     done = hftlive("release", str(fake_artifacts(tmp_path / "a", arches, label)), str(tmp_path / "r"), "--version", "v1")
     assert done.returncode != 0
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_the_image_tag_step_joins_exactly_its_two_digests(tmp_path):
+    """publish-images' shell step, run with stand-ins for docker and jq: `service` must not pick
+    up `service-mock`'s digests."""
+    step = next(s for _, s in every_step(workflow("release.yml")) if s.get("id") == "tag")
+    bin_dir, digests = tmp_path / "bin", tmp_path / "digests"
+    bin_dir.mkdir()
+    digests.mkdir()
+    for target in ("service", "service-mock", "connector", "simulator"):
+        for arch in ("x86_64", "aarch64"):
+            (digests / f"{target}-{arch}").write_text(f"sha256:{target}-{arch}\n")
+    calls = tmp_path / "calls"
+    (bin_dir / "docker").write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\n"
+                                    "[ \"$3\" = inspect ] && echo '{\"digest\": \"sha256:index\"}'\nexit 0\n")
+    (bin_dir / "jq").write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.load(sys.stdin)['digest'])\n")
+    for tool_file in bin_dir.iterdir():
+        tool_file.chmod(0o755)
+    output = tmp_path / "output"
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "REGISTRY": "registry.example",
+                               "OWNER": "Acme", "TARGET": "service", "VERSION": "v1.2.0", "GITHUB_OUTPUT": str(output)})
+    assert done.returncode == 0, done.stderr
+    name = "registry.example/acme/hftlive-service"
+    assert calls.read_text().splitlines()[0] == (
+        f"buildx imagetools create -t {name}:v1.2.0 {name}@sha256:service-x86_64 {name}@sha256:service-aarch64")
+    assert output.read_text().splitlines() == [f"name={name}", "digest=sha256:index"]
