@@ -35,7 +35,10 @@ def overrides(image: str, ca: Path) -> dict[str, str]:
         # the image's glibc (Debian 12, 2.36) is newer than the policy's 2.28: zig links for 2.28
         "HFTLIVE_MATURIN_EXTRA": "--zig",
         # uv on the host (cibuildwheel's abi3 audit venv) trusts the system's CA store
-        "UV_NATIVE_TLS": "1",
+        "UV_SYSTEM_CERTS": "1",
+        # cibuildwheel 4.3.5 pins its own tools (the audit's abi3audit) to a certifi this host's
+        # package index does not have yet; take the newest it has
+        "CIBW_DEPENDENCY_VERSIONS": "latest",
     }
 
 
