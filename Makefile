@@ -1,5 +1,5 @@
 # Thin front for ./hftlive (the real entry point).
-.PHONY: wheelhouse images setup test bench bench-service bench-live cibuildwheel
+.PHONY: wheelhouse images setup test bench bench-service bench-live cibuildwheel aarch64
 wheelhouse: setup
 	./hftlive wheels
 images:
@@ -17,3 +17,6 @@ bench-live:
 # release.yml's cibuildwheel build, here, in a local manylinux-like image (README, "Releases")
 cibuildwheel:
 	./hftlive cibuildwheel
+# the aarch64 wheel and connector, cross-built here and checked under qemu-user (README, "Releases")
+aarch64:
+	./hftlive aarch64

@@ -9,6 +9,7 @@
   ./hftlive bundle       one archive for air-gapped hosts (images, compose, wheelhouse, install.sh)
   ./hftlive cibuildwheel the release workflow's cibuildwheel build of the live wheel, run here
   ./hftlive release      assemble a release's files, SBOM and SHA256SUMS (release.yml)
+  ./hftlive aarch64      cross-build the aarch64 wheel and connector here, check them under qemu
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import docker.errors
 
-from . import aptsources, bases, buildx, bundle, cibw, compose, images, release, tooling, wheelhouse
+from . import aptsources, bases, buildx, bundle, cibw, compose, cross, images, release, tooling, wheelhouse
 from .progress import Step, fail
 from .versions import ROOT
 
@@ -142,6 +143,12 @@ def cmd_cibuildwheel(args: argparse.Namespace) -> int:
     return cibw.run(offline=args.offline, ca=ca)
 
 
+def cmd_aarch64(args: argparse.Namespace) -> int:
+    ca = buildx.ca_bundle(args.ca_bundle)
+    require_tooling()
+    return cross.run(offline=args.offline, ca=ca)
+
+
 def cmd_release(args: argparse.Namespace) -> int:
     release.assemble(Path(args.artifacts), Path(args.out), args.version,
                      tuple(args.arch) if args.arch else release.ARCHES)
@@ -229,6 +236,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-bundle", metavar="PEM", help="extra CA certificates to trust in the build")
     offline_flag(p)
     p.set_defaults(run=cmd_cibuildwheel)
+
+    p = sub.add_parser("aarch64", help="cross-build the aarch64 live wheel and connector, check them "
+                       "under qemu-user (into dist/aarch64)")
+    p.add_argument("--ca-bundle", metavar="PEM", help="extra CA certificates to trust in the build")
+    offline_flag(p)
+    p.set_defaults(run=cmd_aarch64)
 
     p = sub.add_parser("release", help="assemble a release from release.yml's artifacts: the files, a "
                        "CycloneDX SBOM, SHA256SUMS and the notes")

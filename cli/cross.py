@@ -32,9 +32,11 @@ def run(*, offline: bool, ca: Path, dest: Path = DEST) -> int:
                      output=f"type=local,dest={out}", name="aarch64", echo_all=True)
         if not (out / CHECKS).is_file():
             fail(f"the aarch64 export has no {CHECKS}; see the log in build-logs/")
-        with Step("aarch64") as step:
+        with Step("aarch64 dist") as step:
             shutil.rmtree(dest, ignore_errors=True)
-            shutil.move(str(out), dest)
+            dest.mkdir()
+            for new in out.iterdir():
+                shutil.move(str(new), dest / new.name)
             step.say(f"wrote {dest.relative_to(ROOT) if dest.is_relative_to(ROOT) else dest}")
     summary(dest, time.monotonic() - started)
     return 0

@@ -56,8 +56,10 @@ def test_cargo_registries_are_locked_and_wheels_and_connector_have_their_own():
     mounts = cache_mounts((ROOT / "Dockerfile.build").read_text())
     registries = [(stage, cache, options) for stage, cache, options in mounts
                   if options["target"].endswith("/cargo/registry")]
-    assert {stage for stage, _, _ in registries} == {"wheels", "connector", "connector-test"}
+    assert {stage for stage, _, _ in registries} == {"wheels", "connector", "connector-test",
+                                                     "aarch64-wheel", "aarch64-connector"}
     assert all(options.get("sharing") == "locked" for _, _, options in registries)
     # Their own registries keep the two long compiles, wheels and connector, running side by side.
     registry = {stage: cache for stage, cache, _ in registries}
     assert registry["wheels"] != registry["connector"]
+    assert registry["aarch64-wheel"] != registry["aarch64-connector"]
