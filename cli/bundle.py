@@ -16,10 +16,10 @@ import subprocess
 import tarfile
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from . import images
+from .sbom import document, purl, sha256, wheel
 from .progress import Step, fail
 from .versions import ROOT, load
 from .wheelhouse import WHEELHOUSE, verify
@@ -32,14 +32,6 @@ COPIED = {"compose.yaml": ROOT / "compose.yaml", ".env.example": ROOT / ".env.ex
 # Lists every Python distribution an image's interpreter sees (run in the image, no network).
 LIST_DISTRIBUTIONS = ("import importlib.metadata as m, json; print(json.dumps(sorted("
                       "{(d.metadata['Name'], d.version) for d in m.distributions()})))")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_revision() -> str:
@@ -92,22 +84,13 @@ def sbom(revision: str, built_at: str, image_ids: dict[str, str], packages: dict
         for name, version in found:
             users.setdefault((name, version), []).append(ref)
     for (name, version), refs in sorted(users.items()):
-        purl = f"pkg:pypi/{name.lower().replace('_', '-')}@{version}"
-        components.append({"type": "library", "bom-ref": f"{purl}#image", "name": name, "version": version,
-                           "purl": purl, "properties": [{"name": "hftlive:image", "value": r} for r in refs]})
-    for wheel in wheelhouse["wheels"] + wheelhouse["runtime_wheels"]:
-        name, version = wheel["file"].split("-")[:2]
-        purl = f"pkg:pypi/{name.lower().replace('_', '-')}@{version}"
-        components.append({"type": "library", "bom-ref": f"wheels/{wheel['file']}", "name": name,
-                           "version": version, "purl": purl,
-                           "hashes": [{"alg": "SHA-256", "content": wheel["sha256"]}],
-                           "properties": [{"name": "hftlive:file", "value": f"wheels/{wheel['file']}"}]})
-    return {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
-            "serialNumber": f"urn:uuid:{uuid.uuid4()}",
-            "metadata": {"timestamp": built_at,
-                         "component": {"type": "application", "bom-ref": "hftlive", "name": "hftlive",
-                                       "version": revision}},
-            "components": components}
+        ref = purl(name, version)
+        components.append({"type": "library", "bom-ref": f"{ref}#image", "name": name, "version": version,
+                           "purl": ref, "properties": [{"name": "hftlive:image", "value": r} for r in refs]})
+    for entry in wheelhouse["wheels"] + wheelhouse["runtime_wheels"]:
+        path = f"wheels/{entry['file']}"
+        components.append(wheel(entry, path, "hftlive:file", path))
+    return document(revision, built_at, components)
 
 
 def create(out: Path) -> Path:

@@ -8,33 +8,19 @@ beside OUT, so that they are not attached). It runs here as well, on the local b
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import re
 import shutil
 import tarfile
-import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 from .progress import fail
+from .sbom import document, purl, sha256, wheel
 from .versions import load
 
 ARCHES = ("x86_64", "aarch64")
 LABEL = "hftlive"   # patch 0006: our wheels' local version label
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def purl(name: str, version: str) -> str:
-    return f"pkg:pypi/{name.lower().replace('_', '-')}@{quote(version, safe='')}"
 
 
 def find(artifacts: Path, arches: tuple[str, ...]) -> dict[str, dict[str, Path]]:
@@ -79,19 +65,10 @@ def sbom(version: str, files: list[Path], manifests: dict[str, dict], built_at: 
             component["properties"] = [{"name": "hftlive:file", "value": path.name}]
         components.append(component)
     for arch, manifest in sorted(manifests.items()):
-        for wheel in manifest["wheels"] + manifest["runtime_wheels"]:
-            name, wheel_version = wheel["file"].split("-")[:2]
-            components.append({
-                "type": "library", "bom-ref": f"wheelhouse-{arch}/{wheel['file']}", "name": name,
-                "version": wheel_version, "purl": purl(name, wheel_version),
-                "hashes": [{"alg": "SHA-256", "content": wheel["sha256"]}],
-                "properties": [{"name": "hftlive:wheelhouse", "value": f"hftlive-wheelhouse-linux-{arch}.tar.gz"}]})
-    return {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
-            "serialNumber": f"urn:uuid:{uuid.uuid4()}",
-            "metadata": {"timestamp": built_at,
-                         "component": {"type": "application", "bom-ref": "hftlive", "name": "hftlive",
-                                       "version": version}},
-            "components": components}
+        for entry in manifest["wheels"] + manifest["runtime_wheels"]:
+            components.append(wheel(entry, f"wheelhouse-{arch}/{entry['file']}", "hftlive:wheelhouse",
+                                    f"hftlive-wheelhouse-linux-{arch}.tar.gz"))
+    return document(version, built_at, components)
 
 
 def notes(version: str, pins: dict[str, str], files: list[Path], wheel: str, connector: str) -> str:
