@@ -52,12 +52,12 @@ def wheelhouse_manifest(archive: Path) -> dict:
         return json.load(tar.extractfile(member))
 
 
-def sbom(version: str, files: list[Path], manifests: dict[str, dict], built_at: str) -> dict:
-    """CycloneDX 1.5: every attached file, and every wheel inside each wheelhouse."""
+def sbom(version: str, sums: dict[Path, str], manifests: dict[str, dict], built_at: str) -> dict:
+    """CycloneDX 1.5: every attached file (with its sha256), and every wheel in each wheelhouse."""
     components = []
-    for path in files:
+    for path, digest in sorted(sums.items()):
         component = {"type": "file", "bom-ref": f"file:{path.name}", "name": path.name,
-                     "hashes": [{"alg": "SHA-256", "content": sha256(path)}]}
+                     "hashes": [{"alg": "SHA-256", "content": digest}]}
         match = re.fullmatch(r"([A-Za-z0-9_.]+)-([^-]+)-.*\.whl", path.name)
         if match:
             component.update(type="library", name=match.group(1), version=match.group(2),
@@ -71,8 +71,8 @@ def sbom(version: str, files: list[Path], manifests: dict[str, dict], built_at: 
     return document(version, built_at, components)
 
 
-def notes(version: str, pins: dict[str, str], files: list[Path], wheel: str, connector: str) -> str:
-    sums = "\n".join(f"    {sha256(p)}  {p.name}" for p in files)
+def notes(version: str, pins: dict[str, str], sums: dict[Path, str], wheel: str, connector: str) -> str:
+    listing = "\n".join(f"    {digest}  {p.name}" for p, digest in sorted(sums.items()))
     return f"""hftlive {version}: hftbacktest {pins['HFTBACKTEST_VERSION']} with the live feature
 ({pins['HFTBACKTEST_FEATURES']}), one abi3 wheel per architecture for CPython {pins['PYTHON_VERSIONS'].replace(' ', ', ')},
 {pins['MANYLINUX_POLICY']}; the exchange connector; and each architecture's offline wheelhouse.
@@ -87,7 +87,7 @@ Verify, then install (README, "Releases"):
 
 Files:
 
-{sums}
+{listing}
 """
 
 
@@ -114,16 +114,17 @@ def assemble(artifacts: Path, out: Path, version: str, arches: tuple[str, ...] =
             fail(f"release: hftlive-connector-linux-{arch} is not the connector of its wheelhouse "
                  "(sha256 differs from its manifest)")
     built_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    sums = {path: sha256(path) for path in attached}   # each file hashed once
     bom = out / f"hftlive-{version}.cdx.json"
-    bom.write_text(json.dumps(sbom(version, sorted(attached), manifests, built_at), indent=2) + "\n")
-    attached = sorted(attached + [bom])
-    (out / "SHA256SUMS").write_text("".join(f"{sha256(p)}  {p.name}\n" for p in attached))
+    bom.write_text(json.dumps(sbom(version, sums, manifests, built_at), indent=2) + "\n")
+    sums[bom] = sha256(bom)
+    (out / "SHA256SUMS").write_text("".join(f"{d}  {p.name}\n" for p, d in sorted(sums.items())))
     notes_file = out.with_name(out.name + ".md")
     first = found[arches[0]]
-    notes_file.write_text(notes(version, pins, attached, first["wheel"].name, first["connector"].name))
-    width = max(len(p.name) for p in attached)
+    notes_file.write_text(notes(version, pins, sums, first["wheel"].name, first["connector"].name))
+    width = max(len(p.name) for p in sums)
     print(f"{'file':<{width}}  {'MB':>7}  sha256")
-    for path in attached:
-        print(f"{path.name:<{width}}  {path.stat().st_size / 1e6:7.1f}  {sha256(path)[:16]}…")
-    print(f"release: {len(attached)} files and SHA256SUMS in {out}; notes in {notes_file}")
+    for path, digest in sorted(sums.items()):
+        print(f"{path.name:<{width}}  {path.stat().st_size / 1e6:7.1f}  {digest[:16]}…")
+    print(f"release: {len(sums)} files and SHA256SUMS in {out}; notes in {notes_file}")
     return out
