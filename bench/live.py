@@ -325,7 +325,9 @@ class Project:
         override = {"services": {
             "simulator": {
                 "environment": {"SIM_TLS_CERT": f"{TLS_DIR}/cert.pem", "SIM_TLS_KEY": f"{TLS_DIR}/key.pem",
-                                "SIM_TRADE_HISTORY": "1"},   # /control/trades is read for `sent` only
+                                "SIM_TRADE_HISTORY": "1",   # /control/trades is read for `sent` only
+                                # Loss is what is measured: a client behind at 100,000 actions/s is not cut.
+                                "SIM_MAX_BACKLOG_BYTES": str(256 << 20)},
                 "volumes": [mount],
                 "ports": [f"127.0.0.1:{self.sim_port}:8090"],
                 "healthcheck": {"test": ["CMD", "python", "-c", health]},

@@ -6,9 +6,10 @@ Settings (defaults in brackets): SIM_SYMBOLS [BTCUSDT] (comma list); SIM_TICK_SI
 SIM_PRICE [60000] (one value, or one per symbol); SIM_SEED [1]; SIM_RATE [50] order-book actions per second per
 symbol (0 to 1,000,000); SIM_HOST [0.0.0.0], SIM_PORT [8090] for ws(s)://HOST:PORT/v5/public/linear and REST;
 SIM_CONTROL_HOST [SIM_HOST], SIM_CONTROL_PORT [8091] for the test controls (a port of 0 picks a free one);
-SIM_IDLE_TIMEOUT_S [600]; SIM_TRADE_HISTORY [100000]; SIM_TLS_CERT and SIM_TLS_KEY (PEM files: serve wss/https);
-SIM_LOG_LEVEL [info]. A bad value prints one line on stderr and exits with status 2. Once listening, one line on
-stdout names the bound addresses. See simulator/README.md for the control API.
+SIM_IDLE_TIMEOUT_S [600]; SIM_MAX_BACKLOG_BYTES [4194304] (1 MiB to 1 GiB: a client further behind is cut off);
+SIM_TRADE_HISTORY [100000]; SIM_TLS_CERT and SIM_TLS_KEY (PEM files: serve wss/https); SIM_LOG_LEVEL [info].
+A bad value prints one line on stderr and exits with status 2. Once listening, one line on stdout names the bound
+addresses. See simulator/README.md for the control API.
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from service.config import SYMBOL_PATTERN, ConfigError, positive_numbers, split_
 from service.instrument import Instrument
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+MAX_BACKLOG_BYTES = 4 * 2**20   # a client this far behind is cut off: 5 stalled clients hold 20 MiB, not ever more
 
 
 class SimSettings(BaseSettings):
@@ -33,6 +34,8 @@ class SimSettings(BaseSettings):
     control_host: str | None = Field(None, description="default: the same as HOST")
     control_port: int = Field(8091, ge=0, le=65535, description="the fault and test controls; 0 picks a free port")
     idle_timeout_s: float = Field(600.0, gt=0, description="close a connection whose client sent nothing this long")
+    max_backlog_bytes: int = Field(MAX_BACKLOG_BYTES, ge=2**20, le=2**30,
+                                   description="cut off a client this many bytes behind (what waits for it to read)")
     trade_history: int = Field(100_000, ge=1, le=10_000_000, description="trades kept per symbol for /control/trades")
     tls_cert: str | None = Field(None, description="PEM certificate chain: serve wss:// and https://")
     tls_key: str | None = Field(None, description="PEM private key for TLS_CERT")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,6 +14,9 @@ from .gateway import Gateway
 
 Query = Mapping[str, str]
 MAX_RATE = 1_000_000.0
+# Query numbers are plain ASCII decimals; float() and int() also take "1e3", " 5", "1_0" and other scripts' digits.
+DECIMAL = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,16})?")
+DEPTH_WORDS = {str(depth): depth for depth in DEPTHS}   # "50" is a depth; "050", "50.0" and "５０" are not
 
 
 class BadRequest(Exception):
@@ -70,7 +74,8 @@ class Control:
                 return next(iter(self.exchange.feeds))
             raise BadRequest(f"give ?symbol= (one of {', '.join(self.exchange.feeds)})")
         if symbol not in self.exchange.feeds:
-            raise BadRequest(f"unknown symbol {symbol!r}; the simulator has {', '.join(self.exchange.feeds)}", 404)
+            raise BadRequest(f"unknown symbol {_shown(symbol)}; the simulator has {', '.join(self.exchange.feeds)}",
+                             404)
         return symbol
 
     @staticmethod
@@ -78,12 +83,9 @@ class Control:
         raw = query.get(name)
         if raw is None:
             raise BadRequest(f"give ?{name}= (a number from {low:g} to {high:g})")
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and low <= value <= high):
-            raise BadRequest(f"{name}={raw!r}: give a number from {low:g} to {high:g}")
+        value = float(raw) if DECIMAL.fullmatch(raw) else math.nan
+        if not low <= value <= high:   # NaN is never in range
+            raise BadRequest(f"{name}={_shown(raw)}: give a number from {low:g} to {high:g}")
         return value
 
     def _topics(self, symbols: list[str]) -> dict[str, dict[str, int]]:
@@ -144,9 +146,10 @@ class Control:
     def book(self, query: Query) -> dict[str, Any]:
         symbol = self._symbol(query)
         raw = query.get("depth", "50")
-        if not raw.isdigit() or int(raw) not in DEPTHS:
-            raise BadRequest(f"depth={raw!r}: give one of {', '.join(map(str, DEPTHS))}")
-        return self.exchange.book(symbol, int(raw))
+        depth = DEPTH_WORDS.get(raw)
+        if depth is None:
+            raise BadRequest(f"depth={_shown(raw)}: give one of {', '.join(DEPTH_WORDS)}")
+        return self.exchange.book(symbol, depth)
 
     def trades(self, query: Query) -> dict[str, Any]:
         return self.exchange.trades(self._symbol(query))
@@ -157,6 +160,7 @@ class Control:
             "connections": len(gateway.sessions),
             "connections_total": gateway.connections_total,
             "idle_closed": gateway.idle_closed,
+            "slow_closed": gateway.slow_closed,
             "messages_sent": sum(gateway.sent.values()),
             "messages": dict(gateway.sent),
             "subscriptions": {topic: len(s) for topic, s in sorted(gateway.subscribers.items()) if s},
@@ -167,3 +171,8 @@ class Control:
             "actions": {symbol: feed.actions for symbol, feed in self.exchange.feeds.items()},
             "uptime_s": round(asyncio.get_running_loop().time() - self.started, 3),
         }
+
+
+def _shown(raw: str) -> str:
+    """A query value quoted for an error line, cut short: the line must stay one readable line."""
+    return repr(raw if len(raw) <= 24 else raw[:24] + "...")

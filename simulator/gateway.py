@@ -12,22 +12,51 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from .config import MAX_BACKLOG_BYTES
 from .session import Session
 from .wire import dumps, now_ms, reply
 
 LOG = logging.getLogger("simulator")
+MAX_NESTING = 32   # Bybit's requests nest two deep; deeper is refused before anything recurses through it
+
+
+def decode(raw: str | bytes) -> dict[str, Any]:
+    """A request: a JSON object nested at most MAX_NESTING deep; a ValueError saying why for anything else."""
+    try:
+        request = json.loads(raw)   # bad JSON and bad UTF-8 raise ValueError
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_NESTING} levels") from None
+    if not isinstance(request, dict):
+        raise ValueError("expected a JSON object")
+    if _deeper_than(request, MAX_NESTING):
+        raise ValueError(f"nested deeper than {MAX_NESTING} levels")
+    return request
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Without recursion: the decoded value's lists and objects nest more than `limit` deep."""
+    pending = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (dict, list)):
+            if level > limit:
+                return True
+            pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 class Gateway:
     """Every connected client, who subscribed to what, and the faults that act on connections."""
 
-    def __init__(self, idle_timeout_s: float) -> None:
+    def __init__(self, idle_timeout_s: float, max_backlog_bytes: int = MAX_BACKLOG_BYTES) -> None:
         self.idle_timeout_s = idle_timeout_s
+        self.max_backlog_bytes = max_backlog_bytes
         self.sessions: set[Session] = set()
         self.subscribers: dict[str, set[Session]] = {}
         self.sent: Counter[str] = Counter()
         self.connections_total = 0
         self.idle_closed = 0
+        self.slow_closed = 0
         self.flowing = asyncio.Event()
         self.flowing.set()
         self._stall: asyncio.TimerHandle | None = None
@@ -48,7 +77,7 @@ class Gateway:
     # --- a connection ---
 
     async def handle(self, ws: ServerConnection) -> None:
-        session = Session(ws, self.flowing, self.sent)
+        session = Session(ws, self.flowing, self.sent, self.max_backlog_bytes)
         self.sessions.add(session)
         self.connections_total += 1
         writer = asyncio.create_task(session.write(), name=f"writer-{session.conn_id}")
@@ -60,6 +89,8 @@ class Gateway:
         except ConnectionClosed:
             pass
         finally:
+            if session.cut_off:
+                self.slow_closed += 1
             self.sessions.discard(session)
             for topic in session.topics:
                 self.subscribers.get(topic, set()).discard(session)
@@ -70,9 +101,7 @@ class Gateway:
 
     def on_message(self, session: Session, raw: str | bytes) -> None:
         try:
-            request = json.loads(raw)
-            if not isinstance(request, dict):
-                raise ValueError("expected a JSON object")
+            request = decode(raw)
         except ValueError as exc:
             # Bybit answers undecodable input and keeps the socket open.
             session.send(reply("", session.conn_id, None, False, f"Failed to decode incoming data: {exc}"), "reply")
@@ -122,8 +151,11 @@ class Gateway:
             self.subscribers.get(topic, set()).discard(session)
         session.send(reply("unsubscribe", session.conn_id, req_id), "reply")
 
-    async def reap_idle(self) -> None:
-        """Cut connections whose client has sent nothing (not even a ping) for the idle timeout."""
+    async def reap(self) -> None:
+        """Cut connections whose client has sent nothing (not even a ping) for the idle timeout, or fell too far behind.
+
+        Sending checks the backlog too; this catches what websockets writes itself, such as pongs to a ping flood.
+        """
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(min(1.0, self.idle_timeout_s / 4))
@@ -132,6 +164,8 @@ class Gateway:
                 LOG.info("%s sent nothing for %gs: closed", session.peer, self.idle_timeout_s)
                 self.idle_closed += 1
                 session.abort()
+            for session in [s for s in self.sessions if not s.cut_off and s.backlog > s.max_backlog_bytes]:
+                session.cut()
 
     # --- faults ---
 

@@ -39,14 +39,14 @@ class Simulator:
 
     def __init__(self, settings: SimSettings) -> None:
         self.settings = settings
-        self.gateway = Gateway(settings.idle_timeout_s)
+        self.gateway = Gateway(settings.idle_timeout_s, settings.max_backlog_bytes)
         self.exchange = Exchange(settings.instruments, settings.prices, settings.seed, settings.rate,
                                  settings.trade_history, self.gateway)
         self.gateway.topics = self.exchange.topics
         self.gateway.snapshot_for = self.exchange.snapshot_for
         self.control = Control(self.exchange, self.gateway)
         self._servers: list[Server] = []
-        self.tasks: list[asyncio.Task[None]] = []   # the market loop and the idle reaper
+        self.tasks: list[asyncio.Task[None]] = []   # the market loop and the reaper of idle and slow clients
 
     async def start(self) -> tuple[int, int]:
         """Listen on both ports and start the market; the ports actually bound (a configured 0 picks one)."""
@@ -56,7 +56,7 @@ class Simulator:
         control = await serve(self._never, s.bind_control, s.control_port, process_request=self._control_http)
         self._servers = [bybit, control]
         self.tasks = [asyncio.create_task(self.exchange.run(), name="market"),
-                      asyncio.create_task(self.gateway.reap_idle(), name="idle")]
+                      asyncio.create_task(self.gateway.reap(), name="reaper")]
         return _port(bybit), _port(control)
 
     async def close(self) -> None:
@@ -84,7 +84,9 @@ class Simulator:
 
     def _control_http(self, connection: ServerConnection, request: Request) -> Response:
         url = urlsplit(request.path)
-        status, body = self.control.handle(request.method, url.path, dict(parse_qsl(url.query)))
+        # Blank values kept: `?depth=` is a bad depth, not the default one.
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        status, body = self.control.handle(request.method, url.path, query)
         return respond(status, body)
 
     @staticmethod

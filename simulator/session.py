@@ -9,8 +9,10 @@ from collections import Counter
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from .config import MAX_BACKLOG_BYTES
+
 LOG = logging.getLogger("simulator")
-MAX_BACKLOG = 100_000   # messages a client may fall behind before it is cut off
+HELD_PER_MESSAGE = 128   # bytes a waiting message costs beyond its text: the str's header, a tuple, a queue slot
 
 
 def new_conn_id() -> str:
@@ -19,26 +21,47 @@ def new_conn_id() -> str:
 
 
 class Session:
-    def __init__(self, ws: ServerConnection, flowing: asyncio.Event, sent: Counter[str]) -> None:
+    def __init__(self, ws: ServerConnection, flowing: asyncio.Event, sent: Counter[str],
+                 max_backlog_bytes: int = MAX_BACKLOG_BYTES) -> None:
         self.ws = ws
         self.conn_id = new_conn_id()
         self.topics: set[str] = set()
         self.heard = asyncio.get_running_loop().time()   # when the client last sent anything
+        self.max_backlog_bytes = max_backlog_bytes
+        self.cut_off = False                             # for falling too far behind
         self._flowing = flowing
         self._sent = sent
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._held = 0   # bytes of the messages queued or being sent (dumps writes ASCII: characters are bytes)
 
     @property
     def peer(self) -> str:
         address = self.ws.remote_address
         return f"{address[0]}:{address[1]}" if address else "?"
 
+    @property
+    def backlog(self) -> int:
+        """Bytes held for this client: its messages, and the transport's buffer (websockets writes pongs there too)."""
+        transport = self.ws.transport
+        return self._held + (transport.get_write_buffer_size() if transport is not None else 0)
+
     def send(self, text: str, kind: str) -> None:
-        if self._queue.qsize() >= MAX_BACKLOG:
-            LOG.warning("%s fell %d messages behind: cut off", self.peer, MAX_BACKLOG)
-            self.abort()
+        if self.cut_off:
+            return
+        if self.backlog + len(text) + HELD_PER_MESSAGE > self.max_backlog_bytes:
+            self.cut()
             return
         self._queue.put_nowait((kind, text))
+        self._held += len(text) + HELD_PER_MESSAGE
+
+    def cut(self) -> None:
+        """A client too far behind: drop the connection and everything waiting for it, now."""
+        LOG.warning("%s fell over %d bytes behind (SIM_MAX_BACKLOG_BYTES): cut off", self.peer, self.max_backlog_bytes)
+        self.cut_off = True
+        self.abort()   # no close frame: it would only queue behind what the client is not reading
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._held = 0
 
     def abort(self) -> None:
         """Close the TCP connection without a close frame, as a network failure would."""
@@ -52,7 +75,8 @@ class Session:
             while True:
                 kind, text = await self._queue.get()
                 await self._flowing.wait()
-                await self.ws.send(text)
+                await self.ws.send(text)   # held until sent: the transport has its bytes, but this is its text
+                self._held -= len(text) + HELD_PER_MESSAGE
                 self._sent[kind] += 1
         except ConnectionClosed:
             pass

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from sim_harness import BookClient
@@ -98,3 +100,76 @@ def test_control_api_rejects_bad_requests_with_a_reason(start_sim):
     stats = sim.get("/control/stats")
     assert stats["rate"] == 20000.0 and stats["paused"] is True and stats["faults"] == {"rate": 1, "pause": 1}
     assert sim.post("/control/resume") == {"ok": True, "paused": False}
+
+
+def test_any_undecodable_message_gets_bybits_reply_and_the_connection_stays_open(start_sim):
+    sim = start_sim(rate=500)
+    undecodable = {
+        "a deep array": "[" * 100_000,
+        "a deep object": '{"a":' * 50_000 + "1" + "}" * 50_000,
+        "a deep req_id": '{"op":"ping","req_id":' + "[" * 990 + "]" * 990 + "}",
+        "a deep op": '{"op":' + "[" * 990 + "]" * 990 + "}",
+        "invalid UTF-8": b'{"op":"ping","req_id":"\xff"}',
+        "not an object": "[1]",
+    }
+
+    async def scenario():
+        client = await BookClient.open(sim.ws_url)
+        answers = {}
+        for name, raw in undecodable.items():
+            seen = len(client.replies)
+            await client.ws.send(raw)
+            await client.until(lambda: len(client.replies) > seen, 10)
+            answers[name] = client.replies[seen]
+        pong = await client.request({"op": "ping", "req_id": "still-here"})
+        subscribed = await client.subscribe("orderbook.50.BTCUSDT")
+        await client.until(lambda: client.kinds["orderbook.50.BTCUSDT", "delta"] >= 1)
+        await client.close()
+        return answers, pong, subscribed
+
+    answers, pong, subscribed = asyncio.run(scenario())
+    conn_id = pong["conn_id"]
+    for name, answer in answers.items():
+        assert answer["success"] is False and answer["conn_id"] == conn_id, name
+        assert answer["ret_msg"].startswith("Failed to decode incoming data: "), name
+        assert set(answer) == {"success", "ret_msg", "conn_id"}, name   # nothing of the request is echoed
+    assert "nested deeper than" in answers["a deep array"]["ret_msg"]
+    assert pong == {"success": True, "ret_msg": "pong", "conn_id": conn_id, "req_id": "still-here", "op": "ping"}
+    assert subscribed["success"] is True
+    assert "Traceback" not in sim.stderr()
+
+
+BAD_NUMBERS = ["²", "٣", "1e3", "-1", "", " 5", "5 ", "1_0", "0x10", "nan", "inf", "9" * 5000]
+
+
+def test_control_api_numbers_are_ascii_digits_in_range_or_a_400_line(start_sim):
+    sim = start_sim(symbols="BTCUSDT,ETHUSDT")
+
+    def call(method: str, path: str, **params: str) -> tuple[int, str]:
+        """Status and body as text: a 500 answers a page, not JSON."""
+        request = urllib.request.Request(f"{sim.control_url}{path}?{urllib.parse.urlencode(params)}", method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    answers = {(path, raw): call(method, path, **{name: raw}, **extra)
+               for method, path, name, extra in (("GET", "/control/book", "depth", {"symbol": "BTCUSDT"}),
+                                                 ("POST", "/control/rate", "value", {}),
+                                                 ("POST", "/control/stall", "seconds", {}))
+               for raw in BAD_NUMBERS}
+    for (path, raw), (status, text) in answers.items():
+        assert status == 400, f"{path} {raw[:20]!r}: {status} {text[:200]}"
+        body = json.loads(text)
+        assert list(body) == ["error"] and "\n" not in body["error"] and len(body["error"]) < 120, (path, raw, body)
+        assert "give" in body["error"], (path, raw, body)
+    assert sim.call("GET", "/control/book", symbol="BTCUSDT", depth="²")[1] == {
+        "error": "depth='²': give one of 1, 50, 200, 1000"}
+    # Nothing bad got through: the rate is still the configured one and nothing stalled.
+    stats = sim.get("/control/stats")
+    assert stats["rate"] == 50.0 and stats["stalled"] is False and stats["faults"] == {}
+    assert sim.get("/control/book", symbol="BTCUSDT", depth="1000")["depth"] == 1000
+    assert sim.post("/control/rate", value="2500.5") == {"ok": True, "rate": 2500.5}
+    assert sim.post("/control/stall", seconds="0.25")["seconds"] == 0.25
+    assert sim.call("POST", "/control/snapshot", symbol="")[0] == 404   # given, but empty: not "every symbol"

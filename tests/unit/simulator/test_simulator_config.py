@@ -28,6 +28,7 @@ def test_defaults_are_one_realistic_btcusdt_market():
     assert s.symbols == ("BTCUSDT",) and s.rate == 50 and s.idle_timeout_s == 600
     assert (s.host, s.port, s.bind_control, s.control_port) == ("0.0.0.0", 8090, "0.0.0.0", 8091)
     assert s.instruments[0].tick_size == 0.1 and s.instruments[0].lot_size == 0.001
+    assert s.max_backlog_bytes == 4 * 2**20   # test_simulator_session's bound
 
 
 def test_values_per_symbol(monkeypatch):
@@ -43,6 +44,7 @@ def test_values_per_symbol(monkeypatch):
 
 @pytest.mark.parametrize(("settings", "expected"), [
     ({"rate": "-5"}, "SIM_RATE='-5': Input should be greater than or equal to 0"),
+    ({"max_backlog_bytes": "65536"}, "SIM_MAX_BACKLOG_BYTES='65536': Input should be greater than or equal to 1048576"),
     ({"symbols": "btcusdt"}, "SIM_SYMBOLS='btcusdt': 'btcusdt' is not a symbol"),
     ({"symbols": "BTCUSDT,ETHUSDT", "tick_size": "0.1,0.2,0.3"}, "SIM_TICK_SIZE has 3 values for 2 symbols"),
     ({"tls_cert": "/nonexistent.pem"}, "set both SIM_TLS_CERT and SIM_TLS_KEY"),

@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import os
 import re
+import socket
+import time
+import urllib.parse
 
 from sim_harness import BookClient, truth
 
@@ -230,3 +236,47 @@ def test_idle_connections_are_closed_and_pinging_ones_are_not(start_sim):
     assert silent.ws.close_code == 1006
     assert open_after and any(r.get("ret_msg") == "pong" for r in pinging.replies)
     assert stats["idle_closed"] == 1
+
+
+def stalled_client(ws_url: str, topics: list[str]) -> socket.socket:
+    """A raw WebSocket client that subscribes, then never reads: a tiny receive window, soon zero."""
+    url = urllib.parse.urlsplit(ws_url)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # before connect: the window stays small
+    sock.connect((url.hostname, url.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(f"GET {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(1)   # byte by byte: read the handshake and nothing after it
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    payload = json.dumps({"op": "subscribe", "args": topics}).encode()
+    mask = os.urandom(4)
+    sock.sendall(bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big") + mask
+                 + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    return sock
+
+
+def test_a_client_that_reads_nothing_is_cut_off_and_the_others_keep_streaming(start_sim):
+    sim = start_sim(rate=50_000, max_backlog_bytes=2**20)
+
+    async def scenario():
+        healthy = await BookClient.open(sim.ws_url)
+        await healthy.subscribe("orderbook.50.BTCUSDT")
+        stalled = stalled_client(sim.ws_url, [*BOOKS, "publicTrade.BTCUSDT"])
+        deadline = time.monotonic() + 8
+        while (stats := sim.get("/control/stats"))["connections"] > 1:
+            assert time.monotonic() < deadline, f"the client that reads nothing was never cut off: {stats}"
+            await asyncio.sleep(0.25)
+        stalled.close()
+        deltas = healthy.kinds["orderbook.50.BTCUSDT", "delta"]
+        await healthy.until(lambda: healthy.kinds["orderbook.50.BTCUSDT", "delta"] >= deltas + 5)
+        open_after = healthy.ws.close_code is None
+        await healthy.close()
+        return stats, open_after, healthy
+
+    stats, open_after, healthy = asyncio.run(scenario())
+    assert stats["connections"] == 1 and stats["slow_closed"] == 1
+    assert open_after and healthy.gaps == []
+    assert "fell" in sim.stderr() and "cut off" in sim.stderr()
