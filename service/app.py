@@ -13,6 +13,8 @@ from typing import Annotated
 
 import anyio
 from fastapi import Depends, FastAPI, HTTPException, Query, WebSocket
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -20,8 +22,10 @@ from fastapi.staticfiles import StaticFiles
 from .config import Settings
 from .events import EXCHANGES, Exchange, SnapshotMessage, StatusResponse, TradesResponse
 from .feed import Feed
-from .hub import Hub, Subscriber, SubscriberClosed
+from .events import SourceState, SourceStatus
+from .hub import SLOW_CONSUMER_CODE, Hub, Subscriber, SubscriberClosed
 from .metrics import Metrics
+from .server import RELEASED
 from .sources import source_for
 from .sources.base import Source
 
@@ -40,10 +44,11 @@ class Service:
         self.source = source
         self.metrics = Metrics(source.kind, settings.symbols, {"connector": settings.connector_name},
                                exchange=source.exchange)
-        self.hub = Hub(on_slow=self.metrics.on_slow)
+        self.hub = Hub(on_slow=self.metrics.on_slow, max_lag_s=settings.client_max_lag_s)
         self.feed = Feed(settings.instruments, source.kind, self.hub, self.metrics, settings.trade_history,
                          exchange=source.exchange)
         self.started = time.monotonic()
+        self.streams = 0   # stream connections open (the clients gauge, readable)
         self.loop: asyncio.AbstractEventLoop | None = None   # the loop serving this app, once started
         self.token = settings.api_token.get_secret_value() if settings.api_token is not None else None
 
@@ -52,11 +57,21 @@ class Service:
             return True
         return presented is not None and secrets.compare_digest(presented.encode(), self.token.encode())
 
+    async def goodbye(self, grace_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Before the server stops: every stream client gets the final `stopped` status, then 1001;
+        returns once each has been told (or after grace_s)."""
+        self.feed.source_status(SourceStatus(SourceState.STOPPED, "service shutting down"))
+        self.hub.close_all(drain=True)
+        with contextlib.suppress(TimeoutError):
+            with anyio.fail_after(grace_s):
+                while self.streams > 0:
+                    await asyncio.sleep(0.02)
+
     def symbol(self, name: str | None) -> str:
         symbol = (name or self.settings.symbols[0]).strip().upper()
         if symbol not in self.feed.symbols:
             served = ", ".join(self.settings.symbols)
-            raise HTTPException(404, f"unknown symbol {symbol!r}; this service serves {served}")
+            raise HTTPException(404, f"unknown symbol {_echo(symbol)}; this service serves {served}")
         return symbol
 
 
@@ -86,7 +101,14 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.service = service
-    bearer = HTTPBearer(auto_error=False, description="API_TOKEN, when the service has one")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422, with what the client sent shortened as in a 404 (never a 100 KB echo)."""
+        errors = [{**error, "input": _echo(str(error["input"]))} if "input" in error else error
+                  for error in exc.errors()]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+    bearer = HTTPBearer(auto_error=False, description="the service's API_TOKEN")
 
     async def require_token(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -94,6 +116,10 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
         presented = credentials.credentials if credentials is not None else None
         if not service.authorized(presented):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    # Only a service with a token asks for one, so only its schema declares bearer auth and 401.
+    guard = [Depends(require_token)] if service.token is not None else []
+    refusals = {401: _UNAUTHORIZED} if service.token is not None else {}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -116,7 +142,7 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
         """Prometheus text format."""
         return Response(service.metrics.render(), media_type=service.metrics.content_type)
 
-    @app.get("/v1/status", tags=["market data"], dependencies=[Depends(require_token)])
+    @app.get("/v1/status", tags=["market data"], dependencies=guard, responses=refusals)
     async def status() -> StatusResponse:
         feed = service.feed
         ready, _ = feed.readiness(settings.ready_max_age_s)
@@ -128,8 +154,8 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
             symbols={s: feed.symbol_status(s) for s in feed.symbols},
         )
 
-    @app.get("/v1/book", tags=["market data"], dependencies=[Depends(require_token)],
-             response_model=SnapshotMessage)
+    @app.get("/v1/book", tags=["market data"], dependencies=guard,
+             responses={**refusals, 404: _UNKNOWN_SYMBOL}, response_model=SnapshotMessage)
     async def book(
         symbol: Annotated[str | None, Query(description="default: the first configured symbol")] = None,
         depth: Annotated[int | None, Query(ge=1, le=MAX_DEPTH, description="levels per side; default all")] = None,
@@ -137,8 +163,8 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
         """The book at its current sequence number, in the stream's snapshot shape."""
         return service.feed.snapshot(service.symbol(symbol), depth)
 
-    @app.get("/v1/trades", tags=["market data"], dependencies=[Depends(require_token)],
-             response_model=TradesResponse)
+    @app.get("/v1/trades", tags=["market data"], dependencies=guard,
+             responses={**refusals, 404: _UNKNOWN_SYMBOL}, response_model=TradesResponse)
     async def trades(
         symbol: Annotated[str | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_TRADES)] = 100,
@@ -172,33 +198,46 @@ async def _stream(service: Service, websocket: WebSocket) -> None:
     unknown = [s for s in symbols if s not in service.feed.symbols]
     await websocket.accept()
     if unknown or not symbols:
-        reason = f"unknown symbol {','.join(unknown)[:40]}; served: {','.join(service.feed.symbols)[:60]}"
-        await websocket.close(code=UNKNOWN_SYMBOL_CODE, reason=reason[:120])
+        shown = ",".join(unknown)[:40] or "(none)"
+        await websocket.close(code=UNKNOWN_SYMBOL_CODE,
+                              reason=f"unknown symbol {shown}; served: {','.join(service.feed.symbols)}")
         return
     subscriber = service.feed.subscribe(symbols, service.settings.client_buffer)
     service.metrics.clients.inc()
-    client_gone = False
+    service.streams += 1
     try:
-        async with anyio.create_task_group() as group:
-            async def first_to_finish(part) -> None:
-                await part()
-                group.cancel_scope.cancel()
-
-            async def listen() -> None:
-                nonlocal client_gone
-                await _listen(websocket)
-                client_gone = True
-
-            group.start_soon(first_to_finish, lambda: _pump(websocket, subscriber, service.metrics))
-            group.start_soon(first_to_finish, listen)
-            group.start_soon(first_to_finish, subscriber.wait_closed)
+        await _serve_subscriber(service, websocket, subscriber)
     finally:
         service.hub.unsubscribe(subscriber)
+        # The gauge counts connections, so it drops when the TCP connection is gone, not before.
+        released = websocket.scope.get("state", {}).get(RELEASED)
+        if released is not None:
+            with contextlib.suppress(Exception):
+                with anyio.fail_after(CLOSE_TIMEOUT_S + 1):
+                    await asyncio.shield(released)
+        service.streams -= 1
         service.metrics.clients.dec()
-    if client_gone:
+
+
+async def _serve_subscriber(service: Service, websocket: WebSocket, subscriber: Subscriber) -> None:
+    gone: dict = {}
+    async with anyio.create_task_group() as group:
+        async def first_to_finish(part) -> None:
+            await part()
+            group.cancel_scope.cancel()
+
+        async def listen() -> None:
+            gone.update(await _listen(websocket))
+
+        group.start_soon(first_to_finish, lambda: _pump(websocket, subscriber, service.metrics))
+        group.start_soon(first_to_finish, listen)
+        group.start_soon(first_to_finish, subscriber.wait_cut)
+    if gone:
+        if gone.get("code") == SLOW_CONSUMER_CODE:   # the connection stopped acknowledging in time
+            service.hub.cut_slow(subscriber)
         return
-    # Cut off by the hub (slow consumer, shutdown), or the send failed. A slow client's socket may
-    # be full: give the close frame a while, then let the server drop the connection.
+    # Cut off by the hub (slow consumer, shutdown), or the send failed. The close frame goes out
+    # without waiting for a full socket to drain; the server drops a peer that does not answer it.
     code, reason = (subscriber.code, subscriber.reason) if subscriber.closed else (1011, "stream ended")
     with contextlib.suppress(Exception):
         with anyio.fail_after(CLOSE_TIMEOUT_S):
@@ -218,19 +257,20 @@ async def _pump(websocket: WebSocket, subscriber: Subscriber, metrics: Metrics) 
         return
 
 
-async def _listen(websocket: WebSocket) -> None:
-    """Reads (and ignores) what the client sends, to notice when it goes away."""
+async def _listen(websocket: WebSocket) -> dict:
+    """Reads (and ignores) what the client sends, to notice when it goes away; returns the disconnect."""
     try:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
-                return
+                return {"code": message.get("code"), "reason": message.get("reason", "")}
     except Exception:  # a broken connection counts as gone
-        return
+        return {"code": None}
 
 
 def _page(settings: Settings, kind: str, exchange: Exchange | None) -> str:
-    template = resources.files("service").joinpath("static/index.html").read_text(encoding="utf-8")
+    # Outside static/: the raw template, placeholders and all, must never be served as a file.
+    template = resources.files("service").joinpath("templates/index.html").read_text(encoding="utf-8")
     config = {"source": kind, "exchange": exchange, "symbols": list(settings.symbols),
               "auth": settings.api_token is not None}
     label = ("LIVE" if kind == "live" else "MOCK") + (f" · {exchange}" if exchange else "")
@@ -253,6 +293,37 @@ Order books and trades from hftbacktest's live bot (`source: live`) or from a mo
 **Stream** `WS /v1/stream?symbols=BTCUSDT[,ETHUSDT][&token=…]`: first a `snapshot` per symbol, then
 a `status`, then `delta` and `trade` messages. Per symbol, every delta, trade and mid-stream snapshot
 takes the next `seq`; a gap means the client must resynchronise (reconnect). Close codes: **4008**
-slow consumer (the client fell more than CLIENT_BUFFER messages behind), **4404** unknown symbol,
-**1001** service shutting down; a missing or wrong token rejects the handshake (HTTP 403).
+slow consumer (the client fell more than CLIENT_BUFFER messages or CLIENT_MAX_LAG_S seconds behind),
+**4404** unknown symbol, **1001** service shutting down (after a final `stopped` status), **1009** a
+client message over 4 KiB (the stream reads nothing); a missing or wrong token rejects the handshake
+(HTTP 403).
 """.format(exchanges=", ".join(f"`{name}`" for name in EXCHANGES))
+
+
+ECHO_CHARS = 32   # of a client's unknown symbol, in an error: enough to recognise it, never a 100 KB echo
+
+
+def _echo(text: str) -> str:
+    """What a client sent, quoted for an error message: its first ECHO_CHARS characters, printable ASCII only."""
+    shown = "".join(c if " " <= c <= "~" else "?" for c in text[:ECHO_CHARS])
+    return repr(shown + ("…" if len(text) > ECHO_CHARS else ""))
+
+
+def _error_body(detail: str) -> dict:
+    """The schema of every error body this API raises itself: FastAPI's {"detail": "..."}."""
+    return {"application/json": {"schema": {
+        "title": "Error", "type": "object", "required": ["detail"],
+        "properties": {"detail": {"title": "Detail", "type": "string", "description": detail}},
+    }}}
+
+
+_UNAUTHORIZED = {
+    "description": "Missing or wrong bearer token",
+    "headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    "content": _error_body("missing or wrong bearer token"),
+}
+_UNKNOWN_SYMBOL = {
+    "description": "Unknown symbol",
+    "content": _error_body(f"the symbol asked for (its first {ECHO_CHARS} characters, printable ASCII only) "
+                           "and the symbols this service serves"),
+}

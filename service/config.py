@@ -1,10 +1,12 @@
 """The service's configuration, read from the environment; a mistake becomes one line saying what to fix."""
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,10 +18,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .events import EXCHANGES, Exchange
 from .instrument import Instrument
+from .market import DEFAULT_PARAMS
 
 # Bybit-style symbols; short because the live IPC packs them into 512-byte slots.
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,23}$")
@@ -28,6 +31,13 @@ SOURCE_NAMES = {"hft_connector": "hft_connector", "live": "hft_connector", "mock
 DEFAULT_EXCHANGE: Exchange = "bybit"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 CHANNEL_KEYS = ("buffer_size", "max_bots")
+WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
+HOST_NAME = re.compile(r"(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+BEARER_TOKEN = re.compile(r"[\x21-\x7e]+")   # printable ASCII, no space: what an Authorization header carries
+STEP_RANGE = (1e-9, 1e9)                      # TICK_SIZE and LOT_SIZE
+# Prices stay exact to the tick in a double up to ~1e15 ticks; 1e12 leaves every tick a distinct price.
+MAX_BOOK_TICKS = 10**12
+DAY_S = 86_400
 
 
 class ConfigError(Exception):
@@ -57,12 +67,45 @@ def positive_numbers(value: Any, name: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+def steps(value: Any, name: str) -> tuple[float, ...]:
+    """TICK_SIZE or LOT_SIZE: positive numbers within STEP_RANGE."""
+    numbers = positive_numbers(value, name)
+    low, high = STEP_RANGE
+    for number in numbers:
+        if not low <= number <= high:
+            raise ValueError(f"{number:g} is not between {low:g} and {high:g}")
+    return numbers
+
+
+class UnambiguousEnv(EnvSettingsSource):
+    """The environment, refusing a setting given under two spellings (names are case-insensitive) with two values."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        setting = {env_name.lower(): name for name, field in self.settings_cls.model_fields.items()
+                   for _, env_name, _ in self._extract_field_info(field, name)}
+        given: dict[str, dict[str, str]] = {}
+        for variable, value in os.environ.items():
+            name = setting.get(variable.lower())
+            if name is not None and not (self.env_ignore_empty and value == ""):
+                given.setdefault(name, {})[variable] = value
+        clashes = []
+        for name, spellings in given.items():
+            if len(set(spellings.values())) > 1:
+                shown = [v if name == "api_token" else f"{v}={spellings[v]!r}" for v in sorted(spellings)]
+                both = "both" if len(shown) == 2 else "all"
+                clashes.append(f"{', '.join(shown[:-1])} and {shown[-1]} {both} set {_env_name((name,))}; keep one")
+        if clashes:
+            raise ConfigError(f"bad configuration: {'; '.join(clashes)}")
+        return super()._load_env_vars()
+
+
 class Settings(BaseSettings):
-    """Every setting, named as its environment variable (case-insensitive)."""
+    """Every setting, named as its environment variable (case-insensitive, but given once)."""
 
     # env_ignore_empty: `VAR=` (as compose passes an unset `${VAR:-}`) means "use the default".
+    # allow_inf_nan=False: every float is finite ("inf", "nan", "1e400" are refused).
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True,
-                                      env_ignore_empty=True)
+                                      env_ignore_empty=True, allow_inf_nan=False)
 
     data_source: Literal["hft_connector", "mock"] = Field(
         "hft_connector", description="hft_connector (or live): hftbacktest's live bot; mock: the market model")
@@ -82,20 +125,56 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     api_token: SecretStr | None = Field(None, description="when set, /v1/* and the stream need it as a bearer token")
 
-    ready_max_age_s: float = Field(10.0, gt=0, description="/readyz fails when a symbol's data is older")
+    ready_max_age_s: float = Field(10.0, gt=0, le=DAY_S, description="/readyz fails when a symbol's data is older")
     client_buffer: int = Field(1024, ge=16, le=1_000_000, description="messages a stream client may lag behind")
+    client_max_lag_s: float = Field(10.0, ge=0.2, le=600, allow_inf_nan=False,
+                                    description="seconds a stream client may lag behind before it is cut off (4008)")
+    http_request_timeout_s: float = Field(10.0, ge=0.5, le=600, allow_inf_nan=False,
+                                          description="an HTTP request must arrive whole within this")
     trade_history: int = Field(1000, ge=1, le=1_000_000, description="trades kept per symbol for /v1/trades")
 
     mock_event_rate: float = Field(200.0, gt=0, le=200_000, description="mock order-book actions per second per symbol")
-    mock_seed: int | None = Field(None, description="same seed, same event sequence; unset: a random seed")
-    mock_price: float = Field(60_000.0, gt=0, description="the mock market's starting price")
+    mock_seed: int | None = Field(None, ge=0, le=2**63 - 1,
+                                  description="same seed, same event sequence; unset: a random seed")
+    mock_price: float = Field(
+        60_000.0, gt=0, description=f"the mock market's starting price: {DEFAULT_PARAMS.floor_ticks} ticks or more")
 
     hftbacktest_channel_config: str | None = Field(
         None, description="TOML with buffer_size / max_bots for hftbacktest's IPC channel")
     live_book_ticks: int = Field(100, ge=1, le=10_000, description="ticks scanned each side of the best bid/ask")
-    live_stale_after_s: float = Field(5.0, gt=0, description="no feed this long: state becomes stale")
-    live_rebuild_after_s: float = Field(15.0, gt=0, description="no feed this long: the bot is rebuilt")
+    live_stale_after_s: float = Field(5.0, gt=0, le=DAY_S, description="no feed this long: state becomes stale")
+    live_rebuild_after_s: float = Field(15.0, gt=0, le=DAY_S, description="no feed this long: the bot is rebuilt")
     live_trades_capacity: int = Field(1000, ge=1, le=1_000_000)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, UnambiguousEnv(settings_cls), dotenv_settings, file_secret_settings
+
+    @field_validator("port", "client_buffer", "trade_history", "mock_seed", "live_book_ticks", "live_trades_capacity",
+                     mode="before")
+    @classmethod
+    def _whole(cls, value: Any) -> Any:
+        # pydantic would take "8000.0", "1_024" or True as whole numbers.
+        if isinstance(value, bool) or (isinstance(value, str) and not WHOLE_NUMBER.fullmatch(value)):
+            raise ValueError(f"{value!r} is not a whole number")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        # Checked here, without a name lookup: uvicorn would resolve "999.1.1.1" as a name.
+        try:
+            ipaddress.ip_address(value)
+            return value
+        except ValueError:
+            pass
+        if HOST_NAME.fullmatch(value) and not value.rstrip(".").rsplit(".", 1)[-1].isdigit():
+            return value
+        raise ValueError(f"{value!r} is not an IP address or a host name")
 
     @field_validator("data_source", mode="before")
     @classmethod
@@ -151,17 +230,28 @@ class Settings(BaseSettings):
     @field_validator("tick_size", mode="before")
     @classmethod
     def _ticks(cls, value: Any) -> tuple[float, ...]:
-        return positive_numbers(value, "TICK_SIZE")
+        return steps(value, "TICK_SIZE")
 
     @field_validator("lot_size", mode="before")
     @classmethod
     def _lots(cls, value: Any) -> tuple[float, ...]:
-        return positive_numbers(value, "LOT_SIZE")
+        return steps(value, "LOT_SIZE")
 
     @field_validator("api_token", mode="before")
     @classmethod
     def _token(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+        # Only the empty string means "no token" (compose passes it for unset); the messages never show the token.
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not isinstance(value, str) or value == "":
+            return value or None
+        if not value.strip():
+            raise ValueError("is set but blank; give a token, or leave it empty (or unset) for no authentication")
+        if value != value.strip():
+            raise ValueError("has whitespace before or after it; remove it (a bearer token cannot carry any)")
+        if not BEARER_TOKEN.fullmatch(value):
+            raise ValueError("may hold printable ASCII only, without spaces (as an HTTP header's bearer token)")
+        return value
 
     @field_validator("hftbacktest_channel_config", mode="before")
     @classmethod
@@ -180,7 +270,25 @@ class Settings(BaseSettings):
                     "give one value, or one per symbol")
         if self.live_rebuild_after_s < self.live_stale_after_s:
             raise ValueError("LIVE_REBUILD_AFTER_S must not be shorter than LIVE_STALE_AFTER_S")
+        if self.data_source == "mock":
+            self._check_mock_price()
         return self
+
+    def _check_mock_price(self) -> None:
+        """The market model starts at MOCK_PRICE only if that is room for its levels, and few enough ticks to print."""
+        price, floor = self.mock_price, DEFAULT_PARAMS.floor_ticks
+        for inst in self.instruments:
+            ticks = price / inst.tick_size
+            if round(ticks) < floor:
+                raise ValueError(
+                    f"MOCK_PRICE={price:g} is {round(ticks):g} ticks of {inst.tick_size:g} for {inst.symbol}; "
+                    f"the mock market needs at least {floor}: set MOCK_PRICE to {inst.price(floor):g} or more, "
+                    "or a smaller TICK_SIZE")
+            if ticks > MAX_BOOK_TICKS:
+                raise ValueError(
+                    f"MOCK_PRICE={price:g} is {ticks:g} ticks of {inst.tick_size:g} for {inst.symbol}; "
+                    f"the book holds at most {MAX_BOOK_TICKS:g}: set MOCK_PRICE to "
+                    f"{MAX_BOOK_TICKS * inst.tick_size:g} or less, or a larger TICK_SIZE")
 
     @property
     def source_kind(self) -> Literal["live", "mock"]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
@@ -9,6 +10,15 @@ SLOW_CONSUMER_CODE = 4008
 SLOW_CONSUMER_REASON = "slow consumer"
 SHUTDOWN_CODE = 1001
 SHUTDOWN_REASON = "service shutting down"
+MAX_REASON_BYTES = 123   # RFC 6455: a close frame's payload is at most 125 bytes, 2 of them the code
+
+
+def fit_reason(reason: str) -> str:
+    """`reason` cut to what a close frame can carry (123 bytes of UTF-8), never mid-character."""
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= MAX_REASON_BYTES:
+        return reason
+    return encoded[:MAX_REASON_BYTES - 3].decode("utf-8", errors="ignore") + "..."
 
 
 class SubscriberClosed(Exception):
@@ -16,16 +26,17 @@ class SubscriberClosed(Exception):
 
 
 class Subscriber:
-    """One stream client's buffer of encoded messages."""
+    """One stream client's buffer of encoded messages, each with the time it was queued."""
 
-    __slots__ = ("symbols", "capacity", "_buffer", "_ready", "closed", "code", "reason", "_closed_event")
+    __slots__ = ("symbols", "capacity", "max_lag_s", "_buffer", "_ready", "closed", "code", "reason", "_cut")
 
-    def __init__(self, symbols: Iterable[str], capacity: int) -> None:
+    def __init__(self, symbols: Iterable[str], capacity: int, max_lag_s: float | None = None) -> None:
         self.symbols = frozenset(symbols)
         self.capacity = capacity
-        self._buffer: deque[str] = deque()
+        self.max_lag_s = max_lag_s
+        self._buffer: deque[tuple[float, str]] = deque()
         self._ready = asyncio.Event()
-        self._closed_event = asyncio.Event()
+        self._cut = asyncio.Event()
         self.closed = False
         self.code = 1000
         self.reason = ""
@@ -33,55 +44,63 @@ class Subscriber:
     def __len__(self) -> int:
         return len(self._buffer)
 
-    def offer(self, text: str) -> bool:
-        """Queue a message; False (and nothing queued) when the buffer is full or closed."""
+    def offer(self, text: str, now: float | None = None) -> bool:
+        """Queue a message; False (and nothing queued) when closed, full, or the oldest queued one is too old."""
         if self.closed or len(self._buffer) >= self.capacity:
             return False
-        self._buffer.append(text)
+        now = time.monotonic() if now is None else now
+        if self.max_lag_s is not None and self._buffer and now - self._buffer[0][0] > self.max_lag_s:
+            return False
+        self._buffer.append((now, text))
         self._ready.set()
         return True
 
     async def get(self) -> str:
-        """The next message, waiting for one; raises SubscriberClosed once cut off."""
+        """The next message, waiting for one; raises SubscriberClosed once cut off (after a drain, once empty)."""
         while not self._buffer:
             if self.closed:
                 raise SubscriberClosed(self.code, self.reason)
             self._ready.clear()
             await self._ready.wait()
-        if self.closed:
-            raise SubscriberClosed(self.code, self.reason)
-        return self._buffer.popleft()
+        return self._buffer.popleft()[1]
 
-    def close(self, code: int, reason: str) -> int:
-        """Cut off; returns how many queued messages were discarded."""
+    def close(self, code: int, reason: str, *, drain: bool = False) -> int:
+        """Cut off (drain: after what is queued is delivered); returns how many queued messages were discarded."""
         if self.closed:
             return 0
         self.closed = True
         self.code = code
-        self.reason = reason
+        self.reason = fit_reason(reason)
+        self._ready.set()
+        if drain:
+            return 0
         dropped = len(self._buffer)
         self._buffer.clear()
-        self._ready.set()
-        self._closed_event.set()
+        self._cut.set()
         return dropped
 
-    async def wait_closed(self) -> None:
-        await self._closed_event.wait()
+    async def wait_cut(self) -> None:
+        """Returns when the subscriber is closed without a drain: whatever is being sent to it is stale."""
+        await self._cut.wait()
 
 
 class Hub:
-    """Subscribers by symbol. publish() never blocks: a full buffer closes that subscriber with 4008."""
+    """Subscribers by symbol. publish() never blocks: a subscriber that falls behind, in messages
+    (its capacity) or in time (max_lag_s for its oldest queued message), is closed with 4008."""
 
-    def __init__(self, on_slow: Callable[[int], None] | None = None) -> None:
+    def __init__(self, on_slow: Callable[[int], None] | None = None, max_lag_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._by_symbol: dict[str, set[Subscriber]] = {}
         self._all: set[Subscriber] = set()
         self._on_slow = on_slow
+        self.max_lag_s = max_lag_s
+        self._clock = clock
 
     def __len__(self) -> int:
         return len(self._all)
 
     def subscribe(self, symbols: Iterable[str], capacity: int) -> Subscriber:
-        subscriber = Subscriber(symbols, capacity)
+        subscriber = Subscriber(symbols, capacity, self.max_lag_s)
         self._all.add(subscriber)
         for symbol in subscriber.symbols:
             self._by_symbol.setdefault(symbol, set()).add(subscriber)
@@ -94,21 +113,27 @@ class Hub:
 
     def publish(self, symbol: str, text: str) -> None:
         subscribers = self._by_symbol.get(symbol)
-        if not subscribers:
-            return
-        slow = [s for s in subscribers if not s.offer(text)]
-        for subscriber in slow:
-            self._cut(subscriber, dropped_now=1)
+        if subscribers:
+            self._offer(subscribers, text)
 
     def broadcast(self, text: str) -> None:
-        slow = [s for s in self._all if not s.offer(text)]
+        self._offer(self._all, text)
+
+    def _offer(self, subscribers: Iterable[Subscriber], text: str) -> None:
+        now = self._clock()
+        slow = [s for s in subscribers if not s.offer(text, now)]
         for subscriber in slow:
             self._cut(subscriber, dropped_now=1)
 
-    def close_all(self, code: int = SHUTDOWN_CODE, reason: str = SHUTDOWN_REASON) -> None:
+    def close_all(self, code: int = SHUTDOWN_CODE, reason: str = SHUTDOWN_REASON, *, drain: bool = False) -> None:
+        """Close every subscriber; with drain, each still gets what is queued for it (a final status, say)."""
         for subscriber in list(self._all):
-            subscriber.close(code, reason)
+            subscriber.close(code, reason, drain=drain)
             self.unsubscribe(subscriber)
+
+    def cut_slow(self, subscriber: Subscriber) -> None:
+        """Cut off a subscriber found slow elsewhere (its connection stopped acknowledging)."""
+        self._cut(subscriber, dropped_now=0)
 
     def _cut(self, subscriber: Subscriber, dropped_now: int) -> None:
         if subscriber.closed:   # closed for another reason and not yet unsubscribed

@@ -25,6 +25,11 @@ class ModelParams:
     cancel: float = 0.30        # share of cancels; the rest are market orders
     sweep_levels: int = 5       # a market order takes at most this many levels
 
+    @property
+    def floor_ticks(self) -> int:
+        """The lowest tick the book starts at and the latent price falls to: room for the levels below it."""
+        return 4 * self.levels + 10
+
 
 DEFAULT_PARAMS = ModelParams()
 
@@ -42,8 +47,8 @@ class MarketModel:
         p = params
         self.params = p
         self.rng = random.Random(seed)
-        floor = 4 * p.levels + 10
-        mid = max(int(mid_tick), floor)
+        floor = p.floor_ticks
+        mid = max(int(mid_tick), floor)   # the service's and the simulator's settings refuse a lower start
         self._floor = floor
         self.fair = float(mid)
         self.bids: dict[int, int] = {}

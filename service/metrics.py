@@ -29,7 +29,8 @@ class Metrics:
         self.events_out = Counter(
             "hftlive_events_out", "Messages sent to stream clients", registry=r)
         self.slow_consumers = Counter(
-            "hftlive_slow_consumers", "Stream clients closed (4008) because they fell behind their buffer",
+            "hftlive_slow_consumers",
+            "Stream clients closed (4008): more than CLIENT_BUFFER messages or CLIENT_MAX_LAG_S behind",
             registry=r)
         self.dropped = Counter(
             "hftlive_events_dropped", "Messages discarded with the slow consumers that could not take them",

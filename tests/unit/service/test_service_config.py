@@ -123,3 +123,123 @@ def test_a_channel_config_hftbacktest_would_silently_ignore_is_refused(tmp_path,
         load_settings(data_source="mock", hftbacktest_channel_config=str(channel))
     assert "HFTBACKTEST_CHANNEL_CONFIG" in str(error.value) and expected in str(error.value)
 
+
+
+def test_an_infinite_mock_price_is_one_line_and_exit_2_not_a_crash(service_env):
+    done = run_service(service_env, {"DATA_SOURCE": "mock", "MOCK_PRICE": "inf"})
+    assert done.returncode == 2, done.stderr
+    assert "MOCK_PRICE='inf': Input should be a finite number" in one_line(done)
+
+
+@pytest.mark.parametrize("name", ["MOCK_PRICE", "READY_MAX_AGE_S", "LIVE_STALE_AFTER_S", "LIVE_REBUILD_AFTER_S",
+                                  "MOCK_EVENT_RATE"])
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400"])
+def test_no_number_setting_takes_nan_or_infinity(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings(data_source="mock")
+    assert f"{name}={value!r}: Input should be a finite number" in str(error.value)
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("PORT", "8000.0", "'8000.0' is not a whole number"),
+    ("CLIENT_BUFFER", "1_024", "'1_024' is not a whole number"),
+    ("MOCK_SEED", "1e3", "'1e3' is not a whole number"),
+    ("MOCK_SEED", "-1", "Input should be greater than or equal to 0"),
+    ("READY_MAX_AGE_S", "1e9", "Input should be less than or equal to 86400"),
+    ("LIVE_REBUILD_AFTER_S", "1e9", "Input should be less than or equal to 86400"),
+    ("TICK_SIZE", "1e-300", "1e-300 is not between 1e-09 and 1e+09"),
+    ("LOT_SIZE", "1e300", "1e+300 is not between 1e-09 and 1e+09"),
+])
+def test_number_settings_are_whole_where_they_count_and_within_range(monkeypatch, name, value, expected):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings(data_source="mock")
+    assert f"{name}={value!r}: {expected}" in str(error.value)
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"MOCK_PRICE": "1"}, "MOCK_PRICE=1 is 10 ticks of 0.1 for BTCUSDT; the mock market needs at least 130: "
+                          "set MOCK_PRICE to 13 or more, or a smaller TICK_SIZE"),
+    ({"SYMBOL": "BTCUSDT,DOGEUSDT", "TICK_SIZE": "0.1,0.00001", "MOCK_PRICE": "12"},
+     "MOCK_PRICE=12 is 120 ticks of 0.1 for BTCUSDT; the mock market needs at least 130: "
+     "set MOCK_PRICE to 13 or more, or a smaller TICK_SIZE"),
+    ({"TICK_SIZE": "1e-9"}, "MOCK_PRICE=60000 is 6e+13 ticks of 1e-09 for BTCUSDT; the book holds at most 1e+12: "
+                            "set MOCK_PRICE to 1000 or less, or a larger TICK_SIZE"),
+])
+def test_the_mock_price_must_be_one_the_market_model_can_start_at(monkeypatch, env, expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings(data_source="mock")
+    assert str(error.value) == f"bad configuration: {expected}"
+
+
+def test_the_mock_price_floor_is_the_market_models_and_applies_to_the_mock_only():
+    from service.market import DEFAULT_PARAMS, MarketModel
+    smallest = load_settings(data_source="mock", mock_price=13.0)
+    model = MarketModel(smallest.instruments[0].tick(smallest.mock_price), 1)
+    assert model.best_bid + model.best_ask == 2 * DEFAULT_PARAMS.floor_ticks == 260   # started where asked
+    assert load_settings(data_source="live", tick_size="1e-9").mock_price == 60_000   # unused: not checked
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("   ", "API_TOKEN: is set but blank; give a token, or leave it empty (or unset) for no authentication"),
+    (" tok3n", "API_TOKEN: has whitespace before or after it; remove it (a bearer token cannot carry any)"),
+    ("tok3n\n", "API_TOKEN: has whitespace before or after it; remove it (a bearer token cannot carry any)"),
+    ("tok 3n", "API_TOKEN: may hold printable ASCII only, without spaces (as an HTTP header's bearer token)"),
+    ("tok\x013n", "API_TOKEN: may hold printable ASCII only, without spaces (as an HTTP header's bearer token)"),
+    ("tök3n", "API_TOKEN: may hold printable ASCII only, without spaces (as an HTTP header's bearer token)"),
+])
+def test_a_token_that_cannot_be_sent_is_refused_without_printing_it(monkeypatch, value, expected):
+    monkeypatch.setenv("API_TOKEN", value)
+    with pytest.raises(ConfigError) as error:
+        load_settings(data_source="mock")
+    assert str(error.value) == f"bad configuration: {expected}"
+    assert "3n" not in str(error.value)   # the token itself is never shown
+
+
+def test_an_empty_or_unset_token_means_no_authentication(monkeypatch):
+    assert load_settings(data_source="mock").api_token is None
+    monkeypatch.setenv("API_TOKEN", "")   # what compose passes for an unset variable
+    assert load_settings(data_source="mock").api_token is None
+    monkeypatch.setenv("API_TOKEN", "a-Token_0.9~+/=")
+    assert load_settings(data_source="mock").api_token.get_secret_value() == "a-Token_0.9~+/="
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"DATA_SOURCE": "hft_connector", "data_source": "mock"},
+     "DATA_SOURCE='hft_connector' and data_source='mock' both set DATA_SOURCE; keep one"),
+    ({"SYMBOL": "BTCUSDT", "SYMBOLS": "ETHUSDT"}, "SYMBOL='BTCUSDT' and SYMBOLS='ETHUSDT' both set SYMBOL; keep one"),
+    ({"Port": "8001", "PORT": "8000"}, "PORT='8000' and Port='8001' both set PORT; keep one"),
+    ({"API_TOKEN": "one", "api_token": "two"}, "API_TOKEN and api_token both set API_TOKEN; keep one"),
+])
+def test_a_setting_given_twice_with_different_values_is_refused(monkeypatch, env, expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert str(error.value) == f"bad configuration: {expected}"
+
+
+def test_a_setting_given_twice_with_the_same_value_is_not_ambiguous(monkeypatch):
+    for name in ("DATA_SOURCE", "data_source"):
+        monkeypatch.setenv(name, "mock")
+    monkeypatch.setenv("SYMBOL", "ETHUSDT")
+    monkeypatch.setenv("symbols", "ETHUSDT")
+    monkeypatch.setenv("log_level", "")   # empty is unset, so it does not clash
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    settings = load_settings()
+    assert (settings.data_source, settings.symbols, settings.log_level) == ("mock", ("ETHUSDT",), "debug")
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "exa mple", " ", "-x.example", "host:80"])
+def test_a_host_that_is_no_address_or_name_is_refused_without_a_lookup(host):
+    with pytest.raises(ConfigError) as error:
+        load_settings(data_source="mock", host=host)
+    assert f"HOST: {host!r} is not an IP address or a host name" in str(error.value)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1", "::", "::1", "localhost", "service-mock", "a.b.example"])
+def test_addresses_and_host_names_are_hosts(host):
+    assert load_settings(data_source="mock", host=host).host == host

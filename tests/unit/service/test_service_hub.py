@@ -44,7 +44,7 @@ def test_a_cut_subscriber_raises_instead_of_delivering_stale_messages():
             hub.publish("X", str(i))
         with pytest.raises(SubscriberClosed):
             await sub.get()
-        await asyncio.wait_for(sub.wait_closed(), 1)
+        await asyncio.wait_for(sub.wait_cut(), 1)
     asyncio.run(scenario())
 
 
@@ -73,3 +73,27 @@ def test_a_subscriber_closed_for_another_reason_is_not_counted_as_slow():
         return sub, cut
     sub, cut = asyncio.run(scenario())
     assert sub.closed and sub.code == 1001 and cut == []
+
+
+def test_a_subscriber_whose_oldest_message_is_older_than_the_lag_bound_is_cut_even_with_room():
+    async def scenario():
+        now = [0.0]
+        cut = []
+        hub = Hub(on_slow=cut.append, max_lag_s=2.0, clock=lambda: now[0])
+        stalled = hub.subscribe(["BTCUSDT"], capacity=1000)
+        for second in range(4):          # one message a second: far below the buffer, but older and older
+            now[0] = float(second)
+            hub.publish("BTCUSDT", f"m{second}")
+        return stalled, cut
+
+    stalled, cut = asyncio.run(scenario())
+    assert stalled.closed and stalled.code == SLOW_CONSUMER_CODE
+    assert cut == [4]                    # m0..m2 queued, m3 refused: the oldest was 3 s old
+
+
+def test_close_reasons_fit_a_close_frame_without_splitting_a_character():
+    from service.hub import fit_reason
+
+    reason = fit_reason("unknown symbol " + "€" * 60)
+    assert len(reason.encode()) <= 123 and reason.startswith("unknown symbol €") and reason.endswith("...")
+    assert fit_reason("short") == "short"

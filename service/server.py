@@ -1,0 +1,178 @@
+"""How the service listens: uvicorn, with deadlines for HTTP requests, a stream that reads little and cuts
+stale readers, and a shutdown that gives stream clients the final status and 1001."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from .hub import SHUTDOWN_CODE, SHUTDOWN_REASON, SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON, fit_reason
+
+log = logging.getLogger("hftlive.server")
+
+# The stream reads nothing a client sends (it only notices the client going away): a message larger
+# than this closes the connection with 1009, and nothing is compressed, so nothing can inflate.
+INBOUND_MAX_BYTES = 4096
+MAX_REQUEST_HEAD = 16 * 1024   # request line and headers: more is refused with 431, unparsed and unlogged
+RELEASED = "hftlive.released"   # scope["state"] key: a future done once the stream's TCP connection is gone
+
+
+class RequestDeadline(H11Protocol):
+    """h11 where every request must arrive whole within `request_timeout_s` of the connection opening
+    (or of the previous response): an idle or half-sent connection is dropped, not held."""
+
+    request_timeout_s = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:   # h11 limits only a head that arrives in pieces
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_REQUEST_HEAD:
+                self._refuse_head()
+                return
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._head_bytes = 0
+        if self.conn.their_state is h11.DONE or self.transport.get_protocol() is not self:
+            self._disarm()   # the request is in (or the connection became a WebSocket)
+
+    def _refuse_head(self) -> None:
+        log.warning("%s: a request line and headers over %d bytes; refused (431)", self.client, MAX_REQUEST_HEAD)
+        body = f"request line and headers over {MAX_REQUEST_HEAD} bytes\n".encode()
+        self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n"
+                             b"content-type: text/plain; charset=utf-8\r\n"
+                             b"content-length: %d\r\n\r\n%s" % (len(body), body))
+        self._disarm()
+        self.transport.close()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is not h11.DONE:
+            self._arm()   # keep-alive: the next request has the same deadline
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.request_timeout_s, self._expired)
+
+    def _disarm(self) -> None:
+        if getattr(self, "_deadline", None) is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expired(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return   # the app is answering: its response decides
+        log.debug("%s: no complete request within %gs; closing", self.client, self.request_timeout_s)
+        self.transport.abort()
+
+
+class StreamProtocol(WebSocketsSansIOProtocol):
+    """WebSockets where a close never waits behind a full socket, and a peer that stops acknowledging
+    (no pong within the ping timeout: it has not read what was sent before the ping) is a slow
+    consumer: it gets 4008, and its connection is dropped if it does not answer within `close_grace_s`."""
+
+    close_grace_s = 5.0
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:   # the handshake went on to the app
+            self.released: asyncio.Future[None] = self.loop.create_future()
+            scope["state"][RELEASED] = self.released
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        released = getattr(self, "released", None)
+        if released is not None and not released.done():
+            released.set_result(None)
+
+    async def send(self, message: Any) -> None:
+        if (message["type"] == "websocket.close" and self.handshake_complete and self.initial_response is None
+                and not self.close_sent and not self.disconnected):
+            code, reason = message.get("code", 1000), fit_reason(message.get("reason") or "")
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+            self._close(code, reason)
+            return
+        await super().send(message)
+
+    def keepalive_timeout(self) -> None:
+        self.pong_timer = None
+        self.pending_ping_payload = None
+        if self.close_sent or self.transport.is_closing():
+            return
+        log.debug("%s: no pong within %gs: a slow consumer", self.client, self.ping_timeout)
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": SLOW_CONSUMER_CODE,
+                               "reason": SLOW_CONSUMER_REASON})
+        self._close(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
+
+    def shutdown(self) -> None:
+        if self.handshake_complete and not self.close_sent and self.initial_response is None:
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": SHUTDOWN_CODE})
+            self._close(SHUTDOWN_CODE, SHUTDOWN_REASON)
+        elif self.close_sent:
+            self.transport.abort()   # told already, and did not answer: release it
+        else:
+            super().shutdown()
+
+    def _close(self, code: int, reason: str) -> None:
+        """The close frame goes out behind what is queued, without waiting; the connection is dropped
+        if the peer has not answered it within close_grace_s."""
+        self.stop_keepalive()
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:   # read on, to see the peer's answer
+            self.read_paused = False
+            self.transport.resume_reading()
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = self.loop.call_later(self.close_grace_s, self.transport.abort)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, whose shutdown first tells stream clients (final status, then 1001)."""
+
+    def __init__(self, config: uvicorn.Config, goodbye: Any = None) -> None:
+        super().__init__(config)
+        self._goodbye = goodbye
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        for server in self.servers:
+            server.close()   # no new clients while the present ones are told
+        if self._goodbye is not None:
+            try:
+                await self._goodbye()
+            except Exception:   # a failed goodbye must not stop the shutdown
+                log.exception("telling stream clients about the shutdown failed")
+        await super().shutdown(sockets)
+
+
+def build_server(app: Any, host: str, port: int, log_level: str, *, max_lag_s: float,
+                 request_timeout_s: float, goodbye: Any = None) -> Server:
+    """The server for `app`: stream readers more than about max_lag_s behind are cut with 4008."""
+    http = type("RequestDeadline", (RequestDeadline,), {"request_timeout_s": request_timeout_s})
+    ws = type("StreamProtocol", (StreamProtocol,), {})
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, http=http, ws=ws,
+        ws_max_size=INBOUND_MAX_BYTES, ws_per_message_deflate=False,
+        # A ping goes out behind the data sent so far; its pong says the client has read up to there.
+        ws_ping_interval=max_lag_s / 2, ws_ping_timeout=max_lag_s / 2,
+        timeout_graceful_shutdown=StreamProtocol.close_grace_s + 1)
+    return Server(config, goodbye)

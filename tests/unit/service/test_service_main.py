@@ -1,0 +1,99 @@
+"""`python -m service` as a process: its log never carries the API token, and a port it cannot listen on is one line."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from websockets.sync.client import connect
+
+SECRET = "hftlive-unit-secret-7Qx"
+STARTED = "Application startup"   # uvicorn's lines around the lifespan, which starts the source
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(process: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the service exited with {process.returncode}: {process.communicate()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail("the service did not answer /healthz in time")
+
+
+def stop(process: subprocess.Popen) -> str:
+    process.terminate()
+    try:
+        out, err = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate(timeout=10)
+    return out + err
+
+
+@pytest.mark.parametrize("level", ["trace", "debug"])
+def test_the_api_token_never_reaches_the_log(service_env, level):
+    port = free_port()
+    env = {**service_env, "DATA_SOURCE": "mock", "API_TOKEN": SECRET, "LOG_LEVEL": level,
+           "HOST": "127.0.0.1", "PORT": str(port)}
+    process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(process, port)
+        base = f"http://127.0.0.1:{port}"
+        status = urllib.request.Request(f"{base}/v1/status", headers={"Authorization": f"Bearer {SECRET}"})
+        with urllib.request.urlopen(status, timeout=5) as response:
+            assert response.status == 200
+        with pytest.raises(urllib.error.HTTPError):   # REST takes the header only; the attempt is still logged
+            urllib.request.urlopen(f"{base}/v1/trades?token={SECRET}", timeout=5)
+        with connect(f"ws://127.0.0.1:{port}/v1/stream", open_timeout=5,
+                     additional_headers={"Authorization": f"Bearer {SECRET}"}) as ws:
+            assert '"snapshot"' in ws.recv(timeout=5)
+        with connect(f"ws://127.0.0.1:{port}/v1/stream?symbols=BTCUSDT&token={SECRET}", open_timeout=5) as ws:
+            assert '"snapshot"' in ws.recv(timeout=5)
+    finally:
+        log = stop(process)
+    assert "/v1/status" in log and "/v1/trades" in log and "/v1/stream" in log, log   # the requests were logged
+    leaks = [line for line in log.splitlines() if SECRET in line]
+    assert not leaks, "\n".join(leaks)
+
+
+def refused(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_taken_port_is_one_line_and_exit_2_before_the_source_starts(service_env):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = refused({**service_env, "DATA_SOURCE": "mock", "HOST": "127.0.0.1", "PORT": str(port)})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f"hftlive service: cannot listen on 127.0.0.1:{port}: address already in use; "
+        "stop what holds the port, or set PORT to a free one"]
+    assert STARTED not in done.stdout + done.stderr
+
+
+def test_an_address_not_of_this_machine_is_one_line_and_exit_2_before_the_source_starts(service_env):
+    # 192.0.2.1 (TEST-NET-1) is no local interface's address: bind() fails locally, nothing is sent.
+    done = refused({**service_env, "DATA_SOURCE": "mock", "HOST": "192.0.2.1", "PORT": str(free_port())})
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("hftlive service: cannot listen on 192.0.2.1:")
+    assert line.endswith("address not available; set HOST to an address of this machine (0.0.0.0: all of them)")
+    assert STARTED not in done.stdout + done.stderr
+

@@ -1,0 +1,238 @@
+"""The service as `python -m service` runs it, probed as a hostile or careless client would: inbound
+limits, stale readers cut in time and released, close codes on shutdown and for long reasons, and
+HTTP connections that must send a request in time."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """`python -m service` (mock source) on 127.0.0.1, stopped with SIGTERM (then killed) at the end."""
+
+    def __init__(self, **env: str) -> None:
+        self.port = free_port()
+        self.env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+                    "DATA_SOURCE": "mock", "HOST": "127.0.0.1", "PORT": str(self.port), "LOG_LEVEL": "warning",
+                    "MOCK_SEED": "3", **env}
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws = f"ws://127.0.0.1:{self.port}/v1/stream"
+        self.output: str | None = None
+
+    def __enter__(self) -> Service:
+        self.proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=self.env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1).read()
+                return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"the service did not start: {self.stop()}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> str:
+        """Stops the service (once); its output."""
+        if self.output is None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+            self.output = self.proc.communicate()[0]
+        return self.output
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def metric(self, name: str) -> float:
+        text = urllib.request.urlopen(self.url + "/metrics", timeout=5).read().decode()
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"no metric {name}")
+
+    def established(self) -> int:
+        """TCP connections established on the service's port, as the kernel sees them (server side)."""
+        count = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as file:
+                for line in file.readlines()[1:]:
+                    local, state = line.split()[1], line.split()[3]
+                    if int(local.rsplit(":", 1)[1], 16) == self.port and state == "01":
+                        count += 1
+        return count
+
+
+def wait_for(check, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+# --- 2. what clients send: small, uncompressed ---
+
+def test_the_stream_negotiates_no_compression_and_closes_on_a_big_inbound_message():
+    async def probe(url: str) -> tuple[list, int | None]:
+        async with connect(url, compression="deflate", max_size=None) as ws:
+            extensions = [type(e).__name__ for e in ws.protocol.extensions]
+            await ws.send("x" * 65536)
+            try:
+                async with asyncio.timeout(5):
+                    while True:
+                        await ws.recv()
+            except ConnectionClosed as closed:
+                return extensions, closed.rcvd.code if closed.rcvd else None
+            except TimeoutError:
+                return extensions, None
+
+    with Service() as service:
+        extensions, code = asyncio.run(probe(service.ws))
+        assert extensions == [], "per-message deflate must not be negotiated: the stream reads nothing"
+        assert code == 1009, f"a 64 KiB inbound message should close the stream with 1009, got {code}"
+        assert json.loads(urllib.request.urlopen(service.url + "/healthz", timeout=5).read())["status"] == "alive"
+
+
+# --- 3. a stalled reader is cut in time, told 4008, and its connection released ---
+
+def test_a_stalled_reader_is_cut_with_4008_within_the_lag_bound_and_then_told():
+    lag = 2.0
+
+    async def stall_then_read(url: str) -> tuple[int | None, int, float]:
+        async with connect(url, max_queue=4, max_size=None) as ws:
+            await asyncio.sleep(lag + 3)          # read nothing: the service must not wait for us
+            received, started = 0, time.monotonic()
+            try:
+                async with asyncio.timeout(20):
+                    while True:
+                        await ws.recv()
+                        received += 1
+            except ConnectionClosed as closed:
+                return (closed.rcvd.code if closed.rcvd else None), received, time.monotonic() - started
+
+    with Service(CLIENT_MAX_LAG_S=str(lag), MOCK_EVENT_RATE="2000") as service:
+        code, received, took = asyncio.run(stall_then_read(service.ws))
+        assert code == 4008, f"a reader {lag + 3}s behind should be told 4008 (slow consumer), got {code}"
+        assert service.metric("hftlive_slow_consumers_total") == 1
+        assert service.metric("hftlive_stream_clients") == 0
+
+
+def test_a_reader_that_never_reads_again_has_its_connection_released():
+    lag = 2.0
+
+    async def never_read(service: Service) -> float:
+        async with connect(service.ws, max_queue=4, max_size=None) as ws:
+            ws.transport.pause_reading()   # like a frozen process: the kernel's buffers fill, then stay full
+            await asyncio.sleep(0.5)
+            assert service.established() == 1
+            took = await asyncio.to_thread(wait_for, lambda: service.established() == 0, 20,
+                                           "the service's end of a frozen reader's connection")
+            return took
+
+    with Service(CLIENT_MAX_LAG_S=str(lag), MOCK_EVENT_RATE="3000") as service:
+        took = asyncio.run(never_read(service))
+        assert took < lag + 5 + 3, f"released only after {took:.1f}s"
+        assert service.metric("hftlive_slow_consumers_total") == 1
+        assert service.metric("hftlive_stream_clients") == 0
+
+
+# --- 4. SIGTERM: the final status, then 1001 ---
+
+def test_on_sigterm_stream_clients_get_the_stopped_status_then_1001():
+    async def listen(service: Service) -> tuple[list[str], int | None, str]:
+        states = []
+        async with connect(service.ws, max_size=None) as ws:
+            for _ in range(3):
+                await ws.recv()                    # snapshot, status, ...: the stream is flowing
+            service.proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(15):
+                    while True:
+                        message = json.loads(await ws.recv())
+                        if message["type"] == "status":
+                            states.append(message["state"])
+            except ConnectionClosed as closed:
+                return states, (closed.rcvd.code if closed.rcvd else None), (closed.rcvd.reason if closed.rcvd else "")
+
+    with Service() as service:
+        states, code, reason = asyncio.run(listen(service))
+        assert code == 1001 and "shutting down" in reason, f"got close {code} {reason!r}"
+        assert states and states[-1] == "stopped", f"status messages after SIGTERM: {states}"
+        # uvicorn re-raises the signal once it has shut down, so the exit is the signal's (143 in Docker).
+        assert service.proc.wait(15) == -signal.SIGTERM
+
+
+# --- 5. a close reason from what the client asked for fits in a close frame ---
+
+def test_an_unknown_symbol_in_multibyte_characters_gets_4404_with_a_reason_that_fits():
+    async def ask(url: str) -> tuple[int | None, str]:
+        async with connect(url + "?symbols=" + "€" * 60 + ",BTCUSDT", max_size=None) as ws:
+            try:
+                await asyncio.wait_for(ws.recv(), 10)
+            except ConnectionClosed as closed:
+                return (closed.rcvd.code if closed.rcvd else None), (closed.rcvd.reason if closed.rcvd else "")
+        return None, ""
+
+    with Service() as service:
+        code, reason = asyncio.run(ask(service.ws))
+        assert code == 4404, f"got {code}"
+        assert reason.startswith("unknown symbol €") and len(reason.encode()) <= 123
+
+
+# --- 13. an HTTP connection must send its request in time ---
+
+@pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"], ids=["idle", "half-sent"])
+def test_an_idle_or_half_sent_http_connection_is_dropped(sent):
+    with Service(HTTP_REQUEST_TIMEOUT_S="1") as service:
+        with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
+            sock.sendall(sent)
+            started = time.monotonic()
+            try:
+                data = sock.recv(4096)
+            except TimeoutError:
+                data = None
+            took = time.monotonic() - started
+        assert data is not None and took < 4, f"the connection was held {took:.1f}s"
+        # A whole request on a fresh connection is still answered.
+        assert json.loads(urllib.request.urlopen(service.url + "/healthz", timeout=5).read())["status"] == "alive"
+
+
+# --- 12. a 100 KB request reaches neither a response body nor the log ---
+
+def test_a_huge_request_line_is_refused_and_never_logged_whole():
+    with Service(LOG_LEVEL="info") as service:
+        with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
+            sock.sendall(b"GET /v1/book?symbol=" + b"A" * 100_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        output = service.stop()
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+    assert len(answer) < 1000, f"the answer echoed {len(answer)} bytes"
+    longest = max(map(len, output.splitlines()), default=0)
+    assert longest < 1000, f"a {longest}-character log line"
