@@ -141,8 +141,8 @@ def test_mock_profile_serves_a_book_a_client_rebuilds_exactly(runtime_images, tm
 def test_a_slow_client_is_cut_off_while_a_fast_one_keeps_every_message(runtime_images, tmp_path):
     with Stack(tmp_path, "mock", MOCK_EVENT_RATE="3000", MOCK_SEED="11") as stack:
         # The slow client runs beside the service on its compose network: through the published
-        # port, docker-proxy's buffers would hold ~30 MB, and the service's WebSocket keepalive
-        # (20 s ping, 20 s timeout) would close the silent client before its buffer overflows.
+        # port, docker-proxy's buffers would hold ~30 MB ahead of it. It is cut either way (its
+        # buffer, or CLIENT_MAX_LAG_S with no pong), always with 4008.
         slow = subprocess.Popen(
             ["docker", "run", "--rm", "--network", stack.network(), "--cap-drop", "ALL", "--read-only",
              "--entrypoint", "python", "-v", f"{Path(__file__).parent / 'slow_client.py'}:/slow_client.py:ro",
