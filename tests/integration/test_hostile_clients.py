@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import time
 
@@ -13,7 +14,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from service.client import Delta, Snapshot, Status, StreamClient, Trade
 
-from .stack import Stack
+from tests.integration.stack import Stack
 
 SYMBOL = "BTCUSDT"
 RATE = 1000            # mock order-book actions per second
@@ -23,8 +24,8 @@ STALLED = 5            # stop reading after connecting (re-connecting when cut)
 HALF_OPEN = 100        # HTTP connections that send half a request, then nothing
 IDLE = 200             # TCP connections that send nothing
 GOOD = 3               # well-behaved stream clients
-RSS_BOUND_MB = 200     # the service's peak resident memory, hostile load included
-P99_BOUND_MS = 250     # event generation to a well-behaved client, 99th percentile
+RSS_BOUND_MB = 120     # the service's peak resident memory, hostile load included (52 MB measured)
+P99_BOUND_MS = 100     # event generation to a well-behaved client, 99th percentile (30 ms measured)
 
 
 def service_rss_kb(container: str) -> tuple[int, int]:
@@ -49,19 +50,11 @@ async def big_sender(url: str, stop: float, closes: list) -> None:
             await asyncio.sleep(0.2)
 
 
-async def stalled_reader(url: str, stop: float, closes: list) -> None:
-    while time.monotonic() < stop:
-        try:
-            async with connect(url, max_size=None, max_queue=1, open_timeout=5) as ws:
-                ws.transport.pause_reading()        # a frozen process: nothing is read from here on
-                while time.monotonic() < stop and not ws.transport.is_closing():
-                    await asyncio.sleep(0.5)
-                    if ws.protocol.state.name == "CLOSED":
-                        break
-        except (ConnectionClosed, OSError, InvalidHandshake, TimeoutError):
-            pass
-        closes.append("cut")
-        await asyncio.sleep(0.2)
+async def stalled_reader(url: str, stop: float) -> None:
+    """Connects, then reads nothing, like a frozen process: the service must cut it, not buffer for it."""
+    async with connect(url, max_size=None, max_queue=1, open_timeout=5) as ws:
+        ws.transport.pause_reading()
+        await asyncio.sleep(max(0.0, stop - time.monotonic()))
 
 
 async def idle_connections(port: int, stop: float, count: int, first: bytes, dropped: list) -> None:
@@ -114,18 +107,17 @@ def test_hostile_clients_leave_memory_bounded_and_good_clients_whole(runtime_ima
         async def run() -> tuple[list[dict], dict]:
             stop = time.monotonic() + SECONDS
             closes: list = []
-            stalls: list = []
             half: list = []
             idle: list = []
             hostile = [
                 *(big_sender(ws_url, stop, closes) for _ in range(BIG_SENDERS)),
-                *(stalled_reader(ws_url, stop, stalls) for _ in range(STALLED)),
+                *(stalled_reader(ws_url, stop) for _ in range(STALLED)),
                 idle_connections(stack.port, stop, HALF_OPEN, b"GET /v1/status HTTP/1.1\r\nHost: x\r\n", half),
                 idle_connections(stack.port, stop, IDLE, b"", idle),
             ]
             good = [good_client(stack.ws_url + "/v1/stream", stop) for _ in range(GOOD)]
             results = await asyncio.gather(*good, *hostile)
-            return results[:GOOD], {"big_closes": closes, "stalls": len(stalls), "half_dropped": len(half),
+            return results[:GOOD], {"big_closes": closes, "half_dropped": len(half),
                                     "idle_dropped": len(idle)}
 
         good, hostile = asyncio.run(run())
@@ -137,11 +129,13 @@ def test_hostile_clients_leave_memory_bounded_and_good_clients_whole(runtime_ima
                       "peak_mb": peak // 1024, **{k: v if isinstance(v, int) else len(v) for k, v in hostile.items()}}))
     assert status_ok == 200 and alive["status"] == "alive"
     assert peak < RSS_BOUND_MB * 1024, f"peak RSS {peak // 1024} MB (bound {RSS_BOUND_MB} MB)"
-    assert hostile["big_closes"] and set(hostile["big_closes"]) == {1009}, \
-        f"1 MiB frames should each close with 1009: {sorted(set(hostile['big_closes']), key=str)}"
+    # 1009, or no close frame at all: a sender still writing its megabyte meets the closed socket's reset.
+    assert 1009 in hostile["big_closes"] and set(hostile["big_closes"]) <= {1009, None}, \
+        f"1 MiB frames should be refused with 1009: {sorted(set(hostile['big_closes']), key=str)}"
     assert hostile["half_dropped"] >= HALF_OPEN and hostile["idle_dropped"] >= IDLE, \
         "idle and half-sent connections must be dropped, not held"
-    assert "hftlive_slow_consumers_total" in metrics
+    slow = float(re.search(r"^hftlive_slow_consumers_total (\S+)", metrics, re.M).group(1))
+    assert slow >= STALLED, f"only {slow:.0f} of {STALLED} stalled readers were cut (4008)"
     for result in good:
         seqs = result["seqs"]
         assert not result["problems"] and result["reconnects"] == 0 and result["gaps"] == 0, result["problems"]
