@@ -46,15 +46,16 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))   # run as a script: the repository's packages (cli, service) from here on
 
-from tests.integration.stack import free_port  # noqa: E402
+from cli.compose import Failed, Project  # noqa: E402
 
 IMAGES = ("hftlive/simulator:latest", "hftlive/connector:latest", "hftlive/service:latest")
 SYMBOL = "BTCUSDT"
 TLS_DIR = "/run/hftlive-bench-tls"     # where the certificate directory is mounted in the containers
 CLIENT_BUFFER = 8192                   # the service's per-client queue: a consumer on a busy 2-core host lags in bursts
 UP_TIMEOUT_S = 150
+SIM_PORT, SIM_CONTROL_PORT = 8090, 8091   # the simulator's stream and controls inside its container
 KEEPING_UP_MS = 10.0                   # trade latency may drift this much through a window and still count as kept up
 
 
@@ -114,7 +115,11 @@ def answer_commands(conn, tally: Tally, stop: asyncio.Event) -> None:
 
 
 def service_consumer(url: str, conn) -> None:
-    """Follow the service's stream: every message parsed, seq checked, latency = now - exch_ts."""
+    """Follow the service's stream: every message parsed, seq checked, latency = now - exch_ts.
+
+    A raw websockets consumer, not the product's StreamClient: loss is what is measured, and StreamClient
+    repairs a seq gap by reconnecting for a fresh snapshot (hiding the gap, losing more meanwhile); its
+    validation and book would also add the client's own CPU to every latency on this 2-core host."""
     import websockets
 
     tally = Tally()
@@ -305,22 +310,13 @@ def make_tls(tmp: Path) -> Path:
     return mounted
 
 
-class Project:
-    """compose.yaml's live + sim profiles plus an override: the simulator on TLS, published, and the connector on it."""
+class LiveBench(Project):
+    """compose.yaml's live + sim profiles through the product's runner, plus an override: the simulator on TLS,
+    published, and the connector on it. Its ports are Docker's picks, read back once it is up."""
 
     def __init__(self, tmp: Path, tls: Path) -> None:
-        self.name = f"hftlive-bench-{uuid.uuid4().hex[:8]}"
-        self.service_port, self.control_port, self.sim_port = free_port(), free_port(), free_port()
-        self.env_file = tmp / "bench.env"
-        self.env_file.write_text("\n".join([
-            f"HFTLIVE_PORT={self.service_port}", f"SIM_CONTROL_PORT={self.control_port}", "HFTLIVE_EXCHANGE=simulator",
-            f"SYMBOL={SYMBOL}", "SIM_RATE=1000", "SIM_SEED=1", "LOG_LEVEL=warning", "CONNECTOR_LOG=warn",
-            f"CLIENT_BUFFER={CLIENT_BUFFER}",
-            # the simulator is paused between windows: the bot must not be rebuilt meanwhile
-            "LIVE_STALE_AFTER_S=60", "LIVE_REBUILD_AFTER_S=120",
-        ]) + "\n")
         mount = f"{tls}:{TLS_DIR}:ro"
-        health = ("import ssl, urllib.request; urllib.request.urlopen('https://127.0.0.1:8090/v5/market/time', "
+        health = (f"import ssl, urllib.request; urllib.request.urlopen('https://127.0.0.1:{SIM_PORT}/v5/market/time', "
                   f"timeout=2, context=ssl.create_default_context(cafile='{TLS_DIR}/ca.pem'))")
         override = {"services": {
             "simulator": {
@@ -329,36 +325,30 @@ class Project:
                                 # Loss is what is measured: a client behind at 100,000 actions/s is not cut.
                                 "SIM_MAX_BACKLOG_BYTES": str(256 << 20)},
                 "volumes": [mount],
-                "ports": [f"127.0.0.1:{self.sim_port}:8090"],
+                "ports": [f"127.0.0.1:0:{SIM_PORT}"],
                 "healthcheck": {"test": ["CMD", "python", "-c", health]},
             },
             "connector": {
-                "environment": {"BYBIT_PUBLIC_URL": "wss://simulator:8090/v5/public/linear",
-                                "BYBIT_REST_URL": "https://simulator:8090", "SSL_CERT_FILE": f"{TLS_DIR}/ca.pem"},
+                "environment": {"BYBIT_PUBLIC_URL": f"wss://simulator:{SIM_PORT}/v5/public/linear",
+                                "BYBIT_REST_URL": f"https://simulator:{SIM_PORT}",
+                                "SSL_CERT_FILE": f"{TLS_DIR}/ca.pem"},
                 "volumes": [mount],
             },
         }}
-        self.override = tmp / "override.yaml"
-        self.override.write_text(json.dumps(override, indent=2) + "\n")   # JSON is YAML
-        self.service_url = f"http://127.0.0.1:{self.service_port}"
-        self.control_url = f"http://127.0.0.1:{self.control_port}"
-        self.sim_ws = f"wss://127.0.0.1:{self.sim_port}/v5/public/linear"
-        self.sim_rest = f"https://127.0.0.1:{self.sim_port}"
+        (tmp / "override.yaml").write_text(json.dumps(override, indent=2) + "\n")   # JSON is YAML
+        super().__init__(["live", "sim"], name=f"hftlive-bench-{uuid.uuid4().hex[:8]}", files=[tmp / "override.yaml"],
+                         wait_timeout=UP_TIMEOUT_S, settings={
+                             "HFTLIVE_PORT": "0", "SIM_CONTROL_PORT": "0", "HFTLIVE_EXCHANGE": "simulator",
+                             "SYMBOL": SYMBOL, "SIM_RATE": "1000", "SIM_SEED": "1", "LOG_LEVEL": "warning",
+                             "CONNECTOR_LOG": "warn", "CLIENT_BUFFER": str(CLIENT_BUFFER),
+                             # the simulator is paused between windows: the bot must not be rebuilt meanwhile
+                             "LIVE_STALE_AFTER_S": "60", "LIVE_REBUILD_AFTER_S": "120"})
         self.ca = str(tls / "ca.pem")
         self.containers: dict[str, str] = {}
 
-    def compose(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", "compose", "--project-name", self.name, "--env-file", str(self.env_file),
-                               "-f", str(ROOT / "compose.yaml"), "-f", str(self.override),
-                               "--profile", "live", "--profile", "sim", *args],
-                              cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
     def check_config(self) -> None:
         """The merged configuration really has the override (compose merges lists such as volumes by target)."""
-        done = self.compose("config", "--format", "json")
-        if done.returncode != 0:
-            raise SystemExit(f"docker compose config failed: {done.stderr.strip()}")
-        services = json.loads(done.stdout)["services"]
+        services = self.get_config()["services"]
         sim, connector = services["simulator"], services["connector"]
         problems = []
         if not any(v.get("target") == TLS_DIR and v.get("read_only") for v in sim.get("volumes", [])):
@@ -367,9 +357,9 @@ class Project:
             problems.append("the connector lacks the certificate mount")
         if not any(v.get("target") == "/tmp/iceoryx2" for v in connector.get("volumes", [])):
             problems.append("the connector lost its iceoryx2 volume")
-        if not any(int(p.get("target", 0)) == 8090 and str(p.get("published")) == str(self.sim_port)
-                   and p.get("host_ip") == "127.0.0.1" for p in sim.get("ports", [])):
-            problems.append("the simulator's 8090 is not published on 127.0.0.1")
+        if not any(int(p.get("target", 0)) == SIM_PORT and p.get("host_ip") == "127.0.0.1"
+                   for p in sim.get("ports", [])):
+            problems.append(f"the simulator's {SIM_PORT} is not published on 127.0.0.1")
         if "https://" not in " ".join(sim["healthcheck"]["test"]):
             problems.append("the simulator's healthcheck is not https")
         if connector["environment"].get("BYBIT_PUBLIC_URL", "").startswith("wss://simulator") is False:
@@ -377,20 +367,16 @@ class Project:
         if problems:
             raise SystemExit("the compose override did not merge as expected: " + "; ".join(problems))
 
-    def up(self) -> None:
-        done = self.compose("up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT_S), timeout=UP_TIMEOUT_S + 30)
-        if done.returncode != 0:
-            logs = self.compose("logs", "--no-color", "--tail", "30").stdout
-            raise SystemExit(f"compose up failed: {done.stderr.strip()}\n{logs}")
-
-    def find_containers(self) -> None:
-        """Full container ids, to read their CPU time from the cgroup (cgroup v1 or v2, when visible here)."""
-        self.containers = {}
+    def start(self) -> None:
+        super().start()
+        sim = self.published("simulator", SIM_PORT)
+        self.service_url = f"http://{self.published()}"
+        self.control_url = f"http://{self.published('simulator', SIM_CONTROL_PORT)}"
+        self.sim_ws, self.sim_rest = f"wss://{sim}/v5/public/linear", f"https://{sim}"
+        # Full container ids, to read their CPU time from the cgroup (cgroup v1 or v2, when visible here).
         for service in ("simulator", "connector", "service"):
-            short = self.compose("ps", "--quiet", service).stdout.strip()
-            full = run(["docker", "inspect", "--format", "{{.Id}}", short]).stdout.strip() if short else ""
-            if full:
-                self.containers[service] = full
+            self.containers[service] = run(["docker", "inspect", "--format", "{{.Id}}",
+                                            self.container(service)]).stdout.strip()
 
     def cpu_s(self) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
@@ -411,19 +397,16 @@ class Project:
                 break
         return out
 
-    def down(self) -> None:
-        self.compose("down", "--volumes", "--timeout", "5", timeout=120)
-
 
 # --- the simulator's controls and the service's counters -------------------------------------------------------
 
-def control(project: Project, method: str, path: str) -> dict:
+def control(project: LiveBench, method: str, path: str) -> dict:
     request = urllib.request.Request(project.control_url + path, method=method)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
-def service_trades_in(project: Project) -> float:
+def service_trades_in(project: LiveBench) -> float:
     """Trades the service took from the bot (its own counter): where a loss happened, before or after it."""
     text = urllib.request.urlopen(f"{project.service_url}/metrics", timeout=5).read().decode()
     return sum(float(v) for v in re.findall(r'^hftlive_events_in_total\{[^}]*kind="trade"[^}]*\} (\S+)', text, re.M))
@@ -436,7 +419,7 @@ def host_busy() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
-def cpu_snapshot(project: Project, consumers: list[Consumer]) -> dict:
+def cpu_snapshot(project: LiveBench, consumers: list[Consumer]) -> dict:
     out: dict = dict(project.cpu_s())
     for consumer in consumers:
         out[f"client:{consumer.name}"] = consumer.ask("cpu")
@@ -458,7 +441,7 @@ def cpu_percent(before: dict, after: dict) -> dict[str, float | None]:
     return out
 
 
-def sim_counts(project: Project) -> tuple[int, int]:
+def sim_counts(project: LiveBench) -> tuple[int, int]:
     sent = control(project, "GET", f"/control/trades?symbol={SYMBOL}")["sent"]
     actions = control(project, "GET", "/control/stats")["actions"][SYMBOL]
     return sent, actions
@@ -482,7 +465,7 @@ def settle(consumers: list[Consumer], expected: int | None, quiet_s: float, limi
         time.sleep(0.1)
 
 
-def window(project: Project, consumers: list[Consumer], rate: int, seconds: float) -> dict:
+def window(project: LiveBench, consumers: list[Consumer], rate: int, seconds: float) -> dict:
     control(project, "POST", "/control/pause")
     settle(consumers, None, quiet_s=0.5, limit_s=3)
     for consumer in consumers:
@@ -622,12 +605,14 @@ def main() -> int:
     note = ""
     with tempfile.TemporaryDirectory(prefix="hftlive-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        project = Project(tmp, make_tls(tmp))
+        project = LiveBench(tmp, make_tls(tmp))
         project.check_config()
         try:
             print(f"starting compose project {project.name} (live + sim, simulator on TLS) …", flush=True)
-            project.up()
-            project.find_containers()
+            try:
+                project.start()
+            except Failed as error:
+                raise SystemExit(str(error)) from None
             consumers.append(Consumer("service", service_consumer, project.service_url.replace("http", "ws", 1)))
             if anchor == "cryptofeed":
                 consumers.append(Consumer("cryptofeed", cryptofeed_consumer, project.sim_ws, project.sim_rest,
@@ -681,7 +666,7 @@ def main() -> int:
         finally:
             for consumer in consumers:
                 consumer.stop()
-            project.down()
+            project.stop()
     print(f"\n(whole run {time.monotonic() - started:.0f} s; compose project removed)")
     return 0
 

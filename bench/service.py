@@ -1,8 +1,8 @@
 """Benchmark: how many events/s the service-mock container delivers to 1, 10 and 100 WebSocket clients.
 
 Run with `make bench-service` (or .venv/bin/python bench/service.py) after `./hftlive images`.
-For each client count and offered rate, one fresh container runs for a fixed time; clients run in
-separate processes (on this host, beside the container). Prints a table and ratios:
+For each client count and offered rate, a fresh compose project (the mock profile) runs for a fixed
+time; clients run in separate processes (on this host, beside the container). Prints a table and ratios:
   offered    events/s the mock produced (from the service's own counter, /metrics)
   per client events/s each client received (mean), and its ratio to offered
   p50/p99    source-to-client latency: client receive time minus the event's local_ts
@@ -21,12 +21,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))   # run as a script: the repository's packages (cli) from here on
 
-from tests.integration.stack import free_port  # noqa: E402
+from cli.compose import Project  # noqa: E402
 
 IMAGE = "hftlive/service-mock:latest"
 LIVE_IMAGE = "hftlive/service:latest"
@@ -41,6 +42,8 @@ def events_in(url: str) -> float:
 
 
 async def clients(url: str, count: int, seconds: float, queue) -> None:
+    # Raw websockets clients, not the product's StreamClient: they measure the service's delivery rate,
+    # and parsing (let alone validating) every message would measure the clients on this 2-core host.
     import websockets
 
     async def one() -> tuple[int, list[int], int | None]:
@@ -70,38 +73,18 @@ def worker(url: str, count: int, seconds: float, queue) -> None:
     asyncio.run(clients(url, count, seconds, queue))
 
 
-def start(rate: int, port: int) -> str:
-    command = ["docker", "run", "--detach", "--rm", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
-               "--security-opt", "no-new-privileges:true", "-p", f"127.0.0.1:{port}:8000",
-               "-e", f"MOCK_EVENT_RATE={rate}", "-e", "MOCK_SEED=1", "-e", "CLIENT_BUFFER=4096",
-               "-e", "LOG_LEVEL=warning", IMAGE]
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
-
-
-def wait_ready(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/readyz", timeout=2).status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"the service at {url} did not become ready")
-
-
-def rss_mb(container: str) -> float:
-    status = subprocess.run(["docker", "exec", container, "cat", "/proc/1/status"], capture_output=True,
-                            text=True, check=True).stdout
+def rss_mb(stack: Project) -> float:
+    status, _, _ = stack.exec_in_container(["cat", "/proc/1/status"], "service-mock")
     return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
 
 
 def cell(count: int, rate: int, seconds: float) -> dict:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    container = start(rate, port)
-    try:
-        wait_ready(url)
+    # compose.yaml's mock profile (its hardening, its healthcheck) through the product's runner: up means ready.
+    stack = Project(["mock"], name=f"hftlive-bench-{uuid.uuid4().hex[:8]}", settings={
+        "HFTLIVE_PORT": "0", "MOCK_EVENT_RATE": str(rate), "MOCK_SEED": "1", "CLIENT_BUFFER": "4096",
+        "LOG_LEVEL": "warning"})
+    with stack:
+        url = f"http://{stack.published()}"
         queue = multiprocessing.Queue()
         split = [count // WORKERS + (1 if i < count % WORKERS else 0) for i in range(WORKERS)]
         before, started = events_in(url), time.monotonic()
@@ -113,9 +96,7 @@ def cell(count: int, rate: int, seconds: float) -> dict:
         offered = (events_in(url) - before) / (time.monotonic() - started)
         for proc in procs:
             proc.join(10)
-        rss = rss_mb(container)
-    finally:
-        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+        rss = rss_mb(stack)
     received = [r[0] for r in results]
     latencies = sorted(x for r in results for x in r[1])
     per_client = statistics.mean(received) / seconds

@@ -1,4 +1,4 @@
-"""`up` and `down`: compose.yaml's profiles for an exchange, and a wait that says what it waits for.
+"""`up` and `down`, and the compose runner behind them: the one the tests and the benchmarks use too.
 
 The exchange decides the profiles: the bundled simulator runs `live` + `sim`; Bybit and its
 testnet run `live` alone; the mock market runs `mock`. An exchange the connector cannot reach
@@ -6,12 +6,18 @@ fails `up` within EXCHANGE_DEADLINE_S with one line, instead of after compose's 
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import re
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from testcontainers.compose import ComposeContainer, DockerCompose
 
 from . import images
 from .progress import Step, fail
@@ -22,6 +28,99 @@ EXCHANGES = ("simulator", "bybit", "bybit-testnet")
 EXCHANGE_DEADLINE_S = 40.0   # the connector has streamed by then, or the exchange is unreachable
 REFUSED_AFTER_S = 20.0       # ... or sooner, once it has only been refused for this long
 HEALTH_DEADLINE_S = 180.0    # everything healthy by then (the live bot's first JIT takes a while)
+WEB = ("service", "service-mock")   # the services that serve the page and the API
+
+
+class Failed(Exception):
+    """A compose project could not be brought up; str() is the line to print."""
+
+
+class Project(DockerCompose):
+    """compose.yaml's `profiles` run as the compose project `name`: `with Project(...) as p:` starts it
+    healthy and always removes it. testcontainers' DockerCompose, plus what it lacks here: a project
+    name, a bound on `up --wait`, `--no-deps`, and settings that replace the user's .env.
+
+    `settings` go to a private env file, so .env is not read (tests and benchmarks must not inherit
+    the user's); without them compose reads .env itself. `files` are overrides merged over
+    compose.yaml; `only` starts just those services, without their dependencies; `wait=False` returns
+    once the containers are started instead of healthy."""
+
+    def __init__(self, profiles: Iterable[str], *, name: str | None = None, settings: dict[str, str] | None = None,
+                 files: Iterable[Path] = (), only: Iterable[str] = (), wait: bool = True,
+                 wait_timeout: float = HEALTH_DEADLINE_S) -> None:
+        self.name = name or project()
+        self.only = list(only)
+        self.wait_timeout = wait_timeout
+        self.scratch = None
+        env_file = None
+        if settings is not None:
+            self.scratch = tempfile.TemporaryDirectory(prefix=f"{self.name}-")
+            env_file = str(Path(self.scratch.name) / "settings.env")
+            Path(env_file).write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        super().__init__(context=str(ROOT), compose_file_name=[str(ROOT / "compose.yaml"), *map(str, files)],
+                         profiles=list(profiles), env_file=env_file, wait=wait)
+
+    @cached_property
+    def compose_command_property(self) -> list[str]:
+        # DockerCompose has no project name: compose.yaml's `name:` would make every project the user's own.
+        docker, compose, *options = DockerCompose.compose_command_property.func(self)
+        return [docker, compose, "--project-name", self.name, *options]
+
+    def up_command(self) -> list[str]:
+        """`up`; with `wait`, compose's `--wait`: every service started is healthy, the one wait for health."""
+        command = [*self.docker_compose_command(), "up", "--detach"]
+        if self.wait:
+            command += ["--wait", "--wait-timeout", f"{self.wait_timeout:.0f}"]
+        return command + (["--no-deps", *self.only] if self.only else [])
+
+    def start(self) -> None:
+        done = subprocess.run(self.up_command(), cwd=ROOT, capture_output=True, text=True,
+                              timeout=self.wait_timeout + 60)
+        if done.returncode != 0:
+            logs = subprocess.run([*self.docker_compose_command(), "logs", "--no-color", "--tail", "30"], cwd=ROOT,
+                                  capture_output=True, text=True).stdout
+            raise Failed(f"docker compose up failed for project {self.name}: {done.stderr.strip()}\n{logs}")
+
+    def stop(self, down: bool = True) -> None:
+        """`down`: containers, network and volumes removed (or, with down=False, only stopped)."""
+        args = ["down", "--volumes", "--remove-orphans"] if down else ["stop"]
+        done = subprocess.run([*self.docker_compose_command(), *args, "--timeout", "5"], cwd=ROOT,
+                              capture_output=True, text=True)
+        if down and self.scratch is not None:
+            self.scratch.cleanup()
+        if done.returncode != 0:
+            said = done.stderr.strip().splitlines() or ["no message"]
+            raise Failed(f"docker compose {args[0]} failed for project {self.name}: {said[-1]}")
+
+    def states(self) -> dict[str, ComposeContainer]:
+        """Every container of the project, running or not, by service: State, Health, ExitCode, ID."""
+        return {c.Service: c for c in self.get_containers(include_all=True)}
+
+    def container(self, service: str) -> str:
+        return self.get_container(service, include_all=True).ID
+
+    def health(self, service: str) -> str:
+        return self.get_container(service, include_all=True).Health
+
+    def published(self, service: str | None = None, target: int | None = None) -> str:
+        """host:port where this host reaches `service` (the API's by default): its one published port, or `target`."""
+        service = service or next(s for p in self.profiles for s in images.PROFILES[p] if s in WEB)
+        ports = [p for p in self.get_container(service).Publishers
+                 if p.PublishedPort and (target is None or p.TargetPort == target)]
+        if len(ports) != 1:
+            raise Failed(f"{service} publishes {len(ports)} ports{f' for {target}' if target else ''}, not one")
+        return f"{ports[0].URL}:{ports[0].PublishedPort}"
+
+    def logs(self, service: str, tail: int | None = None) -> str:
+        """The service's log lines (the last `tail`), without blank ones."""
+        args = ["logs", "--no-color", "--no-log-prefix", *(["--tail", str(tail)] if tail else []), service]
+        done = subprocess.run([*self.docker_compose_command(), *args], cwd=ROOT, capture_output=True, text=True)
+        return "\n".join(line for line in (done.stdout + done.stderr).splitlines() if line.strip())
+
+    @property
+    def network(self) -> str:
+        """The project's default network: containers that must not go through a published port join it."""
+        return f"{self.name}_default"
 
 
 @dataclass(frozen=True)
@@ -58,43 +157,7 @@ def project() -> str:
     return name
 
 
-def command(profiles: tuple[str, ...] | list[str]) -> list[str]:
-    return ["docker", "compose", "--project-name", project()] + [a for p in profiles for a in ("--profile", p)]
-
-
-def settings() -> dict[str, str]:
-    """.env's settings (what compose reads), overridden by the environment."""
-    found: dict[str, str] = {}
-    dotenv = ROOT / ".env"
-    if dotenv.is_file():
-        for line in dotenv.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not key.lstrip().startswith("#"):
-                found[key.strip()] = value.strip().strip("'\"")
-    return {**found, **{k: v for k, v in os.environ.items() if k in found or k.startswith(("HFTLIVE_", "BYBIT_"))}}
-
-
-def states() -> dict[str, dict]:
-    """compose's view of this project's containers, by service: State, Health, ExitCode."""
-    done = subprocess.run(command(list(images.PROFILES)) + ["ps", "--all", "--format", "json"], cwd=ROOT,
-                          capture_output=True, text=True)
-    rows = []
-    for line in done.stdout.splitlines():
-        line = line.strip()
-        if line.startswith("["):
-            rows += json.loads(line)
-        elif line.startswith("{"):
-            rows.append(json.loads(line))
-    return {row["Service"]: row for row in rows}
-
-
-def logs(service: str, tail: int = 40) -> list[str]:
-    done = subprocess.run(command(list(images.PROFILES)) + ["logs", "--no-color", "--no-log-prefix", "--tail", str(tail),
-                                                      service], cwd=ROOT, capture_output=True, text=True)
-    return [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-
-
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")   # colours, and the erase-line compose puts before log lines
 
 
 def unreachable_reason(lines: list[str]) -> str:
@@ -110,81 +173,83 @@ def unreachable_reason(lines: list[str]) -> str:
     return "no answer from the exchange" + last
 
 
-def describe(services: list[str], found: dict[str, dict]) -> str:
+def describe(services: list[str], found: dict[str, ComposeContainer]) -> str:
     parts = []
     for service in services:
         row = found.get(service)
-        parts.append(f"{service} {'not created' if row is None else row.get('Health') or row.get('State')}")
+        parts.append(f"{service} {'not created' if row is None else row.Health or row.State}")
     return ", ".join(parts)
 
 
-def wait(plan_: Plan, step: Step, starting: subprocess.Popen) -> None:
-    """Until every service of the plan is healthy; stops `up` with one line when one cannot be.
-
-    `starting` is `compose up --detach`, which itself waits for the connector's health before it
-    starts the service: its progress is shown from here, and its failure explained from here."""
+def watch(plan_: Plan, stack: Project, step: Step, starting: subprocess.Popen, said: Path) -> None:
+    """Say what `starting` (the runner's `up --wait`) waits for until it is done; stop `up` with one line
+    as soon as a service cannot become healthy (it stopped, or the connector cannot reach the exchange)."""
     started = time.monotonic()
     last, said_at = "", 0.0
     while True:
         elapsed = time.monotonic() - started
-        found = states()
+        found = stack.states()
         now = describe(plan_.services, found)
         if now != last or elapsed - said_at >= 15:
             step.say(f"waiting for health: {now}")
             last, said_at = now, elapsed
-        if all(found.get(s, {}).get("Health") == "healthy" for s in plan_.services):
+        code = starting.poll()
+        if code == 0:
             return
         for service in plan_.services:
-            row = found.get(service, {})
-            if row.get("State") in ("exited", "dead") or row.get("State") == "restarting":
-                tail = logs(service, 5)
-                raise Failed(f"{service} stopped (exit {row.get('ExitCode')}): "
+            row = found.get(service)
+            if row is not None and row.State in ("exited", "dead", "restarting"):
+                tail = stack.logs(service, 5).splitlines()
+                raise Failed(f"{service} stopped (exit {row.ExitCode}): "
                              f"{ANSI.sub('', tail[-1]) if tail else 'no log'}")
-        connector_up = found.get("connector", {}).get("Health") == "healthy"
-        if plan_.exchange and not connector_up and elapsed > REFUSED_AFTER_S:
-            said = [ANSI.sub("", line) for line in logs("connector")]
-            refused_only = any("cannot connect" in l for l in said) and not any(" connected" in l for l in said)
+        connector = found.get("connector")
+        if plan_.exchange and not (connector and connector.Health == "healthy") and elapsed > REFUSED_AFTER_S:
+            lines = [ANSI.sub("", line) for line in stack.logs("connector", 40).splitlines()]
+            refused_only = any("cannot connect" in l for l in lines) and not any(" connected" in l for l in lines)
             if refused_only or elapsed > EXCHANGE_DEADLINE_S:
-                raise Failed(f"cannot reach the exchange {plan_.exchange}: {unreachable_reason(said)}; "
+                raise Failed(f"cannot reach the exchange {plan_.exchange}: {unreachable_reason(lines)}; "
                              f"no market data after {elapsed:.0f} s (check the network, or try "
                              "--exchange simulator)")
-        if starting.poll() not in (None, 0):
-            said = (starting.stderr.read() if starting.stderr else "").strip().splitlines() or ["no message"]
-            raise Failed(f"docker compose up failed: {said[-1]}")
-        if elapsed > HEALTH_DEADLINE_S:
-            raise Failed(f"not healthy after {HEALTH_DEADLINE_S:.0f} s: {now} "
-                         f"(`docker compose --project-name {project()} logs` says why)")
+        if code is not None:
+            if elapsed >= HEALTH_DEADLINE_S:
+                raise Failed(f"not healthy after {HEALTH_DEADLINE_S:.0f} s: {now} "
+                             f"(`docker compose --project-name {stack.name} logs` says why)")
+            lines = said.read_text().strip().splitlines() or ["no message"]
+            raise Failed(f"docker compose up failed: {lines[-1].strip()}")
         time.sleep(1.0)
-
-
-class Failed(Exception):
-    """`up` could not bring the stack up; str() is the line to print."""
 
 
 def up(plan_: Plan) -> str:
     """Start the plan's profiles and wait for health; returns the page's URL."""
-    env = dict(os.environ)
-    if plan_.exchange:
-        env["HFTLIVE_EXCHANGE"] = plan_.exchange
-    with Step("up") as step:
+    stack = Project(plan_.profiles)
+    everything = Project(images.PROFILES)
+    # The flag beats .env and the shell alike, as compose's own environment does.
+    env = dict(os.environ, **({"HFTLIVE_EXCHANGE": plan_.exchange} if plan_.exchange else {}))
+    with Step("up") as step, tempfile.TemporaryDirectory(prefix="hftlive-up-") as scratch:
         step.say(f"starting {', '.join(plan_.services)} ({plan_.label})")
         # Whatever another profile left running would hold the port: stop every profile first.
-        subprocess.run(command(list(images.PROFILES)) + ["down", "--remove-orphans", "--timeout", "5"], cwd=ROOT,
-                       env=env, capture_output=True)
-        starting = subprocess.Popen(command(plan_.profiles) + ["up", "--detach"], cwd=ROOT, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            wait(plan_, step, starting)
+            everything.stop()
+        except Failed as error:
+            fail(str(error))
+        said = Path(scratch) / "compose.err"
+        with said.open("w") as err:
+            starting = subprocess.Popen(stack.up_command(), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                        stderr=err, text=True)
+        try:
+            watch(plan_, stack, step, starting, said)
         except Failed as error:
             starting.kill()
             starting.wait()
-            subprocess.run(command(list(images.PROFILES)) + ["down", "--timeout", "2"], cwd=ROOT, env=env,
-                           capture_output=True)
+            with contextlib.suppress(Failed):
+                everything.stop()
             fail(f"{error}; stopped what had started")
-        starting.wait()
-    port = settings().get("HFTLIVE_PORT") or "8000"
-    return f"http://127.0.0.1:{port}/"
+    return f"http://{stack.published()}/"
 
 
 def down() -> int:
-    return subprocess.call(command(list(images.PROFILES)) + ["down", "--remove-orphans"], cwd=ROOT)
+    try:
+        Project(images.PROFILES).stop()
+    except Failed as error:
+        fail(str(error))
+    return 0

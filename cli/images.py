@@ -6,21 +6,26 @@ import json
 import platform
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 from . import bases, buildx, inputs
 from .progress import fail
-from .versions import ROOT
+from .versions import ROOT, runtime_facts
 from .wheelhouse import WHEELHOUSE, verify
 
 DOCKERFILE = ROOT / "Dockerfile.runtime"
+CONNECTOR = ROOT / "connector"
+# docker/runtime.env: every key is a build arg of Dockerfile.runtime, which has no defaults for them.
+FACTS = runtime_facts()
+SERVICE_PYTHON = FACTS["SERVICE_PYTHON"]
+BASE = f"python{SERVICE_PYTHON}-bookworm"   # the runtime images' base: a key of bases.BASES
+SERVICE_TAG = "cp" + SERVICE_PYTHON.replace(".", "")   # the wheelhouse must have this CPython's locks
 # The images people run, in build order, and the base each starts from.
-TARGETS = {"service-mock": "python3.11-bookworm", "service": "python3.11-bookworm",
-           "connector": "python3.11-bookworm", "simulator": "python3.11-bookworm"}
+TARGETS = dict.fromkeys(("service-mock", "service", "connector", "simulator"), BASE)
 # compose.yaml's profiles and the images each runs.
 PROFILES = {"mock": ["service-mock"], "live": ["service", "connector"], "sim": ["simulator"]}
-BASE_ARG = {"python3.11-bookworm": "SERVICE_BASE"}
-SERVICE_TAG = "cp311"   # the CPython of python3.11-bookworm; the wheelhouse must have its locks
+BASE_ARG = {BASE: "SERVICE_BASE"}
 
 
 def tag(target: str) -> str:
@@ -53,6 +58,9 @@ def stages(dockerfile: Path = DOCKERFILE) -> list[str]:
 
 def check_wheelhouse(directory: Path = WHEELHOUSE, need_connector: bool = False) -> dict:
     """The wheelhouse's manifest, once it verifies and holds the service images' locks."""
+    if BASE not in bases.BASES:
+        fail(f"docker/runtime.env asks for CPython {SERVICE_PYTHON}, but cli/bases.py has no base {BASE}; "
+             "add it to BASES there, or change SERVICE_PYTHON")
     if not (directory / "manifest.json").is_file():
         fail(f"there is no wheelhouse in {directory}; build it first with `./hftlive wheels` "
              "(or `make wheelhouse`)")
@@ -62,9 +70,9 @@ def check_wheelhouse(directory: Path = WHEELHOUSE, need_connector: bool = False)
              "rebuild it with `./hftlive wheels`")
     manifest = json.loads((directory / "manifest.json").read_text())
     if SERVICE_TAG not in manifest.get("service_locks", {}) or SERVICE_TAG not in manifest.get("locks", {}):
-        fail(f"the wheelhouse has no CPython 3.11 locks for the service images (it has "
+        fail(f"the wheelhouse has no CPython {SERVICE_PYTHON} locks for the service images (it has "
              f"{', '.join(manifest.get('python_tags', [])) or 'none'}); "
-             "rebuild it with `./hftlive wheels --python 3.11`")
+             f"rebuild it with `./hftlive wheels --python {SERVICE_PYTHON}`")
     if need_connector and not manifest.get("connector"):
         fail("the wheelhouse has no exchange connector (hftlive-connector); it was built before the "
              "connector existed: rebuild it with `./hftlive wheels`")
@@ -82,8 +90,21 @@ def revision() -> str:
         return "unknown"
 
 
+def connector_versions(directory: Path = CONNECTOR) -> dict[str, str]:
+    """The connector's version (Cargo.toml) and the hftbacktest crate it is built on (Cargo.lock,
+    what cargo resolved), for the connector image's labels."""
+    package = tomllib.loads((directory / "Cargo.toml").read_text())["package"]
+    locked = tomllib.loads((directory / "Cargo.lock").read_text())["package"]
+    crates = [p["version"] for p in locked if p["name"] == "hftbacktest"]
+    if len(crates) != 1:
+        fail(f"{directory / 'Cargo.lock'} locks {len(crates)} versions of hftbacktest, not one")
+    return {"CONNECTOR_VERSION": package["version"], "HFTBACKTEST_CRATE": crates[0]}
+
+
 def build_args(manifest: dict, base_refs: dict[str, str]) -> dict[str, str]:
     args = {BASE_ARG[key]: ref for key, ref in base_refs.items()}
+    args.update(FACTS)
+    args.update(connector_versions())
     args.update({
         "HFTLIVE_REVISION": revision(),
         "HFTLIVE_CREATED": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -14,8 +14,8 @@ from .versions import ROOT
 WHEELHOUSE = ("Dockerfile.build", "docker/build", "docker/patches", "docker/versions.env",
               "connector/Cargo.toml", "connector/Cargo.lock", "connector/src", "connector/tests",
               "service/requirements.txt")
-IMAGES = ("Dockerfile.runtime", "docker/runtime", "docker/channel.toml", "service", "simulator",
-          "wheels/SHA256SUMS")
+IMAGES = ("Dockerfile.runtime", "docker/runtime", "docker/runtime.env", "docker/channel.toml", "market", "service",
+          "simulator", "wheels/SHA256SUMS")
 SKIPPED = {"__pycache__", ".pytest_cache"}
 
 

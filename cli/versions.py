@@ -1,4 +1,5 @@
-"""The pinned versions file (docker/versions.env), shared with the Dockerfiles and tests."""
+"""The pins (docker/versions.env) and the runtime images' facts (docker/runtime.env): KEY=VALUE
+files shared with the Dockerfiles, compose.yaml and the tests."""
 from __future__ import annotations
 
 import shlex
@@ -6,6 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS_FILE = ROOT / "docker" / "versions.env"
+RUNTIME_FILE = ROOT / "docker" / "runtime.env"
 
 
 def load(path: Path = VERSIONS_FILE) -> dict[str, str]:
@@ -23,11 +25,6 @@ def load(path: Path = VERSIONS_FILE) -> dict[str, str]:
     return pins
 
 
-def python_versions(pins: dict[str, str]) -> list[str]:
-    return pins["PYTHON_VERSIONS"].split()
-
-
-def runtime_pins(pins: dict[str, str], python: str) -> list[str]:
-    """The runtime requirements (name==version) for one CPython version, e.g. '3.13'."""
-    key = "RUNTIME_PINS_CP" + python.replace(".", "")
-    return pins.get(key, pins["RUNTIME_PINS"]).split()
+def runtime_facts() -> dict[str, str]:
+    """docker/runtime.env: the UID, ports, connector name and CPython of the runtime images."""
+    return load(RUNTIME_FILE)

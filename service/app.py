@@ -20,17 +20,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from .config import Settings
-from .events import EXCHANGES, Exchange, SnapshotMessage, StatusResponse, TradesResponse
+from .events import EXCHANGES, Exchange, SourceKind, SourceState, SourceStatus
 from .feed import Feed
-from .events import SourceState, SourceStatus
-from .hub import SLOW_CONSUMER_CODE, Hub, Subscriber, SubscriberClosed
+from .hub import Hub, Subscriber, SubscriberClosed
 from .metrics import Metrics
-from .server import RELEASED
+from .protocol import CloseCode, SnapshotMessage, StatusResponse, TradesResponse, unknown_symbol_reason
+from .server import INBOUND_MAX_BYTES, RELEASED
 from .sources import source_for
 from .sources.base import Source
 
-UNKNOWN_SYMBOL_CODE = 4404
-UNAUTHORIZED_CODE = 1008   # before the handshake completes: the client sees HTTP 403
 CLOSE_TIMEOUT_S = 5.0
 MAX_DEPTH = 1000
 MAX_TRADES = 10_000
@@ -49,7 +47,6 @@ class Service:
                          exchange=source.exchange)
         self.started = time.monotonic()
         self.streams = 0   # stream connections open (the clients gauge, readable)
-        self.loop: asyncio.AbstractEventLoop | None = None   # the loop serving this app, once started
         self.token = settings.api_token.get_secret_value() if settings.api_token is not None else None
 
     def authorized(self, presented: str | None) -> bool:
@@ -58,9 +55,9 @@ class Service:
         return presented is not None and secrets.compare_digest(presented.encode(), self.token.encode())
 
     async def goodbye(self, grace_s: float = CLOSE_TIMEOUT_S) -> None:
-        """Before the server stops: every stream client gets the final `stopped` status, then 1001;
+        """Before the server stops: every stream client gets the final `stopped` status, then SHUTDOWN;
         returns once each has been told (or after grace_s)."""
-        self.feed.source_status(SourceStatus(SourceState.STOPPED, "service shutting down"))
+        self.feed.source_status(SourceStatus(SourceState.STOPPED, CloseCode.SHUTDOWN.reason))
         self.hub.close_all(drain=True)
         with contextlib.suppress(TimeoutError):
             with anyio.fail_after(grace_s):
@@ -82,7 +79,6 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        service.loop = asyncio.get_running_loop()
         await service.source.start(service.feed)
         try:
             yield
@@ -115,7 +111,7 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
     ) -> None:
         presented = credentials.credentials if credentials is not None else None
         if not service.authorized(presented):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(401, CloseCode.UNAUTHORIZED.reason, headers={"WWW-Authenticate": "Bearer"})
 
     # Only a service with a token asks for one, so only its schema declares bearer auth and 401.
     guard = [Depends(require_token)] if service.token is not None else []
@@ -191,16 +187,14 @@ def _presented_token(websocket: WebSocket) -> str | None:
 
 async def _stream(service: Service, websocket: WebSocket) -> None:
     if not service.authorized(_presented_token(websocket)):
-        await websocket.close(code=UNAUTHORIZED_CODE, reason="missing or wrong bearer token")
+        await websocket.close(CloseCode.UNAUTHORIZED, CloseCode.UNAUTHORIZED.reason)
         return
     wanted = websocket.query_params.get("symbols") or websocket.query_params.get("symbol")
     symbols = [s.strip().upper() for s in wanted.split(",") if s.strip()] if wanted else list(service.feed.symbols)
     unknown = [s for s in symbols if s not in service.feed.symbols]
     await websocket.accept()
     if unknown or not symbols:
-        shown = ",".join(unknown)[:40] or "(none)"
-        await websocket.close(code=UNKNOWN_SYMBOL_CODE,
-                              reason=f"unknown symbol {shown}; served: {','.join(service.feed.symbols)}")
+        await websocket.close(CloseCode.UNKNOWN_SYMBOL, unknown_symbol_reason(unknown, service.feed.symbols))
         return
     subscriber = service.feed.subscribe(symbols, service.settings.client_buffer)
     service.metrics.clients.inc()
@@ -233,12 +227,13 @@ async def _serve_subscriber(service: Service, websocket: WebSocket, subscriber: 
         group.start_soon(first_to_finish, listen)
         group.start_soon(first_to_finish, subscriber.wait_cut)
     if gone:
-        if gone.get("code") == SLOW_CONSUMER_CODE:   # the connection stopped acknowledging in time
+        if gone.get("code") == CloseCode.SLOW_CONSUMER:   # the connection stopped acknowledging in time
             service.hub.cut_slow(subscriber)
         return
     # Cut off by the hub (slow consumer, shutdown), or the send failed. The close frame goes out
     # without waiting for a full socket to drain; the server drops a peer that does not answer it.
-    code, reason = (subscriber.code, subscriber.reason) if subscriber.closed else (1011, "stream ended")
+    code, reason = ((subscriber.code, subscriber.reason) if subscriber.closed
+                    else (CloseCode.INTERNAL_ERROR, CloseCode.INTERNAL_ERROR.reason))
     with contextlib.suppress(Exception):
         with anyio.fail_after(CLOSE_TIMEOUT_S):
             await websocket.close(code, reason)
@@ -268,11 +263,12 @@ async def _listen(websocket: WebSocket) -> dict:
         return {"code": None}
 
 
-def _page(settings: Settings, kind: str, exchange: Exchange | None) -> str:
+def _page(settings: Settings, kind: SourceKind, exchange: Exchange | None) -> str:
     # Outside static/: the raw template, placeholders and all, must never be served as a file.
     template = resources.files("service").joinpath("templates/index.html").read_text(encoding="utf-8")
     config = {"source": kind, "exchange": exchange, "symbols": list(settings.symbols),
-              "auth": settings.api_token is not None}
+              "auth": settings.api_token is not None,
+              "close_codes": {code.name: code.value for code in CloseCode}}   # app.js has no copy
     label = ("LIVE" if kind == "live" else "MOCK") + (f" · {exchange}" if exchange else "")
     explain = (f"live market data from {exchange or 'the exchange'} through hftbacktest's bot via connector "
                f"{settings.connector_name}"
@@ -292,12 +288,14 @@ Order books and trades from hftbacktest's live bot (`source: live`) or from a mo
 
 **Stream** `WS /v1/stream?symbols=BTCUSDT[,ETHUSDT][&token=…]`: first a `snapshot` per symbol, then
 a `status`, then `delta` and `trade` messages. Per symbol, every delta, trade and mid-stream snapshot
-takes the next `seq`; a gap means the client must resynchronise (reconnect). Close codes: **4008**
+takes the next `seq`; a gap means the client must resynchronise (reconnect). Close codes: **{slow:d}**
 slow consumer (the client fell more than CLIENT_BUFFER messages or CLIENT_MAX_LAG_S seconds behind),
-**4404** unknown symbol, **1001** service shutting down (after a final `stopped` status), **1009** a
-client message over 4 KiB (the stream reads nothing); a missing or wrong token rejects the handshake
+**{unknown:d}** unknown symbol, **{shutdown:d}** service shutting down (after a final `stopped` status), **{big:d}** a
+client message over {inbound_kib:g} KiB (the stream reads nothing); a missing or wrong token rejects the handshake
 (HTTP 403).
-""".format(exchanges=", ".join(f"`{name}`" for name in EXCHANGES))
+""".format(exchanges=", ".join(f"`{name}`" for name in EXCHANGES), slow=CloseCode.SLOW_CONSUMER,
+           unknown=CloseCode.UNKNOWN_SYMBOL, shutdown=CloseCode.SHUTDOWN, big=CloseCode.MESSAGE_TOO_BIG,
+           inbound_kib=INBOUND_MAX_BYTES / 1024)
 
 
 ECHO_CHARS = 32   # of a client's unknown symbol, in an error: enough to recognise it, never a 100 KB echo
@@ -320,7 +318,7 @@ def _error_body(detail: str) -> dict:
 _UNAUTHORIZED = {
     "description": "Missing or wrong bearer token",
     "headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
-    "content": _error_body("missing or wrong bearer token"),
+    "content": _error_body(CloseCode.UNAUTHORIZED.reason),
 }
 _UNKNOWN_SYMBOL = {
     "description": "Unknown symbol",

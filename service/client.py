@@ -17,16 +17,14 @@ from websockets.exceptions import (
 )
 
 from .book import Book, SequenceGap
-from .events import DeltaMessage as Delta
-from .events import SnapshotMessage as Snapshot
-from .events import StatusMessage as Status
-from .events import TradeMessage as Trade
-from .events import stream_message
+from .protocol import CloseCode, stream_message
+from .protocol import DeltaMessage as Delta
+from .protocol import SnapshotMessage as Snapshot
+from .protocol import StatusMessage as Status
+from .protocol import TradeMessage as Trade
 
 log = logging.getLogger("hftlive.client")
 
-SLOW_CONSUMER = 4008
-UNKNOWN_SYMBOL = 4404
 ResyncReason = Literal["reconnect", "gap", "restart"]
 
 
@@ -247,7 +245,7 @@ class StreamClient:
             code, reason = None, closed.sent.reason
         else:
             code, reason = None, "connection broken"
-        if code == UNKNOWN_SYMBOL:
+        if code == CloseCode.UNKNOWN_SYMBOL:
             raise StreamRejected(f"{self.url}: {closed.rcvd.reason}")
         if not self._closing:
             log.warning("stream lost (%s); reconnecting", reason)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import re
 import tomllib
@@ -13,19 +12,26 @@ from pydantic import (
     AliasChoices,
     Field,
     SecretStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .events import EXCHANGES, Exchange
-from .instrument import Instrument
-from .market import DEFAULT_PARAMS
+from market.instrument import Instrument
+from market.model import DEFAULT_PARAMS
+from market.settings import (
+    ConfigError,
+    check_per_symbol,
+    instruments_for,
+    load,
+    log_level,
+    positive_numbers,
+    symbol_list,
+)
 
-# Bybit-style symbols; short because the live IPC packs them into 512-byte slots.
-SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,23}$")
+from .events import EXCHANGES, Exchange
+
 CONNECTOR_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SOURCE_NAMES = {"hft_connector": "hft_connector", "live": "hft_connector", "mock": "mock"}
 DEFAULT_EXCHANGE: Exchange = "bybit"
@@ -38,33 +44,6 @@ STEP_RANGE = (1e-9, 1e9)                      # TICK_SIZE and LOT_SIZE
 # Prices stay exact to the tick in a double up to ~1e15 ticks; 1e12 leaves every tick a distinct price.
 MAX_BOOK_TICKS = 10**12
 DAY_S = 86_400
-
-
-class ConfigError(Exception):
-    """A configuration problem a user can fix; str() is the single line to print."""
-
-
-def split_list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(","))
-    if isinstance(value, (int, float)):
-        return (str(value),)
-    return tuple(str(part).strip() for part in value)
-
-
-def positive_numbers(value: Any, name: str) -> tuple[float, ...]:
-    out = []
-    for part in split_list(value):
-        try:
-            number = float(part)
-        except ValueError:
-            raise ValueError(f"{part!r} is not a number") from None
-        if not math.isfinite(number) or number <= 0:
-            raise ValueError(f"{part!r} is not a positive number")
-        out.append(number)
-    if not out:
-        raise ValueError(f"{name} is empty")
-    return tuple(out)
 
 
 def steps(value: Any, name: str) -> tuple[float, ...]:
@@ -93,7 +72,7 @@ class UnambiguousEnv(EnvSettingsSource):
             if len(set(spellings.values())) > 1:
                 shown = [v if name == "api_token" else f"{v}={spellings[v]!r}" for v in sorted(spellings)]
                 both = "both" if len(shown) == 2 else "all"
-                clashes.append(f"{', '.join(shown[:-1])} and {shown[-1]} {both} set {_env_name((name,))}; keep one")
+                clashes.append(f"{', '.join(shown[:-1])} and {shown[-1]} {both} set {_env_name(name)}; keep one")
         if clashes:
             raise ConfigError(f"bad configuration: {'; '.join(clashes)}")
         return super()._load_env_vars()
@@ -203,11 +182,7 @@ class Settings(BaseSettings):
     @field_validator("log_level", mode="before")
     @classmethod
     def _level(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            if value.strip().lower() not in LOG_LEVELS:
-                raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
-            return value.strip().lower()
-        return value
+        return log_level(value, LOG_LEVELS)
 
     @field_validator("connector_name")
     @classmethod
@@ -219,13 +194,7 @@ class Settings(BaseSettings):
     @field_validator("symbols", mode="before")
     @classmethod
     def _symbols(cls, value: Any) -> tuple[str, ...]:
-        symbols = tuple(part.upper() for part in split_list(value))
-        for symbol in symbols:
-            if not SYMBOL_PATTERN.match(symbol):
-                raise ValueError(f"{symbol!r} is not a symbol (like BTCUSDT: 2-24 letters and digits)")
-        if len(set(symbols)) != len(symbols):
-            raise ValueError(f"a symbol is listed twice in {','.join(symbols)}")
-        return symbols
+        return symbol_list(value, upper=True)
 
     @field_validator("tick_size", mode="before")
     @classmethod
@@ -262,12 +231,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _per_symbol(self) -> Settings:
-        for name in ("tick_size", "lot_size"):
-            values = getattr(self, name)
-            if len(values) not in (1, len(self.symbols)):
-                raise ValueError(
-                    f"{name.upper()} has {len(values)} values for {len(self.symbols)} symbols; "
-                    "give one value, or one per symbol")
+        check_per_symbol(len(self.symbols), {"TICK_SIZE": self.tick_size, "LOT_SIZE": self.lot_size})
         if self.live_rebuild_after_s < self.live_stale_after_s:
             raise ValueError("LIVE_REBUILD_AFTER_S must not be shorter than LIVE_STALE_AFTER_S")
         if self.data_source == "mock":
@@ -296,11 +260,7 @@ class Settings(BaseSettings):
 
     @property
     def instruments(self) -> tuple[Instrument, ...]:
-        def pick(values: tuple[float, ...], i: int) -> float:
-            return values[0] if len(values) == 1 else values[i]
-        return tuple(
-            Instrument(symbol, pick(self.tick_size, i), pick(self.lot_size, i))
-            for i, symbol in enumerate(self.symbols))
+        return instruments_for(self.symbols, self.tick_size, self.lot_size)
 
 
 def check_channel_config(path: str) -> str:
@@ -320,31 +280,10 @@ def check_channel_config(path: str) -> str:
     return path
 
 
-def _env_name(loc: tuple[Any, ...]) -> str:
-    if not loc:
-        return "configuration"
-    name = str(loc[0])
-    return "SYMBOL" if name == "symbols" else name.upper()
-
-
-def describe(error: ValidationError) -> str:
-    """One line naming each bad variable, its value and what is wrong with it."""
-    parts = []
-    for item in error.errors():
-        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
-        name = _env_name(tuple(item.get("loc", ())))
-        if name == "configuration":
-            parts.append(message)
-            continue
-        raw = os.environ.get(name, os.environ.get(name.lower()))
-        shown = f"={raw!r}" if raw is not None and name != "API_TOKEN" else ""
-        parts.append(f"{name}{shown}: {message}")
-    return "; ".join(parts)
+def _env_name(field: str) -> str:
+    return "SYMBOL" if field == "symbols" else field.upper()
 
 
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment (overrides win); a ConfigError with one line when something is wrong."""
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(f"bad configuration: {describe(exc)}") from None
+    return load(Settings, overrides, _env_name, hidden=("API_TOKEN",))

@@ -1,19 +1,18 @@
 """The service's view of the market: per symbol a sequenced book and a trade tape, fanned out to stream clients."""
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from itertools import islice
 
-from .book import Book
-from .events import BookDelta, BookSnapshot, Exchange, SourceState, SourceStatus, Trade
-from .hub import Hub, Subscriber
-from .instrument import Instrument
-from .metrics import Metrics
+from market.instrument import Instrument
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+from .book import Book
+from .events import BookDelta, BookSnapshot, Exchange, SourceKind, SourceState, SourceStatus, Trade
+from .hub import Hub, Subscriber
+from .metrics import Metrics
+from .protocol import SymbolStatus, delta_message, encode, snapshot_message, status_message, trade_message
 
 
 class SymbolFeed:
@@ -40,7 +39,7 @@ class Feed:
     def __init__(
         self,
         instruments: Iterable[Instrument],
-        source_kind: str,
+        source_kind: SourceKind,
         hub: Hub,
         metrics: Metrics,
         trade_history: int = 1000,
@@ -70,7 +69,7 @@ class Feed:
         feed.book.load(feed.book.seq + 1, snapshot.bids, snapshot.asks)
         self._received(feed, snapshot.exch_ts, snapshot.local_ts)
         self.metrics.snapshots_in[snapshot.symbol].inc()
-        self.hub.publish(snapshot.symbol, _encode(self.snapshot(snapshot.symbol)))
+        self.hub.publish(snapshot.symbol, encode(self.snapshot(snapshot.symbol)))
 
     def book_delta(self, delta: BookDelta) -> None:
         feed = self.symbols.get(delta.symbol)
@@ -81,12 +80,9 @@ class Feed:
         book.apply(seq, delta.bids, delta.asks)
         self._received(feed, delta.exch_ts, delta.local_ts)
         self.metrics.deltas_in[delta.symbol].inc()
-        self.hub.publish(delta.symbol, _encode({
-            "type": "delta", "source": self.source_kind, "exchange": self.exchange,
-            "symbol": delta.symbol, "seq": seq,
-            "exch_ts": delta.exch_ts, "local_ts": delta.local_ts,
-            "bids": feed.levels(delta.bids), "asks": feed.levels(delta.asks),
-        }))
+        self.hub.publish(delta.symbol, encode(delta_message(
+            self.source_kind, self.exchange, delta.symbol, seq, delta.exch_ts, delta.local_ts,
+            feed.levels(delta.bids), feed.levels(delta.asks))))
 
     def trade(self, trade: Trade) -> None:
         feed = self.symbols.get(trade.symbol)
@@ -96,16 +92,12 @@ class Feed:
         feed.book.advance(seq)
         self._received(feed, trade.exch_ts, trade.local_ts)
         feed.trades_total += 1
-        message = {
-            "type": "trade", "source": self.source_kind, "exchange": self.exchange,
-            "symbol": trade.symbol, "seq": seq,
-            "exch_ts": trade.exch_ts, "local_ts": trade.local_ts,
-            "price": feed.instrument.price(trade.tick), "qty": feed.instrument.qty(trade.qty),
-            "side": trade.side,
-        }
-        feed.tape.append(message)
+        message = trade_message(
+            self.source_kind, self.exchange, trade.symbol, seq, trade.exch_ts, trade.local_ts,
+            feed.instrument.price(trade.tick), feed.instrument.qty(trade.qty), trade.side)
+        feed.tape.append(message)   # kept for /v1/trades
         self.metrics.trades_in[trade.symbol].inc()
-        self.hub.publish(trade.symbol, _encode(message))
+        self.hub.publish(trade.symbol, encode(message))
 
     def source_status(self, status: SourceStatus) -> None:
         if status.state != self.state:
@@ -113,7 +105,7 @@ class Feed:
         self.state = status.state
         self.detail = status.detail
         self.metrics.set_state(status.state)
-        self.hub.broadcast(_encode(self.status_message()))
+        self.hub.broadcast(encode(self.status_message()))
 
     def _received(self, feed: SymbolFeed, exch_ts: int, local_ts: int) -> None:
         feed.exch_ts = exch_ts
@@ -127,29 +119,24 @@ class Feed:
     def snapshot(self, symbol: str, depth: int | None = None) -> dict:
         feed = self.symbols[symbol]
         bids, asks = feed.book.top(depth)
-        return {
-            "type": "snapshot", "source": self.source_kind, "exchange": self.exchange,
-            "symbol": symbol, "seq": feed.book.seq,
-            "exch_ts": feed.exch_ts, "local_ts": feed.local_ts,
-            "tick_size": feed.instrument.tick_size, "lot_size": feed.instrument.lot_size,
-            "bids": feed.levels(bids), "asks": feed.levels(asks),
-        }
+        return snapshot_message(
+            self.source_kind, self.exchange, symbol, feed.book.seq, feed.exch_ts, feed.local_ts,
+            feed.instrument.tick_size, feed.instrument.lot_size, feed.levels(bids), feed.levels(asks))
 
     def trades(self, symbol: str, limit: int) -> list[dict]:
         """The newest `limit` trades, newest first."""
         return list(islice(reversed(self.symbols[symbol].tape), limit))
 
     def status_message(self) -> dict:
-        return {"type": "status", "source": self.source_kind, "exchange": self.exchange,
-                "state": self.state.value, "detail": self.detail, "ts": self.wall()}
+        return status_message(self.source_kind, self.exchange, self.state, self.detail, self.wall())
 
     def subscribe(self, symbols: Iterable[str], capacity: int) -> Subscriber:
         """A new stream subscriber whose buffer starts with each symbol's snapshot, then the source state."""
         symbols = set(symbols)
         subscriber = self.hub.subscribe(symbols, max(capacity, len(symbols) + 1))
         for symbol in sorted(subscriber.symbols):
-            subscriber.offer(_encode(self.snapshot(symbol)))
-        subscriber.offer(_encode(self.status_message()))
+            subscriber.offer(encode(self.snapshot(symbol)))
+        subscriber.offer(encode(self.status_message()))
         return subscriber
 
     def age(self, symbol: str) -> float | None:
@@ -172,16 +159,16 @@ class Feed:
                 return False, f"{symbol} data is {age:.1f}s old (limit {max_age:g}s)"
         return True, "ok"
 
-    def symbol_status(self, symbol: str) -> dict:
+    def symbol_status(self, symbol: str) -> SymbolStatus:
         feed = self.symbols[symbol]
         book = feed.book
         best_bid, best_ask = book.best_bid(), book.best_ask()
         age = self.age(symbol)
-        return {
-            "seq": book.seq,
-            "best_bid": None if best_bid is None else feed.instrument.price(best_bid),
-            "best_ask": None if best_ask is None else feed.instrument.price(best_ask),
-            "bid_levels": len(book.bids), "ask_levels": len(book.asks),
-            "trades": feed.trades_total,
-            "last_event_age_s": None if age is None else round(age, 3),
-        }
+        return SymbolStatus(
+            seq=book.seq,
+            best_bid=None if best_bid is None else feed.instrument.price(best_bid),
+            best_ask=None if best_ask is None else feed.instrument.price(best_ask),
+            bid_levels=len(book.bids), ask_levels=len(book.asks),
+            trades=feed.trades_total,
+            last_event_age_s=None if age is None else round(age, 3),
+        )

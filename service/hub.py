@@ -6,19 +6,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
-SLOW_CONSUMER_CODE = 4008
-SLOW_CONSUMER_REASON = "slow consumer"
-SHUTDOWN_CODE = 1001
-SHUTDOWN_REASON = "service shutting down"
-MAX_REASON_BYTES = 123   # RFC 6455: a close frame's payload is at most 125 bytes, 2 of them the code
-
-
-def fit_reason(reason: str) -> str:
-    """`reason` cut to what a close frame can carry (123 bytes of UTF-8), never mid-character."""
-    encoded = reason.encode("utf-8")
-    if len(encoded) <= MAX_REASON_BYTES:
-        return reason
-    return encoded[:MAX_REASON_BYTES - 3].decode("utf-8", errors="ignore") + "..."
+from .protocol import CloseCode, fit_reason
 
 
 class SubscriberClosed(Exception):
@@ -38,7 +26,7 @@ class Subscriber:
         self._ready = asyncio.Event()
         self._cut = asyncio.Event()
         self.closed = False
-        self.code = 1000
+        self.code: int = CloseCode.NORMAL
         self.reason = ""
 
     def __len__(self) -> int:
@@ -86,7 +74,7 @@ class Subscriber:
 
 class Hub:
     """Subscribers by symbol. publish() never blocks: a subscriber that falls behind, in messages
-    (its capacity) or in time (max_lag_s for its oldest queued message), is closed with 4008."""
+    (its capacity) or in time (max_lag_s for its oldest queued message), is closed as a slow consumer."""
 
     def __init__(self, on_slow: Callable[[int], None] | None = None, max_lag_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -125,7 +113,8 @@ class Hub:
         for subscriber in slow:
             self._cut(subscriber, dropped_now=1)
 
-    def close_all(self, code: int = SHUTDOWN_CODE, reason: str = SHUTDOWN_REASON, *, drain: bool = False) -> None:
+    def close_all(self, code: int = CloseCode.SHUTDOWN, reason: str = CloseCode.SHUTDOWN.reason, *,
+                  drain: bool = False) -> None:
         """Close every subscriber; with drain, each still gets what is queued for it (a final status, say)."""
         for subscriber in list(self._all):
             subscriber.close(code, reason, drain=drain)
@@ -139,7 +128,7 @@ class Hub:
         if subscriber.closed:   # closed for another reason and not yet unsubscribed
             self.unsubscribe(subscriber)
             return
-        dropped = subscriber.close(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON) + dropped_now
+        dropped = subscriber.close(CloseCode.SLOW_CONSUMER, CloseCode.SLOW_CONSUMER.reason) + dropped_now
         self.unsubscribe(subscriber)
         if self._on_slow is not None:
             self._on_slow(dropped)

@@ -11,7 +11,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from .hub import SHUTDOWN_CODE, SHUTDOWN_REASON, SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON, fit_reason
+from .protocol import CloseCode, fit_reason
 
 log = logging.getLogger("hftlive.server")
 
@@ -32,9 +32,12 @@ class RequestDeadline(H11Protocol):
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._head_bytes = 0
+        self._refused = False
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return   # the rest of a refused request: read and dropped, so the 431 is not lost to a reset
         if self.conn.their_state is h11.IDLE:   # h11 limits only a head that arrives in pieces
             self._head_bytes += len(data)
             if self._head_bytes > MAX_REQUEST_HEAD:
@@ -53,7 +56,12 @@ class RequestDeadline(H11Protocol):
                              b"content-type: text/plain; charset=utf-8\r\n"
                              b"content-length: %d\r\n\r\n%s" % (len(body), body))
         self._disarm()
-        self.transport.close()
+        self._refused = True
+        # Closing with the client's bytes unread would send a reset, which can discard the 431 before
+        # the client reads it: end our side, drop what still comes, close a moment later.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(1.0, self.transport.close)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -106,7 +114,7 @@ class StreamProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: Any) -> None:
         if (message["type"] == "websocket.close" and self.handshake_complete and self.initial_response is None
                 and not self.close_sent and not self.disconnected):
-            code, reason = message.get("code", 1000), fit_reason(message.get("reason") or "")
+            code, reason = message.get("code", CloseCode.NORMAL), fit_reason(message.get("reason") or "")
             self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
             self._close(code, reason)
             return
@@ -118,14 +126,14 @@ class StreamProtocol(WebSocketsSansIOProtocol):
         if self.close_sent or self.transport.is_closing():
             return
         log.debug("%s: no pong within %gs: a slow consumer", self.client, self.ping_timeout)
-        self.queue.put_nowait({"type": "websocket.disconnect", "code": SLOW_CONSUMER_CODE,
-                               "reason": SLOW_CONSUMER_REASON})
-        self._close(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": CloseCode.SLOW_CONSUMER,
+                               "reason": CloseCode.SLOW_CONSUMER.reason})
+        self._close(CloseCode.SLOW_CONSUMER, CloseCode.SLOW_CONSUMER.reason)
 
     def shutdown(self) -> None:
         if self.handshake_complete and not self.close_sent and self.initial_response is None:
-            self.queue.put_nowait({"type": "websocket.disconnect", "code": SHUTDOWN_CODE})
-            self._close(SHUTDOWN_CODE, SHUTDOWN_REASON)
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": CloseCode.SHUTDOWN})
+            self._close(CloseCode.SHUTDOWN, CloseCode.SHUTDOWN.reason)
         elif self.close_sent:
             self.transport.abort()   # told already, and did not answer: release it
         else:

@@ -1,16 +1,24 @@
 """The simulator's settings, read from SIM_* environment variables; a mistake becomes one line saying what to fix."""
 from __future__ import annotations
 
-import os
 import ssl
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The same list and number parsing, and the same one-line error, as the service's settings.
-from service.config import SYMBOL_PATTERN, ConfigError, positive_numbers, split_list
-from service.instrument import Instrument
+from market.instrument import Instrument
+from market.settings import (
+    ConfigError,  # noqa: F401 (load_settings raises it; __main__ catches it from here)
+    check_per_symbol,
+    instruments_for,
+    load,
+    log_level,
+    pick,
+    positive_numbers,
+    symbol_list,
+)
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 MAX_BACKLOG_BYTES = 4 * 2**20   # a client this far behind is cut off: 5 stalled clients hold 20 MiB, not ever more
@@ -44,28 +52,18 @@ class SimSettings(BaseSettings):
     @field_validator("symbols", mode="before")
     @classmethod
     def _symbols(cls, value: Any) -> tuple[str, ...]:
-        symbols = split_list(value)
-        for symbol in symbols:
-            # Bybit's topics are case sensitive (orderbook.50.btcusdt is refused), so no upper-casing here.
-            if not SYMBOL_PATTERN.match(symbol):
-                raise ValueError(f"{symbol!r} is not a symbol (like BTCUSDT: 2-24 capital letters and digits)")
-        if len(set(symbols)) != len(symbols):
-            raise ValueError(f"a symbol is listed twice in {','.join(symbols)}")
-        return symbols
+        # Bybit's topics are case sensitive (orderbook.50.btcusdt is refused), so no upper-casing here.
+        return symbol_list(value, upper=False)
 
     @field_validator("tick_size", "lot_size", "price", mode="before")
     @classmethod
     def _numbers(cls, value: Any, info: ValidationInfo) -> tuple[float, ...]:
-        return positive_numbers(value, f"SIM_{str(info.field_name).upper()}")
+        return positive_numbers(value, _env_name(str(info.field_name)))
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _level(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            if value.strip().lower() not in LOG_LEVELS:
-                raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
-            return value.strip().lower()
-        return value
+        return log_level(value, LOG_LEVELS)
 
     @field_validator("tls_cert", "tls_key", "control_host", mode="before")
     @classmethod
@@ -74,11 +72,8 @@ class SimSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> SimSettings:
-        for name in ("tick_size", "lot_size", "price"):
-            values = getattr(self, name)
-            if len(values) not in (1, len(self.symbols)):
-                raise ValueError(f"SIM_{name.upper()} has {len(values)} values for {len(self.symbols)} symbols; "
-                                 "give one value, or one per symbol")
+        check_per_symbol(len(self.symbols), {_env_name(name): getattr(self, name)
+                                             for name in ("tick_size", "lot_size", "price")})
         for inst, price in zip(self.instruments, self.prices):
             if inst.tick(price) < 200:
                 raise ValueError(f"SIM_PRICE {price:g} is under 200 ticks of {inst.tick_size:g} for {inst.symbol}; "
@@ -97,12 +92,11 @@ class SimSettings(BaseSettings):
 
     @property
     def instruments(self) -> tuple[Instrument, ...]:
-        return tuple(Instrument(symbol, _pick(self.tick_size, i), _pick(self.lot_size, i))
-                     for i, symbol in enumerate(self.symbols))
+        return instruments_for(self.symbols, self.tick_size, self.lot_size)
 
     @property
     def prices(self) -> tuple[float, ...]:
-        return tuple(_pick(self.price, i) for i in range(len(self.symbols)))
+        return tuple(pick(self.price, i) for i in range(len(self.symbols)))
 
     def tls_context(self) -> ssl.SSLContext | None:
         if self.tls_cert is None or self.tls_key is None:
@@ -117,28 +111,10 @@ class SimSettings(BaseSettings):
         return context
 
 
-def _pick(values: tuple[float, ...], i: int) -> float:
-    return values[0] if len(values) == 1 else values[i]
-
-
-def describe(error: ValidationError) -> str:
-    """One line naming each bad variable, its value and what is wrong with it."""
-    parts = []
-    for item in error.errors():
-        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
-        loc = item.get("loc", ())
-        if not loc:
-            parts.append(message)
-            continue
-        name = f"SIM_{str(loc[0]).upper()}"
-        raw = os.environ.get(name, os.environ.get(name.lower()))
-        parts.append(f"{name}{f'={raw!r}' if raw is not None else ''}: {message}")
-    return "; ".join(parts)
+def _env_name(field: str) -> str:
+    return f"SIM_{field.upper()}"
 
 
 def load_settings(**overrides: Any) -> SimSettings:
     """Settings from the environment (overrides win); a ConfigError with one line when something is wrong."""
-    try:
-        return SimSettings(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(f"bad configuration: {describe(exc)}") from None
+    return load(SimSettings, overrides, _env_name)

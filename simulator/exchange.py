@@ -8,15 +8,13 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from service.instrument import Instrument
-from service.market import BUY, TRADE, MarketModel
-from service.sources.mock import symbol_seed
+from market.instrument import Instrument
+from market.model import BUY, TRADE, MarketModel
+from market.pacing import pace
+from market.seed import symbol_seed
 
 from .book import DEPTHS, DepthStream, Push
 from .wire import Prices, book_message, now_ms, trade_messages
-
-TICK_S = 0.01          # the model steps, and level-1 books push, every 10 ms
-MAX_BACKLOG_S = 0.05   # after an event-loop stall, catch up at most this much order flow
 
 
 class Outlet(Protocol):
@@ -111,24 +109,18 @@ class Exchange:
         return None
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        last = loop.time()
-        due = 0.0
-        next_push = {depth: last for depth in DEPTHS}
-        while True:
-            await asyncio.sleep(TICK_S)
-            now = loop.time()
-            if not self.paused:
-                due += min(now - last, MAX_BACKLOG_S) * self.rate
-            last = now
-            actions = int(due)
-            due -= actions
+        """The order flow at `rate` (none while paused), and each depth's books pushed on its interval."""
+        next_push = dict.fromkeys(DEPTHS, asyncio.get_running_loop().time())
+
+        def tick(actions: int, now: float) -> None:
             if actions:
                 self.step(actions)
             for depth, interval in DEPTHS.items():
                 if now >= next_push[depth]:
                     next_push[depth] = max(next_push[depth] + interval, now)
                     self.publish_books(depth)
+
+        await pace(lambda: 0.0 if self.paused else self.rate, tick)
 
     def step(self, actions: int) -> None:
         stamp = now_ms()

@@ -5,7 +5,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from service.instrument import Instrument
+from market.instrument import Instrument
 
 from .wire import instrument_info, rest
 

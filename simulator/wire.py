@@ -5,7 +5,7 @@ import json
 import time
 from typing import Any
 
-from service.instrument import Instrument
+from market.instrument import Instrument
 
 Levels = list[tuple[int, int]]   # (tick, lots); lots 0 deletes the level
 

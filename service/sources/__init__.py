@@ -1,4 +1,5 @@
-"""Market-data sources: hftbacktest's live bot (live.py, livebot.py) or the mock market model (mock.py)."""
+"""Market-data sources: hftbacktest's live bot (live_supervisor.py in the web process, live_bot.py in the
+bot process) or the mock market model (mock.py)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -11,7 +12,7 @@ if TYPE_CHECKING:   # kept light: the bot process imports this package too
 def source_for(settings: Settings) -> Source:
     """The source the settings ask for; nothing from hftbacktest is imported here."""
     if settings.source_kind == "live":
-        from .live import LiveSource
+        from .live_supervisor import LiveSource
         return LiveSource.from_settings(settings)
     from .mock import MockSource
     return MockSource.from_settings(settings)

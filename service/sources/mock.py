@@ -1,26 +1,20 @@
-"""The mock source: the market model of service.market, run on the event loop at a set rate and labelled mock."""
+"""The mock source: the market kernel's model, run on the event loop at a set rate and labelled mock."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import random
 import time
-import zlib
 from collections.abc import Callable, Sequence
+
+from market.instrument import Instrument
+from market.model import BID, BUY, DEFAULT_PARAMS, LEVEL, Event, MarketModel, ModelParams
+from market.pacing import pace
+from market.seed import symbol_seed
 
 from ..config import Settings
 from ..events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade
-from ..instrument import Instrument
-from ..market import BID, BUY, DEFAULT_PARAMS, LEVEL, Event, MarketModel, ModelParams
 from .base import Sink, Source
-
-TICK_S = 0.01          # one batch of actions per 10 ms of the event loop
-MAX_BACKLOG_S = 0.05   # after a stall, catch up at most this much: bursts stay well inside client buffers
-
-
-def symbol_seed(seed: int, symbol: str) -> int:
-    """Each symbol its own stream of events, stable across processes (str hashes are not)."""
-    return (seed * 1_000_003 + zlib.crc32(symbol.encode())) & 0xFFFF_FFFF_FFFF
 
 
 class MockSource(Source):
@@ -50,7 +44,7 @@ class MockSource(Source):
         return cls(settings.instruments, settings.mock_event_rate, settings.mock_seed, settings.mock_price)
 
     def describe(self) -> dict[str, str | int | float | None]:
-        return {"model": "service.market", "seed": self.seed, "rate_per_symbol": self.rate}
+        return {"model": "market.model", "seed": self.seed, "rate_per_symbol": self.rate}
 
     async def start(self, sink: Sink) -> None:
         self._sink = sink
@@ -66,7 +60,7 @@ class MockSource(Source):
                 tuple((t, inst.lots(n)) for t, n in asks.items())))
         sink.source_status(SourceStatus(
             SourceState.CONNECTED, f"mock market model, seed {self.seed}, {self.rate:g} actions/s per symbol"))
-        self._task = asyncio.create_task(self._run(), name="mock-source")
+        self._task = asyncio.create_task(pace(lambda: self.rate, self._step), name="mock-source")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -77,22 +71,12 @@ class MockSource(Source):
         if self._sink is not None:
             self._sink.source_status(SourceStatus(SourceState.STOPPED, "mock source stopped"))
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        last = loop.time()
-        due = 0.0
-        while True:
-            await asyncio.sleep(TICK_S)
-            now = loop.time()
-            due += min(now - last, MAX_BACKLOG_S) * self.rate
-            last = now
-            actions = int(due)
-            if not actions:
-                continue
-            due -= actions
-            stamp = self.wall()
-            for inst in self.instruments:
-                deliver(self._sink, inst, self.models[inst.symbol].step(actions), stamp)
+    def _step(self, actions: int, now: float) -> None:
+        if not actions:
+            return
+        stamp = self.wall()
+        for inst in self.instruments:
+            deliver(self._sink, inst, self.models[inst.symbol].step(actions), stamp)
 
 
 def deliver(sink: Sink, inst: Instrument, events: list[Event], stamp: int) -> None:

@@ -2,6 +2,7 @@
 "use strict";
 
 const config = JSON.parse(document.getElementById("config").textContent);
+const CLOSE = config.close_codes;   // by name, as the service serves them (service/protocol.py)
 const LEVELS = 15;
 const TAPE_LENGTH = 60;
 const $ = (id) => document.getElementById(id);
@@ -52,8 +53,11 @@ function connect() {
   mine.onclose = (event) => {
     if (socket !== mine) return;
     setState("offline", `stream closed: ${event.code} ${event.reason}`);
-    if (event.code === 4404) return;
-    if (event.code === 1008 || event.code === 1006 && config.auth) sessionStorage.removeItem("hftlive-token");
+    if (event.code === CLOSE.UNKNOWN_SYMBOL) return;
+    // A refused handshake (wrong token) reaches a browser as ABNORMAL, without a close frame.
+    if (event.code === CLOSE.UNAUTHORIZED || event.code === CLOSE.ABNORMAL && config.auth) {
+      sessionStorage.removeItem("hftlive-token");
+    }
     setTimeout(connect, retryMs);
     retryMs = Math.min(retryMs * 2, 10000);
   };
@@ -62,7 +66,7 @@ function connect() {
 function resync() {
   // A missed sequence number: drop the book and start again from a fresh snapshot.
   book = null;
-  if (socket) socket.close(4000, "resync");
+  if (socket) socket.close(CLOSE.RESYNC, "resync");
 }
 
 function handle(msg) {
@@ -143,7 +147,7 @@ function init() {
     symbol = select.value;
     trades = [];
     $("asks").replaceChildren(); $("bids").replaceChildren(); $("trades").replaceChildren();
-    if (socket) { const old = socket; socket = null; old.close(1000, "symbol changed"); }
+    if (socket) { const old = socket; socket = null; old.close(CLOSE.NORMAL, "symbol changed"); }
     connect();
   };
   connect();

@@ -8,24 +8,18 @@ import time
 
 import pytest
 
-from tests.e2e.live import SYMBOL, Simulator, StreamClient, converged, settle
-from tests.integration.stack import Stack, free_port
+from tests.e2e.live import SYMBOL, Simulator, client_book, converged, settle
+from tests.support.book import BookFollower
+from tests.support.stack import Stack
 
 DEPTH = 20   # levels compared per side
 
 
 @pytest.fixture(scope="module")
-def live(runtime_images, tmp_path_factory):
-    control = free_port()
-    stack = Stack(tmp_path_factory.mktemp("live"), ["live", "sim"], HFTLIVE_EXCHANGE="simulator",
-                  SIM_CONTROL_PORT=str(control), SIM_RATE="40", SIM_SEED="5", LIVE_STALE_AFTER_S="2",
-                  LIVE_REBUILD_AFTER_S="4", READY_MAX_AGE_S="3")
-    with stack:
-        client = StreamClient(stack.ws_url)
-        try:
-            yield stack, client, Simulator(control)
-        finally:
-            client.close()
+def live(runtime_images):
+    with Stack(["live", "sim"], HFTLIVE_EXCHANGE="simulator", SIM_RATE="40", SIM_SEED="5", LIVE_STALE_AFTER_S="2",
+               LIVE_REBUILD_AFTER_S="4", READY_MAX_AGE_S="3") as stack, BookFollower(stack.ws_url, SYMBOL) as client:
+        yield stack, client, Simulator(stack.published("simulator"))
 
 
 def test_the_client_book_equals_the_simulator_at_every_checkpoint(live):
@@ -40,8 +34,8 @@ def test_the_client_book_equals_the_simulator_at_every_checkpoint(live):
         time.sleep(2)
         sim.post("/control/pause")
         seq = settle(stack, client)
-        assert client.levels(DEPTH) == sim.book(DEPTH), f"books differ at seq {seq}"
-    assert client.gaps == [] and client.closed is None
+        assert client_book(client, DEPTH) == sim.book(DEPTH), f"books differ at seq {seq}"
+    assert client.breaks == [] and client.error is None and client.sources == {"live"}
     sim.post("/control/resume")
 
 
@@ -55,7 +49,7 @@ def test_every_trade_arrives_once_in_order(live):
     sim.post("/control/pause")
     settle(stack, client)
     sent = [(round(float(t["p"]) / 0.1), round(float(t["v"]) / 0.001), t["S"].lower()) for t in sim.trades()[sent_before:]]
-    got = [(round(t["price"] / 0.1), round(t["qty"] / 0.001), t["side"]) for t in client.trades[got_before:]]
+    got = [(round(t.price / 0.1), round(t.qty / 0.001), t.side) for t in client.trades[got_before:]]
     assert len(sent) > 5
     assert got == sent
     sim.post("/control/resume")

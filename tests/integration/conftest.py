@@ -8,7 +8,7 @@ import docker
 import pytest
 
 from cli import bases, wheelhouse
-from cli.versions import ROOT
+from tests.support import ROOT
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,8 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from cli.versions import ROOT
+from tests.support import ROOT
+
 
 SERVICE = "http://127.0.0.1:8000"
 

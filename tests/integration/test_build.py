@@ -11,7 +11,8 @@ import pytest
 from pip._vendor import certifi as pip_certifi
 
 from cli import bases, buildx, wheelhouse
-from cli.versions import ROOT, load
+from cli.versions import load
+from tests.support import ROOT
 
 PEM = re.compile(rb"-----BEGIN CERT" rb"IFICATE-----\r?\n(.+?)-----END CERT" rb"IFICATE-----", re.S)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from cli import cibw, versions
-from cli.versions import ROOT
+from tests.support import ROOT
+from tests.unit.test_versions import runtime_pins
 
 CHECK = ROOT / "docker" / "build" / "wheel_check.py"
 
@@ -45,7 +46,7 @@ def test_cibuildwheel_builds_repairs_and_tests_one_abi3_wheel(built):
 
 def test_the_wheel_installs_offline_and_passes_the_live_wheel_check(built, client, base_image, wheels):
     """As the wheelhouse's own wheel is checked: the runtime wheels from ./wheels, no network."""
-    runtime = " ".join(versions.runtime_pins(versions.load(), "3.11"))
+    runtime = " ".join(runtime_pins(versions.load(), "3.11"))
     script = ("set -e; python3 -m venv /tmp/venv; "
               f"/tmp/venv/bin/pip install --quiet --no-index --find-links /wheels /built/{built['wheel'].name} {runtime}; "
               "/tmp/venv/bin/python /check/wheel_check.py --strict")

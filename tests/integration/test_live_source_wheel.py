@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from service.events import SourceState
-from service.sources.live import LiveSource
-from service.sources.livebot import BotConfig
+from service.sources.live_messages import BotConfig
+from service.sources.live_supervisor import LiveSource
 from tests.unit.service.test_service_live_source import INSTRUMENTS, Recorder, wait_for
 
 

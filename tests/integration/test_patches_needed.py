@@ -9,7 +9,7 @@ import json
 import subprocess
 
 from cli import bases, buildx, wheelhouse
-from cli.versions import ROOT
+from tests.support import ROOT
 
 SKIPPED = ("0001", "0002", "0003")
 

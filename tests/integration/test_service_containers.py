@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.integration.stack import Stack
+from cli import images, versions
+from service.client import Disconnected, Resynced, Snapshot, StreamClient
+
+from tests.support import ROOT
+from tests.support.stack import Stack
 
 SYMBOL = "BTCUSDT"
 
@@ -23,27 +27,15 @@ def run_image(image: str, *env: str, timeout: float = 60) -> subprocess.Complete
     return subprocess.run(command + [image], capture_output=True, text=True, timeout=timeout)
 
 
-def apply(book: dict[str, dict[float, float]], message: dict) -> None:
-    for side in ("bids", "asks"):
-        for price, qty in message[side]:
-            if qty == 0:
-                book[side].pop(price, None)
-            else:
-                book[side][price] = qty
-
-
-def levels(book: dict[str, dict[float, float]], depth: int) -> dict[str, list[list[float]]]:
-    return {"bids": [[p, q] for p, q in sorted(book["bids"].items(), reverse=True)[:depth]],
-            "asks": [[p, q] for p, q in sorted(book["asks"].items())[:depth]]}
-
-
 # --- the images themselves ---------------------------------------------------------------------
 
 def test_images_run_as_the_shared_non_root_user_and_carry_their_versions(runtime_images, client, manifest):
     assert set(runtime_images) == {"service", "service-mock", "connector", "simulator"}
+    facts = versions.runtime_facts()
+    uid = facts["HFTLIVE_UID"]
     for target, tag in runtime_images.items():
         config = client.images.get(tag).attrs["Config"]
-        assert config["User"] == "10001:10001", target
+        assert config["User"] == f"{uid}:{uid}", target
         assert config["Healthcheck"]["Test"][0] == "CMD", target
         if target.startswith("service"):
             assert config["Healthcheck"]["Test"] == ["CMD", "python", "-m", "service.healthcheck"]
@@ -52,6 +44,25 @@ def test_images_run_as_the_shared_non_root_user_and_carry_their_versions(runtime
     assert labels["io.hftlive.hftbacktest.version"] == manifest["hftbacktest_version"]
     assert labels["io.hftlive.hftbacktest.features"] == "live"
     assert labels["io.hftlive.hftbacktest.patches"].split() == [p["name"] for p in manifest["patches"]]
+    # The connector's labels are the crates it was built from, as the binary itself reports them.
+    connector = client.images.get(runtime_images["connector"]).attrs["Config"]
+    crates = images.connector_versions()
+    assert connector["Labels"]["io.hftlive.connector.version"] == crates["CONNECTOR_VERSION"]
+    assert connector["Labels"]["io.hftlive.hftbacktest.crate"] == crates["HFTBACKTEST_CRATE"]
+    assert manifest["connector"]["version"] == (f"connector {crates['CONNECTOR_VERSION']} "
+                                                f"(hftlive, bybit, hftbacktest {crates['HFTBACKTEST_CRATE']})")
+    # docker/runtime.env's ports and connector name, as the images' environment and exposed ports.
+    environment = {target: dict(e.split("=", 1) for e in client.images.get(tag).attrs["Config"]["Env"])
+                   for target, tag in runtime_images.items()}
+    exposed = {target: sorted(client.images.get(tag).attrs["Config"].get("ExposedPorts", {}))
+               for target, tag in runtime_images.items()}
+    for target in ("service", "service-mock"):
+        assert environment[target]["PORT"] == facts["HFTLIVE_SERVICE_PORT"], target
+        assert exposed[target] == [f"{facts['HFTLIVE_SERVICE_PORT']}/tcp"], target
+    assert environment["service"]["CONNECTOR_NAME"] == environment["connector"]["CONNECTOR_NAME"] == facts["CONNECTOR_NAME"]
+    assert (environment["simulator"]["SIM_PORT"], environment["simulator"]["SIM_CONTROL_PORT"]) == (
+        facts["HFTLIVE_SIMULATOR_PORT"], facts["HFTLIVE_SIMULATOR_CONTROL_PORT"])
+    assert exposed["simulator"] == sorted(f"{facts[k]}/tcp" for k in ("HFTLIVE_SIMULATOR_PORT", "HFTLIVE_SIMULATOR_CONTROL_PORT"))
 
 
 def test_the_mock_image_has_no_hftbacktest_and_the_live_image_has_the_live_wheel(runtime_images):
@@ -92,44 +103,39 @@ def test_a_bad_symbol_or_number_stops_the_container(runtime_images):
 
 # --- the mock profile --------------------------------------------------------------------------
 
-async def rebuild_until(ws_url: str, rest: Stack, checkpoints: int) -> list[tuple[int, dict, dict]]:
-    """Follow the stream; at each checkpoint ask /v1/book and keep reading until the client reaches
-    the book's seq. Returns (seq, the client's book, the REST book) per checkpoint."""
+async def rebuild_until(stack: Stack, checkpoints: int) -> list[tuple[int, dict, dict]]:
+    """Follow the stream with the product's client; at each checkpoint ask /v1/book and keep reading until
+    the client's book reaches its seq. Returns (seq, the client's book, the REST book) per checkpoint."""
     results = []
-    async with websockets.connect(f"{ws_url}/v1/stream?symbols={SYMBOL}", max_size=2**24) as ws:
-        first = json.loads(await ws.recv())
-        assert first["type"] == "snapshot" and first["source"] == "mock" and first["symbol"] == SYMBOL
-        book = {"bids": dict(map(tuple, first["bids"])), "asks": dict(map(tuple, first["asks"]))}
-        seq = first["seq"]
-        kinds = set()
+    kinds = set()
+    async with StreamClient(f"{stack.ws_url}/v1/stream", [SYMBOL]) as client:
+        first = await asyncio.wait_for(client.next_event(), 10)
+        assert isinstance(first, Snapshot) and first.source == "mock" and first.symbol == SYMBOL
         for _ in range(checkpoints):
             await asyncio.sleep(0.5)
-            status, rest_book = await asyncio.to_thread(rest.get, f"/v1/book?symbol={SYMBOL}&depth=1000")
+            status, rest_book = await asyncio.to_thread(stack.get, f"/v1/book?symbol={SYMBOL}&depth=1000")
             assert status == 200 and rest_book["source"] == "mock"
-            assert rest_book["seq"] >= seq
-            while seq < rest_book["seq"]:
-                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
-                assert message["source"] == "mock"
-                if message["type"] == "status":
-                    continue
-                assert message["seq"] == seq + 1, f"gap: {seq} then {message['seq']}"
-                seq = message["seq"]
-                kinds.add(message["type"])
-                if message["type"] == "delta":
-                    apply(book, message)
-                elif message["type"] == "snapshot":
-                    book = {"bids": dict(map(tuple, message["bids"])), "asks": dict(map(tuple, message["asks"]))}
-            results.append((seq, levels(book, 1000), {"bids": rest_book["bids"], "asks": rest_book["asks"]}))
+            assert rest_book["seq"] >= client.book(SYMBOL).seq
+            while client.book(SYMBOL).seq < rest_book["seq"]:
+                event = await asyncio.wait_for(client.next_event(), 10)
+                # The client reconnects on a skipped seq and says so: here that is a lost message.
+                assert not isinstance(event, (Disconnected, Resynced)), event
+                assert event.source == "mock"
+                kinds.add(event.type)
+            book = client.book(SYMBOL)
+            bids, asks = book.top(1000)
+            mine = {"bids": [list(level) for level in bids], "asks": [list(level) for level in asks]}
+            results.append((book.seq, mine, {"bids": rest_book["bids"], "asks": rest_book["asks"]}))
         assert {"delta", "trade"} <= kinds
     return results
 
 
-def test_mock_profile_serves_a_book_a_client_rebuilds_exactly(runtime_images, tmp_path):
-    with Stack(tmp_path, "mock", MOCK_EVENT_RATE="500", MOCK_SEED="7") as stack:
+def test_mock_profile_serves_a_book_a_client_rebuilds_exactly(runtime_images):
+    with Stack("mock", MOCK_EVENT_RATE="500", MOCK_SEED="7") as stack:
         status, ready = stack.get("/readyz")
         assert (status, ready["ready"], ready["source"]) == (200, True, "mock")
         assert stack.health("service-mock") == "healthy"
-        for seq, client_book, rest_book in asyncio.run(rebuild_until(stack.ws_url, stack, checkpoints=5)):
+        for seq, client_book, rest_book in asyncio.run(rebuild_until(stack, checkpoints=5)):
             assert client_book == rest_book, f"books differ at seq {seq}"
             assert client_book["bids"][0][0] < client_book["asks"][0][0]
         status, trades = stack.get(f"/v1/trades?symbol={SYMBOL}&limit=5")
@@ -138,13 +144,13 @@ def test_mock_profile_serves_a_book_a_client_rebuilds_exactly(runtime_images, tm
         assert status == 200 and "MOCK" in page
 
 
-def test_a_slow_client_is_cut_off_while_a_fast_one_keeps_every_message(runtime_images, tmp_path):
-    with Stack(tmp_path, "mock", MOCK_EVENT_RATE="3000", MOCK_SEED="11") as stack:
+def test_a_slow_client_is_cut_off_while_a_fast_one_keeps_every_message(runtime_images):
+    with Stack("mock", MOCK_EVENT_RATE="3000", MOCK_SEED="11") as stack:
         # The slow client runs beside the service on its compose network: through the published
         # port, docker-proxy's buffers would hold ~30 MB ahead of it. It is cut either way (its
         # buffer, or CLIENT_MAX_LAG_S with no pong), always with 4008.
         slow = subprocess.Popen(
-            ["docker", "run", "--rm", "--network", stack.network(), "--cap-drop", "ALL", "--read-only",
+            ["docker", "run", "--rm", "--network", stack.network, "--cap-drop", "ALL", "--read-only",
              "--entrypoint", "python", "-v", f"{Path(__file__).parent / 'slow_client.py'}:/slow_client.py:ro",
              runtime_images["service-mock"], "/slow_client.py", "service-mock:8000", "60"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -174,9 +180,9 @@ def test_a_slow_client_is_cut_off_while_a_fast_one_keeps_every_message(runtime_i
     assert fast_seqs == list(range(fast_seqs[0], fast_seqs[0] + len(fast_seqs))), "the fast client lost messages"
 
 
-def test_live_image_without_a_connector_is_not_ready_and_serves_no_mock_data(runtime_images, tmp_path):
-    with Stack(tmp_path, "live", wait=False, only=["service"], LIVE_REBUILD_AFTER_S="5") as stack:
-        stack.wait_alive(timeout=90)
+def test_live_image_without_a_connector_is_not_ready_and_serves_no_mock_data(runtime_images):
+    with Stack("live", wait=False, only=["service"], LIVE_REBUILD_AFTER_S="5") as stack:
+        stack.wait_for(stack.url + "/healthz")   # alive (not ready: there is no connector)
         deadline = time.monotonic() + 60
         while True:   # the bot child starts (numba compiles), then waits for the connector
             status, body = stack.get("/v1/status")
@@ -206,20 +212,21 @@ def test_both_profiles_are_valid_and_hardened(tmp_path):
     env = tmp_path / "empty.env"
     env.write_text("")
     done = subprocess.run(["docker", "compose", "--env-file", str(env), "--profile", "mock", "--profile", "live",
-                           "config", "--format", "json"], capture_output=True, text=True, cwd=Stack.root())
+                           "config", "--format", "json"], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.returncode == 0, done.stderr
     services = json.loads(done.stdout)["services"]
     assert set(services) == {"service", "service-mock", "connector"}   # the simulator: profile sim
     done = subprocess.run(["docker", "compose", "--env-file", str(env), "--profile", "mock", "--profile", "live",
                            "--profile", "sim", "config", "--format", "json"], capture_output=True, text=True,
-                          cwd=Stack.root())
+                          cwd=ROOT)
     services = json.loads(done.stdout)["services"]
     assert set(services) == {"service", "service-mock", "connector", "simulator"}
     for name, service in services.items():
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"], name
         assert "no-new-privileges:true" in service["security_opt"], name
-        assert service["restart"] == "unless-stopped" and service["healthcheck"]["test"][0] == "CMD", name
+        assert service["restart"] == "unless-stopped", name
+        assert "healthcheck" not in service, f"{name}: the image's HEALTHCHECK is the one definition"
         assert [p["host_ip"] for p in service.get("ports", [])] in ([], ["127.0.0.1"]), name
         assert service["pull_policy"] == "never", name
     # The live pair shares one /dev/shm and one /tmp/iceoryx2 (tmpfs volumes), and starts in order.

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.integration.browser import Chromium
-from tests.integration.stack import Stack
+from tests.support.stack import Stack
 
 READ_PAGE = """(() => {
   if (!document.getElementById("trades")) return null;   // still loading
@@ -26,8 +26,8 @@ def browser(tmp_path):
     chromium.close()
 
 
-def test_the_page_shows_a_moving_ladder_and_tape_labelled_mock(runtime_images, tmp_path, browser):
-    with Stack(tmp_path, "mock", MOCK_EVENT_RATE="200", MOCK_SEED="3") as stack:
+def test_the_page_shows_a_moving_ladder_and_tape_labelled_mock(runtime_images, browser):
+    with Stack("mock", MOCK_EVENT_RATE="200", MOCK_SEED="3") as stack:
         tab = browser.open(stack.url + "/")
 
         async def watch():

@@ -1,9 +1,10 @@
 """`./hftlive up` as a newcomer runs it: the live path against the bundled simulator, and a fast,
-clear failure when the exchange cannot be reached. Each test runs its own compose project on free
-127.0.0.1 ports, so a stack the user started is left alone."""
+clear failure when the exchange cannot be reached. Each test runs its own compose project on 127.0.0.1
+ports Docker picks, so a stack the user started is left alone."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,19 +12,18 @@ import uuid
 
 import pytest
 
-from cli.versions import ROOT
-from tests.integration.stack import free_port, get
+from cli.compose import Project
+from tests.support import ROOT
+from tests.support.stack import get
 
 
 @pytest.fixture
 def project(runtime_images):
     """Settings for a private stack; whatever it leaves is removed afterwards, also on failure."""
     name = f"hftlive-test-up-{uuid.uuid4().hex[:8]}"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HFTLIVE_PROJECT=name, HFTLIVE_PORT=str(free_port()),
-               SIM_CONTROL_PORT=str(free_port()))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HFTLIVE_PROJECT=name, HFTLIVE_PORT="0", SIM_CONTROL_PORT="0")
     yield env
-    subprocess.run(["docker", "compose", "--project-name", name, "--profile", "live", "--profile", "sim",
-                    "--profile", "mock", "down", "--volumes", "--timeout", "5"], cwd=ROOT, capture_output=True)
+    Project(["live", "sim", "mock"], name=name, settings={}).stop()
 
 
 def hftlive(env: dict, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
@@ -40,9 +40,11 @@ def test_up_starts_the_live_path_against_the_simulator(project):
     done = hftlive(project, "up")
 
     assert done.returncode == 0, done.stderr[-3000:]
-    url = f"http://127.0.0.1:{project['HFTLIVE_PORT']}/"
     last = done.stdout.strip().splitlines()[-1]
-    assert url in last and "profile live + sim" in last and "exchange simulator" in last, last
+    url = re.search(r"http://127\.0\.0\.1:([0-9]+)/", last)
+    assert url and url.group(1) != "0", last   # the port Docker picked, as compose reports it
+    url = url.group(0)
+    assert "profile live + sim" in last and "exchange simulator" in last, last
     assert "waiting for health" in done.stderr          # it said what it was waiting for
     status, body = get(url + "v1/status")
     assert status == 200

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from cli import wheelhouse
-from cli.versions import ROOT
+from tests.support import ROOT
 
 BUILD = ROOT / "docker" / "build"
 

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from cli.versions import ROOT
+from tests.support import ROOT
+
 
 DOCKERFILES = [ROOT / "Dockerfile.build", ROOT / "Dockerfile.runtime"]
 

@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from cli.versions import ROOT
+from tests.support import ROOT
 
 
 def hftlive(*args, cwd=ROOT):

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from cli import compose
-from cli.versions import ROOT
 from service.config import DEFAULT_EXCHANGE
 from service.events import EXCHANGES
+from tests.support import ROOT
 
 ENTRYPOINT = ROOT / "docker" / "runtime" / "connector-entrypoint"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.versions import ROOT
+from tests.support import ROOT
+
 
 INSTALL = ROOT / "docker" / "bundle" / "install.sh"
 

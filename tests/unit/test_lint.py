@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.versions import ROOT
+from tests.support import ROOT
 
 
 def tracked() -> list[Path]:

@@ -1,7 +1,8 @@
 """Our patches are small, ordered, and each says what it fixes and why."""
 import re
 
-from cli.versions import ROOT
+from tests.support import ROOT
+
 
 PATCHES = sorted((ROOT / "docker" / "patches").glob("*.patch"))
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.versions import ROOT
+from tests.support import ROOT
+
 
 BUILD = ROOT / "docker" / "build"
 PATCH = """--- a/{name}.txt

@@ -22,7 +22,8 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from cli import versions
-from cli.versions import ROOT
+from tests.support import ROOT
+from tests.unit.test_versions import runtime_pins
 
 BUILD = ROOT / "docker" / "build"
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -48,7 +49,7 @@ def expected_identifiers(pythons: list[str], arches=("x86_64", "aarch64")) -> li
 def test_identifiers_are_exactly_the_pinned_cpythons_on_both_architectures():
     done = cibw("identifiers")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == expected_identifiers(versions.python_versions(versions.load()))
+    assert done.stdout.split() == expected_identifiers(versions.load()["PYTHON_VERSIONS"].split())
 
 
 def test_identifiers_follow_versions_env_and_the_runner_architecture(tmp_path):
@@ -110,11 +111,11 @@ def test_build_stages_the_patched_source_and_feeds_the_pins(fake_cibuildwheel):
     # maturin's pin for the build; the wheelhouse's runtime pins, per CPython, for the test step
     lines = seen["constraints"].splitlines()
     assert lines[0] == f"maturin=={pins['MATURIN_VERSION']}"
-    expected = [f'{pin}; python_version == "{v}"' for v in versions.python_versions(pins)
-                for pin in versions.runtime_pins(pins, v)]
+    expected = [f'{pin}; python_version == "{v}"' for v in pins["PYTHON_VERSIONS"].split()
+                for pin in runtime_pins(pins, v)]
     assert lines[1:] == expected and any("3.14" in l for l in lines)
     env = seen["env"]
-    assert env["CIBW_BUILD"].split() == [f"cp{v.replace('.', '')}-*" for v in versions.python_versions(pins)]
+    assert env["CIBW_BUILD"].split() == [f"cp{v.replace('.', '')}-*" for v in pins["PYTHON_VERSIONS"].split()]
     assert env["CIBW_MANYLINUX_X86_64_IMAGE"] == env["HFTLIVE_POLICY"] == pins["MANYLINUX_POLICY"]
     assert env["MATURIN_PEP517_ARGS"] == f"--features {pins['HFTBACKTEST_FEATURES']} --compatibility {pins['MANYLINUX_POLICY']}"
     assert (env["HFTLIVE_RUST_MIN"], env["HFTLIVE_RUST_TOOLCHAIN"]) == (pins["RUST_MIN_VERSION"], pins["RUSTUP_TOOLCHAIN"])

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from cli.versions import ROOT
+from tests.support import ROOT
+
 
 SOURCE = "int triple(int x) { return 3 * x; }\nstatic int unused_helper(void) { return 7; }\n"
 

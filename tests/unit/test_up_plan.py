@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from cli import compose, images, inputs
-from cli.versions import ROOT
+from tests.support import ROOT
 from tests.unit.test_build_scripts import load
 
 

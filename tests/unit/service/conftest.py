@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support import ROOT
+
 
 # Variables the service reads; a developer's shell must not leak into the tests.
 SERVICE_ENV = (

@@ -13,7 +13,8 @@ from starlette.websockets import WebSocketDisconnect  # noqa: E402
 from service.app import create_app  # noqa: E402
 from service.book import Book  # noqa: E402
 from service.config import load_settings  # noqa: E402
-from service.events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade, stream_message  # noqa: E402
+from service.events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade  # noqa: E402
+from service.protocol import stream_message  # noqa: E402
 from service.sources.base import Source  # noqa: E402
 
 

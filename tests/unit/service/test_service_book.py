@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from service.book import Book, SequenceGap
-from service.instrument import Instrument
+from market.instrument import Instrument
 
 
 def loaded() -> Book:

@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 from service.app import create_app  # noqa: E402
 from service.client import Delta, Snapshot, Status, StreamClient, StreamRejected, Trade  # noqa: E402
-from service.events import DeltaMessage, SnapshotMessage  # noqa: E402
+from service.protocol import DeltaMessage, SnapshotMessage  # noqa: E402
 
 
 class Server:
@@ -38,6 +38,7 @@ class Server:
         while not self.server.started:
             assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
             time.sleep(0.02)
+        self.loop = self.server.servers[0].get_loop()
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
         self.http = f"http://127.0.0.1:{self.port}"
         self.ws = f"ws://127.0.0.1:{self.port}/v1/stream"
@@ -50,7 +51,7 @@ class Server:
     def call(self, fn, *args):
         """Run fn on the server's event loop and wait for it."""
         done = threading.Event()
-        self.service.loop.call_soon_threadsafe(lambda: (fn(*args), done.set()))
+        self.loop.call_soon_threadsafe(lambda: (fn(*args), done.set()))
         assert done.wait(5)
 
     def squeeze(self, client_port: int) -> None:

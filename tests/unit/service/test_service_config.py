@@ -176,7 +176,7 @@ def test_the_mock_price_must_be_one_the_market_model_can_start_at(monkeypatch, e
 
 
 def test_the_mock_price_floor_is_the_market_models_and_applies_to_the_mock_only():
-    from service.market import DEFAULT_PARAMS, MarketModel
+    from market.model import DEFAULT_PARAMS, MarketModel
     smallest = load_settings(data_source="mock", mock_price=13.0)
     model = MarketModel(smallest.instruments[0].tick(smallest.mock_price), 1)
     assert model.best_bid + model.best_ask == 2 * DEFAULT_PARAMS.floor_ticks == 260   # started where asked

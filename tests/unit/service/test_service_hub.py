@@ -5,7 +5,8 @@ import asyncio
 
 import pytest
 
-from service.hub import SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON, Hub, SubscriberClosed
+from service.hub import Hub, SubscriberClosed
+from service.protocol import CloseCode, fit_reason
 
 
 def test_a_slow_subscriber_is_closed_and_a_fast_one_keeps_every_message():
@@ -30,7 +31,7 @@ def test_a_slow_subscriber_is_closed_and_a_fast_one_keeps_every_message():
 
     hub, fast, slow, received, cut = asyncio.run(scenario())
     assert received == [f"m{i}" for i in range(50)]
-    assert slow.closed and (slow.code, slow.reason) == (SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
+    assert slow.closed and (slow.code, slow.reason) == (CloseCode.SLOW_CONSUMER, "slow consumer")
     assert not fast.closed
     assert len(hub) == 1
     assert cut == [5]            # 4 buffered + the one that did not fit, counted once
@@ -72,7 +73,7 @@ def test_a_subscriber_closed_for_another_reason_is_not_counted_as_slow():
         hub.publish("X", "after")
         return sub, cut
     sub, cut = asyncio.run(scenario())
-    assert sub.closed and sub.code == 1001 and cut == []
+    assert sub.closed and sub.code == CloseCode.SHUTDOWN and cut == []
 
 
 def test_a_subscriber_whose_oldest_message_is_older_than_the_lag_bound_is_cut_even_with_room():
@@ -87,13 +88,11 @@ def test_a_subscriber_whose_oldest_message_is_older_than_the_lag_bound_is_cut_ev
         return stalled, cut
 
     stalled, cut = asyncio.run(scenario())
-    assert stalled.closed and stalled.code == SLOW_CONSUMER_CODE
+    assert stalled.closed and stalled.code == CloseCode.SLOW_CONSUMER
     assert cut == [4]                    # m0..m2 queued, m3 refused: the oldest was 3 s old
 
 
 def test_close_reasons_fit_a_close_frame_without_splitting_a_character():
-    from service.hub import fit_reason
-
     reason = fit_reason("unknown symbol " + "€" * 60)
     assert len(reason.encode()) <= 123 and reason.startswith("unknown symbol €") and reason.endswith("...")
     assert fit_reason("short") == "short"

@@ -1,27 +1,30 @@
-"""The live source's parent side: a spawned bot process feeds the sink; its crash never takes the web process."""
+"""The live source's web-process side: a spawned bot process feeds the sink; its crash never takes the web process."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import time
+from typing import get_args
 
-
-from service.events import SourceState  # noqa: E402
-from service.sources.live import LiveSource  # noqa: E402
-from service.sources.livebot import BotConfig  # noqa: E402
+from service.events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade
+from service.sources.live_messages import MESSAGE_TYPES, BotConfig, Message, receive, send
+from service.sources.live_supervisor import LiveSource
 
 INSTRUMENTS = (("BTCUSDT", 0.1, 0.001),)
 
 
+SCRIPT = [
+    BookSnapshot("BTCUSDT", 1, 2, ((1000, 1.0),), ((1001, 2.0),)),
+    BookDelta("BTCUSDT", 3, 4, ((1000, 0.0), (999, 1.5)), ()),
+    Trade("BTCUSDT", 5, 6, 1001, 0.25, "buy"),
+]
+
+
 def scripted_bot(conn, config):
-    """Stands in for livebot.run in the child: a few events, then what config.connector names."""
-    conn.send([("status", "waiting_for_connector", "registered")])
-    conn.send([
-        ("status", "connected", "feed"),
-        ("snapshot", "BTCUSDT", 1, 2, ((1000, 1.0),), ((1001, 2.0),)),
-        ("delta", "BTCUSDT", 3, 4, ((1000, 0.0), (999, 1.5)), ()),
-        ("trade", "BTCUSDT", 5, 6, 1001, 0.25, "buy"),
-    ])
+    """Stands in for live_bot.run in the bot process: a few events, then what config.connector names."""
+    send(conn, [SourceStatus(SourceState.WAITING_FOR_CONNECTOR, "registered")])
+    send(conn, [SourceStatus(SourceState.CONNECTED, "feed"), *SCRIPT])
     if config.connector == "abort":
         os.abort()          # what a Rust panic does with panic=abort
     time.sleep(120)         # until the parent terminates it
@@ -30,17 +33,22 @@ def scripted_bot(conn, config):
 class Recorder:
     def __init__(self):
         self.events = []
+        self.received = []   # the objects themselves, in order
 
     def book_snapshot(self, s):
+        self.received.append(s)
         self.events.append(("snapshot", s.symbol, s.bids, s.asks))
 
     def book_delta(self, d):
+        self.received.append(d)
         self.events.append(("delta", d.symbol, d.bids, d.asks))
 
     def trade(self, t):
+        self.received.append(t)
         self.events.append(("trade", t.symbol, t.tick, t.qty, t.side))
 
     def source_status(self, s):
+        self.received.append(s)
         self.events.append(("status", s.state, s.detail))
 
     def states(self):
@@ -54,6 +62,16 @@ async def wait_for(condition, timeout=30.0):
         await asyncio.sleep(0.05)
 
 
+def test_every_message_type_crosses_the_pipe_as_itself():
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    batch = [*SCRIPT, SourceStatus(SourceState.STALE, "no feed for 5s")]
+    send(sender, batch)
+    received = receive(receiver)
+    assert received == batch and [type(m) for m in received] == [type(m) for m in batch]
+    assert received[-1].state is SourceState.STALE
+    assert set(MESSAGE_TYPES) == set(get_args(Message))   # a new message type gets its pickling too
+
+
 def test_events_from_the_bot_process_reach_the_sink_in_order_and_stop_ends_it():
     async def scenario():
         sink = Recorder()
@@ -64,13 +82,10 @@ def test_events_from_the_bot_process_reach_the_sink_in_order_and_stop_ends_it():
         await source.stop()
         return sink, source, pid
     sink, source, pid = asyncio.run(scenario())
-    assert [e for e in sink.events if e[0] != "status"] == [
-        ("snapshot", "BTCUSDT", ((1000, 1.0),), ((1001, 2.0),)),
-        ("delta", "BTCUSDT", ((1000, 0.0), (999, 1.5)), ()),
-        ("trade", "BTCUSDT", 1001, 0.25, "buy"),
-    ]
+    assert [e for e in sink.received if not isinstance(e, SourceStatus)] == SCRIPT   # types, times and levels
     assert sink.states() == [SourceState.STARTING, SourceState.WAITING_FOR_CONNECTOR, SourceState.CONNECTED,
                              SourceState.STOPPED]
+    assert all(type(e.state) is SourceState for e in sink.received if isinstance(e, SourceStatus))
     assert isinstance(pid, int) and pid != os.getpid()
     assert not source._process.is_alive()
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support import ROOT
 
 
 def sim_env(**settings: Any) -> dict[str, str]:

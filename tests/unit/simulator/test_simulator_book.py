@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.market import MarketModel
+from market.model import MarketModel
 from simulator.book import LEVEL1_REPEAT_MS, DepthStream
 
 

@@ -1,4 +1,6 @@
-"""The live source: hftbacktest's live bot in a child process (sources/livebot.py), its events forwarded here."""
+"""Runs in the web process: the live source, which starts, watches and restarts the bot process (live_bot.py).
+
+What the bot process sends (live_messages.py) goes to the feed as it came: snapshots, deltas, trades, states."""
 from __future__ import annotations
 
 import asyncio
@@ -11,18 +13,19 @@ from typing import Any
 from ..config import DEFAULT_EXCHANGE, Settings
 from ..events import BookDelta, BookSnapshot, Exchange, SourceState, SourceStatus, Trade
 from .base import Sink, Source
-from .livebot import BotConfig, run
+from .live_bot import run
+from .live_messages import BotConfig, Message, receive
 
 STOP_GRACE_S = 5.0
-STABLE_RUN_S = 60.0   # a child that ran this long resets the restart back-off
+STABLE_RUN_S = 60.0   # a bot process that ran this long resets the restart back-off
 
 
 class LiveSource(Source):
     """Runs, watches and restarts the bot process.
 
-    Why a child ('spawn', never fork): the bot's jitclass calls hold the GIL while they wait,
+    Why a process of its own ('spawn', never fork): the bot's jitclass calls hold the GIL while they wait,
     iceoryx2 takes over the process's signal handlers, and an IPC failure aborts the whole process.
-    The child sends batches over a pipe; a reader thread hands them to the event loop.
+    The bot process sends batches over a pipe; a reader thread hands them to the event loop.
     """
 
     kind = "live"
@@ -101,7 +104,7 @@ class LiveSource(Source):
         while not self._stopping:
             started = loop.time()
             try:
-                code = await self._run_child()
+                code = await self._run_bot_process()
                 why = f": {self.last_detail}" if self.last_detail else ""
                 what = f"live bot process exited with code {code}{why}"
             except Exception as exc:  # the process could not even be started
@@ -116,19 +119,19 @@ class LiveSource(Source):
             delay = min(delay * 2, longest)
             self.restarts += 1
 
-    async def _run_child(self) -> int | None:
+    async def _run_bot_process(self) -> int | None:
         loop = asyncio.get_running_loop()
         context = multiprocessing.get_context("spawn")
         receiver, sender = context.Pipe(duplex=False)
         process = context.Process(
-            target=self.target, args=(sender, self.config), name="hftlive-livebot", daemon=True)
+            target=self.target, args=(sender, self.config), name="hftlive-live-bot", daemon=True)
         self.last_detail = ""
         await loop.run_in_executor(None, process.start)
-        sender.close()   # the child holds the only sending end: EOF means it is gone
+        sender.close()   # the bot process holds the only sending end: EOF means it is gone
         self._process = process
         closed: asyncio.Future = loop.create_future()
         threading.Thread(
-            target=self._read, args=(receiver, loop, closed), name="livebot-reader", daemon=True).start()
+            target=self._read, args=(receiver, loop, closed), name="live-bot-reader", daemon=True).start()
         await closed
         await loop.run_in_executor(None, process.join, STOP_GRACE_S)
         if process.is_alive():
@@ -140,7 +143,7 @@ class LiveSource(Source):
         """Reader thread: blocking receives (they release the GIL), each batch handed to the loop."""
         try:
             while True:
-                batch = receiver.recv()
+                batch = receive(receiver)
                 loop.call_soon_threadsafe(self._deliver, batch)
         except (EOFError, OSError):
             pass
@@ -149,26 +152,22 @@ class LiveSource(Source):
             with contextlib.suppress(RuntimeError):   # the loop may already be closed at shutdown
                 loop.call_soon_threadsafe(_resolve, closed)
 
-    def _deliver(self, batch: list) -> None:
+    def _deliver(self, batch: list[Message]) -> None:
         sink = self._sink
         if sink is None or self._stopping:
             return
         for message in batch:
-            kind = message[0]
-            if kind == "delta":
-                _, symbol, exch_ts, local_ts, bids, asks = message
-                sink.book_delta(BookDelta(symbol, exch_ts, local_ts, bids, asks))
-            elif kind == "trade":
-                _, symbol, exch_ts, local_ts, tick, qty, side = message
-                sink.trade(Trade(symbol, exch_ts, local_ts, tick, qty, side))
-            elif kind == "snapshot":
-                _, symbol, exch_ts, local_ts, bids, asks = message
-                sink.book_snapshot(BookSnapshot(symbol, exch_ts, local_ts, bids, asks))
-            elif kind == "status":
-                _, state, detail = message
-                # Kept to explain a crash: what the bot last said, unless all was well.
-                self.last_detail = "" if state == "connected" else detail
-                self._emit(SourceStatus(SourceState(state), detail))
+            match message:
+                case BookDelta():
+                    sink.book_delta(message)
+                case Trade():
+                    sink.trade(message)
+                case BookSnapshot():
+                    sink.book_snapshot(message)
+                case SourceStatus(state=state, detail=detail):
+                    # Kept to explain a crash: what the bot last said, unless all was well.
+                    self.last_detail = "" if state is SourceState.CONNECTED else detail
+                    self._emit(message)
 
     def _emit(self, status: SourceStatus) -> None:
         if self._sink is not None:

@@ -1,13 +1,13 @@
-"""The live bot's loop, driven through a fake bot: book window diffs, trades, coalescing, stale and rebuild."""
+"""The bot process's loop, driven through a fake bot: book window diffs, trades, coalescing, stale and rebuild."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from service.sources.livebot import (
-    BUY_EVENT, INVALID_MAX, INVALID_MIN, BotConfig, BotLoop, Window, scan_window,
-)
+from service.events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade
+from service.sources.live_bot import BUY_EVENT, INVALID_MAX, INVALID_MIN, BotLoop, Window, scan_window
+from service.sources.live_messages import BotConfig
 
 TICK = 0.1
 SELL_EVENT = 1 << 28
@@ -92,7 +92,7 @@ class Harness:
     def __init__(self, **config):
         self.clock = Clock()
         self.bots: list[FakeBot] = []
-        self.sent: list[tuple] = []
+        self.sent: list = []
         self.build_error: Exception | None = None
         self.parent = True
         self.slept: list[float] = []
@@ -121,35 +121,35 @@ class Harness:
         return alive, self.sent[start:]
 
     def states(self, messages):
-        return [m[1] for m in messages if m[0] == "status"]
+        return [m.state for m in messages if isinstance(m, SourceStatus)]
 
 
 def test_waiting_then_a_snapshot_then_only_what_changed_inside_the_window():
     h = Harness()
     alive, out = h.step()
-    assert alive and h.states(out) == ["waiting_for_connector"]
-    assert "registered BTCUSDT with connector 'bybit_hft'" in out[0][2]
+    assert alive and h.states(out) == [SourceState.WAITING_FOR_CONNECTOR]
+    assert "registered BTCUSDT with connector 'bybit_hft'" in out[0].detail
 
     depth = h.bot.depths[0]
     depth.bids.update({1000: 1.0, 999: 2.0, 990: 5.0})   # 990 is 10 ticks down: outside a 5-tick window
     depth.asks.update({1001: 1.5, 1003: 1.0})
     h.clock.now += 1               # well after the last scan: this feed is scanned at once
     _, out = h.step((2, 0.001))
-    assert h.states(out) == ["connected"]
-    assert ("snapshot", "BTCUSDT", 111, 222, ((1000, 1.0), (999, 2.0)), ((1001, 1.5), (1003, 1.0))) in out
+    assert h.states(out) == [SourceState.CONNECTED]
+    assert BookSnapshot("BTCUSDT", 111, 222, ((1000, 1.0), (999, 2.0)), ((1001, 1.5), (1003, 1.0))) in out
 
     depth.bids[1000] = 3.0
     del depth.asks[1001]            # best ask moves to 1003: the window now reaches 1007
     depth.asks[1007] = 4.0
     h.clock.now += 1
     _, out = h.step((2, 0.001))
-    assert out == [("delta", "BTCUSDT", 111, 222, ((1000, 3.0),), ((1007, 4.0), (1001, 0.0)))]
+    assert out == [BookDelta("BTCUSDT", 111, 222, ((1000, 3.0),), ((1007, 4.0), (1001, 0.0)))]
 
     del depth.bids[1000], depth.bids[999]   # best bid falls to 990: the levels above leave the book
     h.clock.now += 1
     _, out = h.step((2, 0.001))
-    assert [m[0] for m in out] == ["delta"] and out[0][5] == ()
-    assert sorted(out[0][4]) == [(990, 5.0), (999, 0.0), (1000, 0.0)]
+    assert [type(m) for m in out] == [BookDelta] and out[0].asks == ()
+    assert sorted(out[0].bids) == [(990, 5.0), (999, 0.0), (1000, 0.0)]
 
     h.clock.now += 1
     _, out = h.step((2, 0.001))
@@ -171,7 +171,7 @@ def test_feeds_arriving_within_5ms_are_scanned_once():
     assert h.bot.depth_calls == calls
     _, out = h.step()              # the coalescing wait times out: one delta with the latest quantity
     assert h.bot.depth_calls == calls + 1
-    assert out == [("delta", "BTCUSDT", 111, 222, ((1000, 4.0),), ())]
+    assert out == [BookDelta("BTCUSDT", 111, 222, ((1000, 4.0),), ())]
 
 
 def test_trades_are_copied_with_taker_side_and_tick_then_cleared_before_the_book_change():
@@ -185,9 +185,9 @@ def test_trades_are_copied_with_taker_side_and_tick_then_cleared_before_the_book
     ]
     h.clock.now += 1
     _, out = h.step((2, 0.001))
-    trades = [m for m in out if m[0] == "trade"]
-    assert trades == [("trade", "BTCUSDT", 5, 6, 1001, 0.25, "buy"), ("trade", "BTCUSDT", 7, 8, 1000, 0.5, "sell")]
-    assert out.index(trades[-1]) < [m[0] for m in out].index("snapshot")
+    trades = [m for m in out if isinstance(m, Trade)]
+    assert trades == [Trade("BTCUSDT", 5, 6, 1001, 0.25, "buy"), Trade("BTCUSDT", 7, 8, 1000, 0.5, "sell")]
+    assert out.index(trades[-1]) < [type(m) for m in out].index(BookSnapshot)
     assert bot.cleared == 1 and bot.trades[0] == []
 
 
@@ -204,15 +204,16 @@ def test_a_feed_that_stops_is_reported_stale_then_the_bot_is_rebuilt_and_resnaps
         if len(h.bots) == 2:
             break
     states = h.states(messages)
-    assert states[:2] == ["stale", "waiting_for_connector"]
-    assert "no feed for 5s" in messages[0][2]
-    assert "feed stopped for 15s: rebuilding the bot" in [m for m in messages if m[0] == "status"][1][2]
+    assert states[:2] == [SourceState.STALE, SourceState.WAITING_FOR_CONNECTOR]
+    details = [m.detail for m in messages if isinstance(m, SourceStatus)]
+    assert "no feed for 5s" in details[0]
+    assert "feed stopped for 15s: rebuilding the bot" in details[1]
     assert first.closed and len(h.bots) == 2
-    assert "(attempt 2)" in [m for m in messages if m[0] == "status"][-1][2]
+    assert "(attempt 2)" in details[-1]
     h.bot.depths[0].bids[1000] = 1.0   # the new bot gets the connector's book: sent as a snapshot again
     h.clock.now += 1
     _, out = h.step((2, 0.001))
-    assert [m[0] for m in out] == ["status", "snapshot"]
+    assert [type(m) for m in out] == [SourceStatus, BookSnapshot]
 
 
 def test_without_a_connector_the_bot_is_rebuilt_every_rebuild_period():
@@ -221,9 +222,9 @@ def test_without_a_connector_the_bot_is_rebuilt_every_rebuild_period():
     for _ in range(70):            # 35 s of idle waits
         h.step()
     assert len(h.bots) == 3
-    statuses = [m for m in h.sent if m[0] == "status"]
-    assert {m[1] for m in statuses} == {"waiting_for_connector"}
-    assert any("no feed for 15s: rebuilding the bot to register with connector 'bybit_hft' again" in m[2]
+    statuses = [m for m in h.sent if isinstance(m, SourceStatus)]
+    assert {m.state for m in statuses} == {SourceState.WAITING_FOR_CONNECTOR}
+    assert any("no feed for 15s: rebuilding the bot to register with connector 'bybit_hft' again" in m.detail
                for m in statuses)
 
 
@@ -233,14 +234,15 @@ def test_a_signal_ends_the_loop_and_closes_the_bot():
     h.bot.script.append((1, 0.0))
     h.loop.run()
     assert h.bot.closed
-    assert h.sent[-1] == ("status", "stopped", "interrupted by a signal")
+    assert h.sent[-1] == SourceStatus(SourceState.STOPPED, "interrupted by a signal")
 
 
 def test_an_error_code_rebuilds_the_bot():
     h = Harness()
     h.step()
     alive, out = h.step((7, 0.0))
-    assert alive and out == [("status", "failed", "wait_next_feed returned error code 7; rebuilding the bot")]
+    assert alive and out == [
+        SourceStatus(SourceState.FAILED, "wait_next_feed returned error code 7; rebuilding the bot")]
     assert h.bots[0].closed
     h.step()
     assert len(h.bots) == 2
@@ -250,12 +252,12 @@ def test_a_bot_that_cannot_be_built_is_reported_and_retried():
     h = Harness()
     h.build_error = RuntimeError("iceoryx2 service creation failed")
     alive, out = h.step()
-    assert alive and out == [("status", "failed",
-                              "could not build the live bot: RuntimeError: iceoryx2 service creation failed")]
+    assert alive and out == [SourceStatus(
+        SourceState.FAILED, "could not build the live bot: RuntimeError: iceoryx2 service creation failed")]
     assert h.slept == [2.0]
     h.build_error = None
     h.step()
-    assert len(h.bots) == 1 and h.states(h.sent)[-1] == "waiting_for_connector"
+    assert len(h.bots) == 1 and h.states(h.sent)[-1] == SourceState.WAITING_FOR_CONNECTOR
 
 
 def test_the_loop_ends_when_the_parent_is_gone_or_the_pipe_breaks():
@@ -286,9 +288,9 @@ def test_scan_window_reads_n_ticks_from_each_touch_and_handles_empty_sides():
 def test_window_sends_nothing_for_an_empty_book_and_a_snapshot_first():
     window = Window()
     assert window.look(False, 0, [0.0], False, 0, [0.0]) is None
-    assert window.look(True, 10, [1.0, 0.0], False, 0, [0.0, 0.0]) == ("snapshot", ((10, 1.0),), ())
+    assert window.look(True, 10, [1.0, 0.0], False, 0, [0.0, 0.0]) == (BookSnapshot, ((10, 1.0),), ())
     assert window.look(True, 10, [1.0, 0.0], False, 0, [0.0, 0.0]) is None
-    assert window.look(False, 0, [0.0, 0.0], False, 0, [0.0, 0.0]) == ("delta", ((10, 0.0),), ())
+    assert window.look(False, 0, [0.0, 0.0], False, 0, [0.0, 0.0]) == (BookDelta, ((10, 0.0),), ())
 
 
 @pytest.mark.parametrize("ticks", [1, 100])

@@ -1,6 +1,6 @@
 """A mock market: a latent price drives order flow into a book whose levels are added, cancelled and traded.
 
-Integer ticks and lots throughout, and no web or asyncio code, so an exchange simulator can reuse it."""
+Integer ticks and lots throughout, and no web or asyncio code: the mock source and the simulator both run it."""
 from __future__ import annotations
 
 import math

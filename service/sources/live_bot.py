@@ -1,6 +1,6 @@
-"""The live bot's own process: hftbacktest's live bot, its book turned into deltas and its trades into events.
+"""Runs in the bot process only: hftbacktest's live bot, a mirror of its books, their changes sent as messages.
 
-Started by sources/live.py with multiprocessing 'spawn'; everything goes to the web process over a pipe."""
+Spawned by live_supervisor.py ('spawn'); its batches reach the web process through live_messages.py."""
 from __future__ import annotations
 
 import math
@@ -9,8 +9,11 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from ..events import BookDelta, BookSnapshot, Levels, SourceState, SourceStatus, Trade
+from .live_messages import BotConfig, Message, send
 
 # wait_next_feed's answers (hftbacktest's ElapseResult); anything else is an error code.
 TIMEOUT_OR_BATCH_END, INTERRUPTED, MARKET_FEED, ORDER_RESPONSE = 0, 1, 2, 3
@@ -22,17 +25,6 @@ COALESCE_S = 0.005        # book scans at most this often while feeds pour in
 IDLE_WAIT_S = 0.5         # longest single wait, so staleness is noticed promptly
 PARENT_CHECK_S = 1.0
 BUILD_RETRY_S = 2.0
-
-
-@dataclass(frozen=True)
-class BotConfig:
-    connector: str
-    instruments: tuple[tuple[str, float, float], ...]   # (symbol, tick size, lot size)
-    book_ticks: int = 100
-    stale_after_s: float = 5.0
-    rebuild_after_s: float = 15.0
-    trades_capacity: int = 1000
-    channel_config: str | None = None
 
 
 def scan_window(depth: Any, bid_qty: Any, ask_qty: Any) -> tuple[bool, int, bool, int]:
@@ -52,7 +44,7 @@ def scan_window(depth: Any, bid_qty: Any, ask_qty: Any) -> tuple[bool, int, bool
 
 
 class Window:
-    """What the service was last sent of one symbol's book, and what changed since."""
+    """What the web process was last sent of one symbol's book, and what changed since."""
 
     __slots__ = ("bids", "asks")
 
@@ -63,75 +55,68 @@ class Window:
     def reset(self) -> None:
         self.bids = self.asks = None
 
-    def look(self, has_bid: bool, bid_tick: int, bid_qty: Any,
-             has_ask: bool, ask_tick: int, ask_qty: Any) -> tuple[str, tuple, tuple] | None:
-        """("snapshot", bids, asks) the first time there is a book, then ("delta", …) when something changed."""
+    def look(self, has_bid: bool, bid_tick: int, bid_qty: Any, has_ask: bool, ask_tick: int, ask_qty: Any,
+             ) -> tuple[type[BookSnapshot] | type[BookDelta], Levels, Levels] | None:
+        """(BookSnapshot, bids, asks) the first time there is a book, then (BookDelta, …) on a change."""
         bids = {bid_tick - i: q for i, q in enumerate(_floats(bid_qty)) if q > 0} if has_bid else {}
         asks = {ask_tick + i: q for i, q in enumerate(_floats(ask_qty)) if q > 0} if has_ask else {}
         if self.bids is None or self.asks is None:
             if not bids and not asks:
                 return None
             self.bids, self.asks = bids, asks
-            return ("snapshot", tuple(sorted(bids.items(), reverse=True)), tuple(sorted(asks.items())))
+            return BookSnapshot, tuple(sorted(bids.items(), reverse=True)), tuple(sorted(asks.items()))
         bid_changes = _changes(self.bids, bids)
         ask_changes = _changes(self.asks, asks)
         self.bids, self.asks = bids, asks
         if not bid_changes and not ask_changes:
             return None
-        return ("delta", bid_changes, ask_changes)
+        return BookDelta, bid_changes, ask_changes
 
 
 def _floats(values: Any) -> list[float]:
     return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
-def _changes(old: dict[int, float], new: dict[int, float]) -> tuple[tuple[int, float], ...]:
+def _changes(old: dict[int, float], new: dict[int, float]) -> Levels:
     out = [(tick, qty) for tick, qty in new.items() if old.get(tick) != qty]
     out.extend((tick, 0.0) for tick in old if tick not in new)
     return tuple(out)
 
 
+@dataclass(eq=False)
 class BotLoop:
     """Waits on the bot, mirrors its books and trades, and rebuilds it when the feed stops.
 
-    Depth limit: per symbol, the service mirrors the levels within `book_ticks` ticks of the best
-    bid and of the best ask; a level that leaves that window is sent as a deletion. What `send`
-    gets are lists of tuples: ("status", state, detail); ("snapshot" | "delta", symbol, exch_ts,
-    local_ts, bids, asks) with (tick, qty) levels; ("trade", symbol, exch_ts, local_ts, tick, qty, side).
+    Depth limit: per symbol, the web process mirrors the levels within `book_ticks` ticks of the best
+    bid and of the best ask; a level that leaves that window is sent as a deletion. What `send` gets
+    are batches of live_messages.Message: BookSnapshot, BookDelta, Trade and SourceStatus.
+    The callables stand for the process around the loop, so a test can drive it without one.
     """
 
-    def __init__(
-        self,
-        config: BotConfig,
-        make_bot: Callable[[], Any],
-        send: Callable[[list], None],
-        scan: Callable[[Any, Any, Any], tuple[bool, int, bool, int]] = scan_window,
-        alloc: Callable[[int], Any] = lambda n: [0.0] * n,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], int] = time.time_ns,
-        parent_alive: Callable[[], bool] = lambda: True,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.config = config
-        self.make_bot = make_bot
-        self.send = send
-        self.scan = scan
-        self.clock = clock
-        self.wall = wall
-        self.parent_alive = parent_alive
-        self.sleep = sleep
-        self.windows = [Window() for _ in config.instruments]
-        self.buffers = [(alloc(config.book_ticks), alloc(config.book_ticks)) for _ in config.instruments]
-        self.outbox: list[tuple] = []
-        self.bot: Any = None
-        self.builds = 0
-        self.state: tuple[str, str] | None = None
-        self.built_at = 0.0
-        self.last_feed: float | None = None
-        self.last_scan = 0.0
-        self.dirty = False
-        self.parent_checked = clock()
-        self.feed_times = True
+    config: BotConfig
+    make_bot: Callable[[], Any]
+    send: Callable[[list[Message]], None]
+    scan: Callable[[Any, Any, Any], tuple[bool, int, bool, int]] = scan_window
+    alloc: Callable[[int], Any] = lambda n: [0.0] * n
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], int] = time.time_ns
+    parent_alive: Callable[[], bool] = lambda: True
+    sleep: Callable[[float], None] = time.sleep
+    outbox: list[Message] = field(init=False, default_factory=list)
+    bot: Any = field(init=False, default=None)
+    builds: int = field(init=False, default=0)
+    status: SourceStatus | None = field(init=False, default=None)   # the last one sent
+    built_at: float = field(init=False, default=0.0)
+    last_feed: float | None = field(init=False, default=None)
+    last_scan: float = field(init=False, default=0.0)
+    dirty: bool = field(init=False, default=False)
+    feed_times: bool = field(init=False, default=True)
+
+    def __post_init__(self) -> None:
+        ticks = self.config.book_ticks
+        self.windows = [Window() for _ in self.config.instruments]
+        self.buffers = [(self.alloc(ticks), self.alloc(ticks)) for _ in self.config.instruments]
+        self.parent_checked = self.clock()
 
     # --- the loop ---
 
@@ -153,7 +138,7 @@ class BotLoop:
         rc = int(self.bot.wait_next_feed(False, int(timeout * 1e9)))
         now = self.clock()
         if rc == INTERRUPTED:
-            self.set_state("stopped", "interrupted by a signal", again=True)
+            self.set_state(SourceState.STOPPED, "interrupted by a signal", again=True)
             return False
         if rc == MARKET_FEED:
             self.feed_seen(now)
@@ -163,7 +148,8 @@ class BotLoop:
         elif rc in (TIMEOUT_OR_BATCH_END, ORDER_RESPONSE):
             self.look(now)
         else:
-            self.set_state("failed", f"wait_next_feed returned error code {rc}; rebuilding the bot", again=True)
+            self.set_state(SourceState.FAILED, f"wait_next_feed returned error code {rc}; rebuilding the bot",
+                           again=True)
             self.close_bot()
             return self.flush() and self.parent_ok(now)
         self.check_health(now)
@@ -174,7 +160,8 @@ class BotLoop:
         try:
             self.bot = self.make_bot()
         except Exception as exc:  # a bad symbol or IPC setup error: report it and try again
-            self.set_state("failed", f"could not build the live bot: {type(exc).__name__}: {exc}", again=True)
+            self.set_state(SourceState.FAILED, f"could not build the live bot: {type(exc).__name__}: {exc}",
+                           again=True)
             return False
         self.built_at = now
         self.last_feed = None
@@ -183,7 +170,7 @@ class BotLoop:
             window.reset()
         symbols = ", ".join(symbol for symbol, _, _ in self.config.instruments)
         attempt = f" (attempt {self.builds})" if self.builds > 1 else ""
-        self.set_state("waiting_for_connector",
+        self.set_state(SourceState.WAITING_FOR_CONNECTOR,
                        f"registered {symbols} with connector {self.config.connector!r}; "
                        f"waiting for its first feed{attempt}", again=True)
         return True
@@ -203,11 +190,11 @@ class BotLoop:
         if quiet >= cfg.rebuild_after_s:
             self.close_bot()
             what = "no feed" if self.last_feed is None else "feed stopped"
-            self.set_state("waiting_for_connector",
+            self.set_state(SourceState.WAITING_FOR_CONNECTOR,
                            f"{what} for {quiet:.0f}s: rebuilding the bot to register with "
                            f"connector {cfg.connector!r} again", again=True)
         elif self.last_feed is not None and quiet >= cfg.stale_after_s:
-            self.set_state("stale", f"no feed for {quiet:.0f}s from connector {cfg.connector!r}")
+            self.set_state(SourceState.STALE, f"no feed for {quiet:.0f}s from connector {cfg.connector!r}")
 
     # --- reading the bot ---
 
@@ -222,16 +209,16 @@ class BotLoop:
             has_bid, bid_tick, has_ask, ask_tick = self.scan(self.bot.depth(i), bid_qty, ask_qty)
             change = self.windows[i].look(has_bid, bid_tick, bid_qty, has_ask, ask_tick, ask_qty)
             if change is not None:
-                kind, bids, asks = change
+                message, bids, asks = change
                 exch_ts, local_ts = self.times(i)
-                self.outbox.append((kind, symbol, exch_ts, local_ts, bids, asks))
+                self.outbox.append(message(symbol, exch_ts, local_ts, bids, asks))
                 found = True
         if found:
             self.feed_seen(now)
 
     def feed_seen(self, now: float) -> None:
         self.last_feed = now
-        self.set_state("connected", f"feed from connector {self.config.connector!r}")
+        self.set_state(SourceState.CONNECTED, f"feed from connector {self.config.connector!r}")
 
     def collect_trades(self, i: int, symbol: str, tick_size: float) -> bool:
         records = self.bot.last_trades(i)
@@ -242,7 +229,7 @@ class BotLoop:
         self.bot.clear_last_trades(i)
         for ev, exch_ts, local_ts, px, qty in trades:
             side = "buy" if ev & BUY_EVENT else "sell"
-            self.outbox.append(("trade", symbol, exch_ts, local_ts, round(px / tick_size), qty, side))
+            self.outbox.append(Trade(symbol, exch_ts, local_ts, round(px / tick_size), qty, side))
         return True
 
     def times(self, i: int) -> tuple[int, int]:
@@ -258,13 +245,14 @@ class BotLoop:
         now = self.wall()
         return now, now
 
-    # --- talking to the parent ---
+    # --- talking to the web process ---
 
-    def set_state(self, state: str, detail: str, again: bool = False) -> None:
-        """Tell the parent about a new state (or, with again=True, a new attempt in the same state)."""
-        if self.state is None or self.state[0] != state or (again and self.state[1] != detail):
-            self.state = (state, detail)
-            self.outbox.append(("status", state, detail))
+    def set_state(self, state: SourceState, detail: str, again: bool = False) -> None:
+        """Tell the web process about a new state (or, with again=True, a new attempt in the same state)."""
+        last = self.status
+        if last is None or last.state != state or (again and last.detail != detail):
+            self.status = SourceStatus(state, detail)
+            self.outbox.append(self.status)
 
     def flush(self) -> bool:
         if not self.outbox:
@@ -291,7 +279,7 @@ class Scan:
             from numba import njit
             self.fn = njit(scan_window)
         except Exception as exc:  # numba missing or broken: correctness first, speed second
-            print(f"hftlive livebot: numba unavailable ({exc}); scanning the book in Python", file=sys.stderr)
+            print(f"hftlive live bot: numba unavailable ({exc}); scanning the book in Python", file=sys.stderr)
             self.fn = scan_window
 
     def __call__(self, depth: Any, bid_qty: Any, ask_qty: Any) -> tuple[bool, int, bool, int]:
@@ -300,24 +288,24 @@ class Scan:
         except Exception as exc:
             if self.fn is scan_window:
                 raise
-            print(f"hftlive livebot: compiled book scan failed ({type(exc).__name__}); "
+            print(f"hftlive live bot: compiled book scan failed ({type(exc).__name__}); "
                   "scanning the book in Python", file=sys.stderr)
             self.fn = scan_window
             return scan_window(depth, bid_qty, ask_qty)
 
 
 def run(conn: Any, config: BotConfig) -> None:
-    """The child process's entry point (multiprocessing 'spawn' target)."""
-    # A terminal's Ctrl-C goes to the whole process group: leave it, so the parent decides when the bot stops.
+    """The bot process's entry point (multiprocessing 'spawn' target); `conn` is its end of the pipe."""
+    # A terminal's Ctrl-C goes to the whole process group: leave it, so the web process decides when to stop.
     os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if config.channel_config:
         os.environ["HFTBACKTEST_CHANNEL_CONFIG"] = config.channel_config
 
-    def send(batch: list) -> None:
-        conn.send(batch)
+    def send_batch(batch: list[Message]) -> None:
+        send(conn, batch)
 
-    send([("status", "starting", "loading hftbacktest's live bot")])
+    send_batch([SourceStatus(SourceState.STARTING, "loading hftbacktest's live bot")])
     try:
         import hftbacktest
         if not getattr(hftbacktest, "LIVE_FEATURE", False):
@@ -325,7 +313,8 @@ def run(conn: Any, config: BotConfig) -> None:
         import numpy as np
         from hftbacktest import HashMapMarketDepthLiveBot, LiveInstrument
     except Exception as exc:
-        send([("status", "failed", f"cannot load hftbacktest's live bot: {type(exc).__name__}: {exc}")])
+        send_batch([SourceStatus(SourceState.FAILED,
+                                 f"cannot load hftbacktest's live bot: {type(exc).__name__}: {exc}")])
         conn.close()
         sys.exit(3)
 
@@ -340,7 +329,7 @@ def run(conn: Any, config: BotConfig) -> None:
     import multiprocessing
     parent = multiprocessing.parent_process()
     loop = BotLoop(
-        config, make_bot, send, scan=Scan(), alloc=lambda n: np.zeros(n, np.float64),
+        config, make_bot, send_batch, scan=Scan(), alloc=lambda n: np.zeros(n, np.float64),
         parent_alive=(lambda: parent is None or parent.is_alive()),
     )
     loop.run()

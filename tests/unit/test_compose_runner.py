@@ -1,0 +1,34 @@
+"""The one compose runner (cli.compose.Project) without Docker: what it asks compose for, and who uses it."""
+import ast
+from pathlib import Path
+
+from cli.compose import HEALTH_DEADLINE_S, Project
+from tests.support import ROOT
+from tests.support.stack import Stack
+
+
+def test_a_test_stack_is_a_private_project_with_only_its_own_settings():
+    stack = Stack(["live", "sim"], HFTLIVE_EXCHANGE="simulator")
+    command = stack.up_command()
+    assert command[:4] == ["docker", "compose", "--project-name", stack.name] and stack.name != "hftlive"
+    settings = Path(command[command.index("--env-file") + 1]).read_text().splitlines()
+    assert settings == ["HFTLIVE_PORT=0", "SIM_CONTROL_PORT=0", "HFTLIVE_EXCHANGE=simulator"]   # no .env
+    assert command[command.index("up"):] == ["up", "--detach", "--wait", "--wait-timeout", f"{HEALTH_DEADLINE_S:.0f}"]
+    stack.scratch.cleanup()
+
+
+def test_up_leaves_env_to_compose_and_only_starts_services_without_their_dependencies():
+    assert "--env-file" not in Project(["mock"]).up_command()
+    alone = Project(["live"], settings={}, only=["service"], wait=False)
+    assert alone.up_command()[alone.up_command().index("up"):] == ["up", "--detach", "--no-deps", "service"]
+    alone.scratch.cleanup()
+
+
+def test_benchmarks_never_import_the_tests():
+    wrong = []
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            wrong += [f"{path.name} imports {name}" for name in names if name.split(".")[0] == "tests"]
+    assert not wrong
