@@ -614,19 +614,7 @@ mod tests {
         book_frame("delta", u, bids, asks)
     }
 
-    fn book_frame(kind: &str, u: u64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> String {
-        let side = |v: &[(&str, &str)]| {
-            v.iter()
-                .map(|(p, q)| format!(r#"["{p}","{q}"]"#))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        format!(
-            r#"{{"topic":"orderbook.50.BTCUSDT","type":"{kind}","ts":1700000000001,"data":{{"s":"BTCUSDT","b":[{}],"a":[{}],"u":{u},"seq":1}},"cts":1700000000000}}"#,
-            side(bids),
-            side(asks)
-        )
-    }
+    include!("../tests/support/frames.rs");
 
     fn feeds(out: &Outbox) -> Vec<(u64, u64, f64, f64)> {
         out.events

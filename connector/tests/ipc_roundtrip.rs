@@ -43,19 +43,7 @@ enum StubCmd {
     Mute,
 }
 
-fn book_json(kind: &str, u: u64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> String {
-    let side = |v: &[(&str, &str)]| {
-        v.iter()
-            .map(|(p, q)| format!(r#"["{p}","{q}"]"#))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    format!(
-        r#"{{"topic":"orderbook.50.BTCUSDT","type":"{kind}","ts":1700000000002,"data":{{"s":"BTCUSDT","b":[{}],"a":[{}],"u":{u},"seq":9}},"cts":1700000000001}}"#,
-        side(bids),
-        side(asks)
-    )
-}
+include!("support/frames.rs");
 
 async fn ws_stub(
     listener: TcpListener,
@@ -193,7 +181,7 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let state = Arc::new(Mutex::new(StubState {
-        snapshot: book_json(
+        snapshot: book_frame(
             "snapshot",
             100,
             &[("100.0", "1.5"), ("99.9", "2")],
@@ -320,7 +308,7 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
     let send = |text: String| {
         let _ = cmds.send(StubCmd::Send(text));
     };
-    send(book_json(
+    send(book_frame(
         "delta",
         101,
         &[("100.0", "0"), ("99.8", "7")],
@@ -360,9 +348,9 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
 
     // 4. A gap makes the connector resubscribe; the fresh snapshot removes vanished levels.
     if let Ok(mut s) = state.lock() {
-        s.snapshot = book_json("snapshot", 500, &[("98.0", "5")], &[("100.5", "2")]);
+        s.snapshot = book_frame("snapshot", 500, &[("98.0", "5")], &[("100.5", "2")]);
     }
-    send(book_json("delta", 110, &[("97.0", "1")], &[]));
+    send(book_frame("delta", 110, &[("97.0", "1")], &[]));
     wait_until(
         &mut bot,
         "book after gap resync",
@@ -383,7 +371,7 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
     // 5. The exchange drops the connection: bots hear of it, the connector reconnects and
     //    re-subscribes every symbol, and the new snapshot resets the book.
     if let Ok(mut s) = state.lock() {
-        s.snapshot = book_json("snapshot", 7, &[("97.5", "1")], &[("99.0", "1")]);
+        s.snapshot = book_frame("snapshot", 7, &[("97.5", "1")], &[("99.0", "1")]);
     }
     let _ = cmds.send(StubCmd::Close);
     wait_until(
