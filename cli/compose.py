@@ -174,11 +174,8 @@ def unreachable_reason(lines: list[str]) -> str:
 
 
 def describe(services: list[str], found: dict[str, ComposeContainer]) -> str:
-    parts = []
-    for service in services:
-        row = found.get(service)
-        parts.append(f"{service} {'not created' if row is None else row.Health or row.State}")
-    return ", ".join(parts)
+    rows = {service: found.get(service) for service in services}
+    return ", ".join(f"{s} {'not created' if row is None else row.Health or row.State}" for s, row in rows.items())
 
 
 def watch(plan_: Plan, stack: Project, step: Step, starting: subprocess.Popen, said: Path) -> None:

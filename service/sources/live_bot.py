@@ -3,6 +3,7 @@
 Spawned by live_supervisor.py ('spawn'); its batches reach the web process through live_messages.py."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 import signal
@@ -302,9 +303,7 @@ def run(conn: Any, config: BotConfig) -> None:
     if config.channel_config:
         os.environ["HFTBACKTEST_CHANNEL_CONFIG"] = config.channel_config
 
-    def send_batch(batch: list[Message]) -> None:
-        send(conn, batch)
-
+    send_batch = functools.partial(send, conn)
     send_batch([SourceStatus(SourceState.STARTING, "loading hftbacktest's live bot")])
     try:
         import hftbacktest

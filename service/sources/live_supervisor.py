@@ -94,8 +94,7 @@ class LiveSource(Source):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
             self._task = None
-        if self._sink is not None:
-            self._sink.source_status(SourceStatus(SourceState.STOPPED, "live source stopped"))
+        self._emit(SourceStatus(SourceState.STOPPED, "live source stopped"))
 
     async def _supervise(self) -> None:
         loop = asyncio.get_running_loop()

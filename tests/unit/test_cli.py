@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.support import ROOT
 
 
@@ -11,22 +13,18 @@ def hftlive(*args, cwd=ROOT):
                           text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/nonexistent"})
 
 
-def test_unknown_base_is_named():
-    done = hftlive("bases", "ubuntu")
-    assert done.returncode != 0
-    assert "unknown base ubuntu; choose from python3.11-bookworm" in done.stderr
-
-
-def test_unknown_python_is_refused_before_building():
-    done = hftlive("wheels", "--python", "3.9")
-    assert done.returncode == 1
-    assert "no wheels are built for CPython 3.9; choose from 3.11 3.12 3.13 3.14" in done.stderr
-
-
-def test_missing_ca_bundle_is_named():
-    done = hftlive("wheels", "--ca-bundle", "/nonexistent/bundle.pem")
-    assert done.returncode == 1
-    assert "CA bundle /nonexistent/bundle.pem not found" in done.stderr
+@pytest.mark.parametrize("args, code, message", [
+    (("bases", "ubuntu"), None, "unknown base ubuntu; choose from python3.11-bookworm"),
+    (("wheels", "--python", "3.9"), 1, "no wheels are built for CPython 3.9; choose from 3.11 3.12 3.13 3.14"),
+    (("wheels", "--ca-bundle", "/nonexistent/bundle.pem"), 1, "CA bundle /nonexistent/bundle.pem not found"),
+    (("wheels", "--frobnicate"), None, "unrecognized arguments: --frobnicate"),
+    (("images", "--target", "no-such-image"), 2,
+     "invalid choice: 'no-such-image' (choose from 'service-mock', 'service', 'connector', 'simulator')"),
+], ids=["unknown-base", "unknown-python", "missing-ca-bundle", "unknown-option", "unknown-image"])
+def test_a_bad_argument_is_refused_naming_what_is_wrong(args, code, message):
+    done = hftlive(*args)
+    assert done.returncode != 0 if code is None else done.returncode == code   # None: any failure
+    assert message in done.stderr
 
 
 def test_missing_tooling_says_what_to_do():
@@ -34,12 +32,6 @@ def test_missing_tooling_says_what_to_do():
     assert done.returncode == 1
     assert "MISSING docker CLI" in done.stdout
     assert "./hftlive setup --install" in done.stderr
-
-
-def test_unknown_option_is_refused():
-    done = hftlive("wheels", "--frobnicate")
-    assert done.returncode != 0
-    assert "unrecognized arguments: --frobnicate" in done.stderr
 
 
 def test_a_test_run_that_collects_nothing_fails(tmp_path):
@@ -54,12 +46,6 @@ def test_pytest_options_pass_through(tmp_path):
     done = hftlive("test", "-m", "not integration", "-q", str(tmp_path / "test_one.py"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
-
-
-def test_an_unknown_image_is_refused():
-    done = hftlive("images", "--target", "no-such-image")
-    assert done.returncode == 2
-    assert "invalid choice: 'no-such-image' (choose from 'service-mock', 'service', 'connector', 'simulator')" in done.stderr
 
 
 def test_images_need_a_wheelhouse_with_the_service_locks(tmp_path, capsys):

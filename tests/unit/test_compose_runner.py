@@ -1,9 +1,7 @@
-"""The one compose runner (cli.compose.Project) without Docker: what it asks compose for, and who uses it."""
-import ast
+"""The one compose runner (cli.compose.Project) without Docker: what it asks compose for."""
 from pathlib import Path
 
 from cli.compose import HEALTH_DEADLINE_S, Project
-from tests.support import ROOT
 from tests.support.stack import Stack
 
 
@@ -22,13 +20,3 @@ def test_up_leaves_env_to_compose_and_only_starts_services_without_their_depende
     alone = Project(["live"], settings={}, only=["service"], wait=False)
     assert alone.up_command()[alone.up_command().index("up"):] == ["up", "--detach", "--no-deps", "service"]
     alone.scratch.cleanup()
-
-
-def test_benchmarks_never_import_the_tests():
-    wrong = []
-    for path in sorted((ROOT / "bench").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
-            wrong += [f"{path.name} imports {name}" for name in names if name.split(".")[0] == "tests"]
-    assert not wrong

@@ -1,4 +1,5 @@
-"""The packages import only what they may: the market kernel stands alone, the simulator and the service share only it."""
+"""The packages import only what they may: the market kernel stands alone, the simulator and the service share
+only it, and the benchmarks never import the tests."""
 from __future__ import annotations
 
 import ast
@@ -14,6 +15,7 @@ FORBIDDEN = {
     "market": {"service", "simulator"},
     "service": {"simulator"},
     "simulator": {"service"},
+    "bench": {"tests"},
 }
 
 

@@ -19,6 +19,7 @@ COMPOSE = ROOT / "compose.yaml"
 CONNECTOR = ROOT / "connector"
 # ${NAME}, ${NAME:-default} or ${NAME-default}, as compose and the Dockerfile write them.
 VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+VALUES = {FACTS[k] for k in FACTS if k != "SERVICE_PYTHON"}   # what no file may write literally
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -83,32 +84,29 @@ def test_the_facts_are_the_ones_the_images_need_and_well_formed():
 
 
 def test_the_dockerfile_declares_every_fact_without_a_default_where_it_uses_it(dockerfile):
-    declared = {}
+    declared = set()
     for name, stage in dockerfile.items():
-        for keyword, rest in stage:
-            if keyword == "ARG":
-                key, _, default = rest.partition("=")
-                declared.setdefault(key, set()).add(default)
-                if key in FACTS:
-                    assert not default, f"ARG {key}={default} in stage {name or '(global)'}: docker/runtime.env is its one place"
+        args = set()
+        for key, _, default in (rest.partition("=") for keyword, rest in stage if keyword == "ARG"):
+            assert key not in FACTS or not default, f"ARG {key}={default} in stage {name or '(global)'}: docker/runtime.env is its one place"
+            args.add(key)
+        declared |= args
         # A ${FACT} outside RUN expands to nothing unless the stage itself declares the ARG.
-        args = {rest.partition("=")[0] for keyword, rest in stage if keyword == "ARG"}
         for keyword, rest in stage:
             used = {m.group(1) for m in VARIABLE.finditer(rest)} & set(FACTS)
             if keyword not in ("RUN", "ARG"):
                 assert used <= args, f"stage {name} uses {sorted(used - args)} in {keyword} without ARG"
-    assert set(FACTS) <= set(declared), sorted(set(FACTS) - set(declared))
+    assert set(FACTS) <= declared, sorted(set(FACTS) - declared)
     # The stage every image starts from refuses a build without them (and checks the CPython).
     guard = " ".join(rest for keyword, rest in dockerfile["service-user"] if keyword == "RUN")
     assert all(key in guard for key in FACTS)
 
 
 def test_the_dockerfile_holds_no_copy_of_a_fact(dockerfile):
-    values = {FACTS[k] for k in FACTS if k != "SERVICE_PYTHON"}
     for name, stage in dockerfile.items():
         for keyword, rest in stage:
             words = set(re.findall(r"[\w.]+", VARIABLE.sub(" ", rest)))
-            assert not values & words, f"stage {name}: {keyword} {rest[:80]} repeats {values & words}"
+            assert not VALUES & words, f"stage {name}: {keyword} {rest[:80]} repeats {VALUES & words}"
 
 
 def test_the_cli_passes_every_fact_and_picks_the_base_of_that_cpython(dockerfile):
@@ -150,10 +148,9 @@ def test_compose_defaults_are_the_facts_and_compose_writes_no_fact_literally(com
     for key in ("HFTLIVE_UID", "HFTLIVE_SERVICE_PORT", "HFTLIVE_SIMULATOR_CONTROL_PORT", "CONNECTOR_NAME"):
         assert defaults.get(key) == {FACTS[key]}, (key, defaults.get(key))
     assert not {"HFTLIVE_SIMULATOR_PORT", "SERVICE_PYTHON"} & set(defaults)   # compose needs neither
-    values = {FACTS[k] for k in FACTS if k != "SERVICE_PYTHON"}
     for text in strings:
         literal = set(re.findall(r"[\w.]+", VARIABLE.sub(" ", text)))
-        assert not values & literal, f"compose.yaml writes {values & literal} in {text!r}; use the variable"
+        assert not VALUES & literal, f"compose.yaml writes {VALUES & literal} in {text!r}; use the variable"
     # The iceoryx2 volumes belong to the images' user; the container-side ports are the images'.
     for volume in compose["volumes"].values():
         assert "uid=${HFTLIVE_UID:-" in volume["driver_opts"]["o"] and "gid=${HFTLIVE_UID:-" in volume["driver_opts"]["o"]
