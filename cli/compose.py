@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 from testcontainers.compose import ComposeContainer, DockerCompose
+from testcontainers.core.exceptions import ContainerIsNotRunning
 
 from . import images
 from .progress import Step, fail
@@ -235,13 +236,24 @@ def up(plan_: Plan) -> str:
                                         stderr=err, text=True)
         try:
             watch(plan_, stack, step, starting, said)
-        except Failed as error:
-            starting.kill()
-            starting.wait()
-            with contextlib.suppress(Failed):
+            url = f"http://{stack.published()}/"
+        except (Failed, subprocess.CalledProcessError, ContainerIsNotRunning) as error:
+            with contextlib.suppress(Failed, subprocess.CalledProcessError):
                 everything.stop()
-            fail(f"{error}; stopped what had started")
-    return f"http://{stack.published()}/"
+            fail(f"{one_line(error)}; stopped what had started")
+        finally:
+            if starting.poll() is None:
+                starting.kill()
+                starting.wait()
+    return url
+
+
+def one_line(error: Exception) -> str:
+    """What went wrong, in one line: compose's own last line when a compose command failed."""
+    if isinstance(error, subprocess.CalledProcessError):
+        said = (error.stderr or error.stdout or "").strip().splitlines()
+        return f"docker compose failed: {said[-1].strip() if said else f'exit {error.returncode}'}"
+    return str(error)
 
 
 def down() -> int:

@@ -30,6 +30,7 @@ from .sources import source_for
 from .sources.base import Source
 
 CLOSE_TIMEOUT_S = 5.0
+GOODBYE_DRAIN_S = 1.0   # of the final status, at shutdown; then once more for the close itself
 MAX_DEPTH = 1000
 MAX_TRADES = 10_000
 
@@ -54,15 +55,21 @@ class Service:
             return True
         return presented is not None and secrets.compare_digest(presented.encode(), self.token.encode())
 
-    async def goodbye(self, grace_s: float = CLOSE_TIMEOUT_S) -> None:
-        """Before the server stops: every stream client gets the final `stopped` status, then SHUTDOWN;
-        returns once each has been told (or after grace_s)."""
+    async def goodbye(self, drain_s: float = GOODBYE_DRAIN_S) -> None:
+        """Before the server stops: every stream client gets the final `stopped` status, then SHUTDOWN.
+        A client that cannot take its status within drain_s (a stalled reader) gets SHUTDOWN at once;
+        returns when every stream has closed, or drain_s later (the server then drops what is left)."""
         self.feed.source_status(SourceStatus(SourceState.STOPPED, CloseCode.SHUTDOWN.reason))
-        self.hub.close_all(drain=True)
-        with contextlib.suppress(TimeoutError):
-            with anyio.fail_after(grace_s):
-                while self.streams > 0:
-                    await asyncio.sleep(0.02)
+        told = self.hub.close_all(drain=True)
+        for last_call in (False, True):
+            with contextlib.suppress(TimeoutError):
+                with anyio.fail_after(drain_s):
+                    while self.streams > 0:
+                        await asyncio.sleep(0.02)
+            if last_call or self.streams == 0:
+                return
+            for subscriber in told:
+                subscriber.close(CloseCode.SHUTDOWN, CloseCode.SHUTDOWN.reason)   # cut: no more draining
 
     def symbol(self, name: str | None) -> str:
         symbol = (name or self.settings.symbols[0]).strip().upper()

@@ -53,9 +53,15 @@ class Subscriber:
         return self._buffer.popleft()[1]
 
     def close(self, code: int, reason: str, *, drain: bool = False) -> int:
-        """Cut off (drain: after what is queued is delivered); returns how many queued messages were discarded."""
+        """Cut off (drain: after what is queued is delivered); returns how many queued messages were discarded.
+        A drained subscriber closed again without drain is cut now: its drain took too long."""
         if self.closed:
-            return 0
+            if drain or self._cut.is_set():
+                return 0
+            dropped = len(self._buffer)
+            self._buffer.clear()
+            self._cut.set()
+            return dropped
         self.closed = True
         self.code = code
         self.reason = fit_reason(reason)
@@ -114,11 +120,13 @@ class Hub:
             self._cut(subscriber, dropped_now=1)
 
     def close_all(self, code: int = CloseCode.SHUTDOWN, reason: str = CloseCode.SHUTDOWN.reason, *,
-                  drain: bool = False) -> None:
-        """Close every subscriber; with drain, each still gets what is queued for it (a final status, say)."""
-        for subscriber in list(self._all):
+                  drain: bool = False) -> list[Subscriber]:
+        """Close every subscriber (returned); with drain, each still gets what is queued for it (a final status)."""
+        closed = list(self._all)
+        for subscriber in closed:
             subscriber.close(code, reason, drain=drain)
             self.unsubscribe(subscriber)
+        return closed
 
     def cut_slow(self, subscriber: Subscriber) -> None:
         """Cut off a subscriber found slow elsewhere (its connection stopped acknowledging)."""

@@ -10,6 +10,8 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+from websockets.protocol import State
 
 from .protocol import CloseCode, fit_reason
 
@@ -24,7 +26,8 @@ RELEASED = "hftlive.released"   # scope["state"] key: a future done once the str
 
 class RequestDeadline(H11Protocol):
     """h11 where every request must arrive whole within `request_timeout_s` of the connection opening
-    (or of the previous response): an idle or half-sent connection is dropped, not held."""
+    (or of the previous response), and a response must not sit unread that long: an idle, half-sent
+    or never-reading connection is dropped, not held."""
 
     request_timeout_s = 10.0
 
@@ -46,8 +49,8 @@ class RequestDeadline(H11Protocol):
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
             self._head_bytes = 0
-        if self.conn.their_state is h11.DONE or self.transport.get_protocol() is not self:
-            self._disarm()   # the request is in (or the connection became a WebSocket)
+        if self.transport.get_protocol() is not self:
+            self._disarm()   # the connection became a WebSocket
 
     def _refuse_head(self) -> None:
         log.warning("%s: a request line and headers over %d bytes; refused (431)", self.client, MAX_REQUEST_HEAD)
@@ -62,11 +65,11 @@ class RequestDeadline(H11Protocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(1.0, self.transport.close)
+        self.loop.call_later(self.request_timeout_s, self.transport.abort)   # if it never reads the 431
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is not h11.DONE:
-            self._arm()   # keep-alive: the next request has the same deadline
+        self._arm()   # keep-alive: the next request (and its response) has the same deadline
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -83,11 +86,17 @@ class RequestDeadline(H11Protocol):
 
     def _expired(self) -> None:
         self._deadline = None
-        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+        if self.transport.get_protocol() is not self:
+            return   # a WebSocket now: its own protocol bounds it
+        answering = (self.cycle is not None and not self.cycle.response_complete
+                     and self.conn.their_state is h11.DONE)
+        if answering and not self.flow.write_paused and not self.transport.is_closing():
+            self._arm()   # the request is in and the app is still answering: look again later
             return
-        if self.cycle is not None and not self.cycle.response_complete:
-            return   # the app is answering: its response decides
-        log.debug("%s: no complete request within %gs; closing", self.client, self.request_timeout_s)
+        # Nothing (or half a request) arrived, or the client has not read what it was sent: a plain
+        # close would wait for a reader that never comes.
+        log.debug("%s: no whole request, or an unread response, for %gs; dropping it",
+                  self.client, self.request_timeout_s)
         self.transport.abort()
 
 
@@ -130,12 +139,26 @@ class StreamProtocol(WebSocketsSansIOProtocol):
                                "reason": CloseCode.SLOW_CONSUMER.reason})
         self._close(CloseCode.SLOW_CONSUMER, CloseCode.SLOW_CONSUMER.reason)
 
+    # Closes the peer starts, or a protocol error (1009, bad UTF-8): uvicorn answers and closes,
+    # and a plain close waits for a full socket to drain; drop the connection if it has not.
+    def handle_close(self, event: Any) -> None:
+        super().handle_close(event)
+        self._drop_later()
+
+    def handle_parser_exception(self) -> None:
+        super().handle_parser_exception()
+        self._drop_later()
+
+    def _drop_later(self) -> None:
+        if not self.disconnected and self.close_timer is None:
+            self.close_timer = self.loop.call_later(self.close_grace_s, self.transport.abort)
+
     def shutdown(self) -> None:
-        if self.handshake_complete and not self.close_sent and self.initial_response is None:
+        if self.close_sent or self.transport.is_closing() or self.conn.state is not State.OPEN:
+            self.transport.abort()   # told already (or closing) and not gone: release it
+        elif self.handshake_complete and self.initial_response is None:
             self.queue.put_nowait({"type": "websocket.disconnect", "code": CloseCode.SHUTDOWN})
             self._close(CloseCode.SHUTDOWN, CloseCode.SHUTDOWN.reason)
-        elif self.close_sent:
-            self.transport.abort()   # told already, and did not answer: release it
         else:
             super().shutdown()
 
@@ -143,7 +166,12 @@ class StreamProtocol(WebSocketsSansIOProtocol):
         """The close frame goes out behind what is queued, without waiting; the connection is dropped
         if the peer has not answered it within close_grace_s."""
         self.stop_keepalive()
-        self.conn.send_close(code, reason)
+        try:
+            self.conn.send_close(code, reason)
+        except InvalidState:   # the peer's close crossed ours: nothing more to say
+            self.close_sent = True
+            self._drop_later()
+            return
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
         if self.read_paused:   # read on, to see the peer's answer

@@ -20,3 +20,38 @@ def test_up_leaves_env_to_compose_and_only_starts_services_without_their_depende
     alone = Project(["live"], settings={}, only=["service"], wait=False)
     assert alone.up_command()[alone.up_command().index("up"):] == ["up", "--detach", "--no-deps", "service"]
     alone.scratch.cleanup()
+
+
+def test_a_compose_error_while_waiting_is_one_line_and_the_background_up_is_stopped(monkeypatch, capsys):
+    import subprocess
+
+    import pytest
+
+    from cli import compose
+
+    class Background:   # the runner's `up --wait`, still running
+        killed = False
+
+        def poll(self):
+            return -9 if self.killed else None
+
+        def kill(self):
+            self.killed = True
+
+        def wait(self):
+            return -9
+
+    background = Background()
+    monkeypatch.setattr(compose.subprocess, "Popen", lambda *a, **k: background)
+    monkeypatch.setattr(compose.Project, "stop", lambda self: None)
+
+    def broken_daemon(*args):
+        raise subprocess.CalledProcessError(1, ["docker", "compose", "ps"], stderr="Cannot connect to the Docker daemon\n")
+    monkeypatch.setattr(compose, "watch", broken_daemon)
+    with pytest.raises(SystemExit) as stopped:
+        compose.up(compose.Plan(("mock",), None))
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and background.killed
+    assert [line for line in err.splitlines() if line.startswith("hftlive: error:")] == [
+        "hftlive: error: docker compose failed: Cannot connect to the Docker daemon; stopped what had started"]
+    assert "Traceback" not in err

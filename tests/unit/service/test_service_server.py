@@ -235,3 +235,75 @@ def test_a_huge_request_line_is_refused_and_never_logged_whole():
     assert len(answer) < 1000, f"the answer echoed {len(answer)} bytes"
     longest = max(map(len, output.splitlines()), default=0)
     assert longest < 1000, f"a {longest}-character log line"
+
+
+# --- what a reader that stopped reading may still do: close, over-send, pipeline; and a shutdown meanwhile ---
+
+def raw_stream(port: int) -> socket.socket:
+    """A WebSocket on /v1/stream by hand, with a tiny receive buffer and nothing read after the handshake."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(b"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    assert sock.recv(12) == b"HTTP/1.1 101"
+    return sock
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    mask = b"\x01\x02\x03\x04"
+    size = bytes([0x80 | len(payload)]) if len(payload) < 126 else b"\xfe" + len(payload).to_bytes(2, "big")
+    return bytes([0x80 | opcode]) + size + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+@pytest.mark.parametrize("frame", [masked_frame(0x8, b"\x03\xe8"), masked_frame(0x1, b"x" * 5000)],
+                         ids=["its-close", "a-5KiB-message"])
+def test_a_reader_that_stopped_reading_is_released_after_it_closes_or_oversends(frame):
+    # No cut for lag or buffer meanwhile: the client's own close (or message) must be what ends it.
+    with Service(MOCK_EVENT_RATE="20000", CLIENT_BUFFER="1000000", CLIENT_MAX_LAG_S="600") as service:
+        sock = raw_stream(service.port)
+        time.sleep(4)                         # past the kernel's buffers: the service's own fills
+        sock.sendall(frame)
+        took = wait_for(lambda: service.established() == 0, 12, "release of a non-reading client's connection")
+        output = service.stop()
+        sock.close()
+    assert took < 5 + 3
+    assert service.proc.returncode == -signal.SIGTERM and "Traceback" not in output, output[-2000:]
+
+
+def test_a_pipelining_client_that_never_reads_its_answers_is_dropped():
+    with Service(HTTP_REQUEST_TIMEOUT_S="1", MOCK_EVENT_RATE="5000") as service:
+        time.sleep(1)                         # a full tape: each answer below is ~150 KB
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", service.port))
+        sock.sendall(b"GET /v1/trades?limit=1000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 250)
+        took = wait_for(lambda: service.established() == 0, 10, "release of a client that never reads")
+        sock.close()
+    assert took < 1 * 2 + 3
+
+
+def test_sigterm_with_a_stalled_reader_stops_in_seconds_and_still_tells_the_others():
+    async def scenario(service: Service) -> tuple[float, int | None, list[str]]:
+        async with connect(service.ws, max_queue=1, max_size=None) as stalled, \
+                connect(service.ws, max_size=None) as good:
+            stalled.transport.pause_reading()
+            await asyncio.sleep(1.5)
+            started = time.monotonic()
+            service.proc.send_signal(signal.SIGTERM)
+            states, code = [], None
+            try:
+                async with asyncio.timeout(15):
+                    while True:
+                        message = json.loads(await good.recv())
+                        if message["type"] == "status":
+                            states.append(message["state"])
+            except ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else None
+            await asyncio.to_thread(service.proc.wait, 15)
+            return time.monotonic() - started, code, states
+
+    with Service(MOCK_EVENT_RATE="5000") as service:
+        took, code, states = asyncio.run(scenario(service))
+    assert code == 1001 and states[-1:] == ["stopped"]
+    assert took < 4, f"the service took {took:.1f}s to stop (compose's runner gives it 5)"
