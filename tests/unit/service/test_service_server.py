@@ -162,21 +162,27 @@ def test_a_reader_that_never_reads_again_has_its_connection_released():
 
 # --- 4. SIGTERM: the final status, then 1001 ---
 
+async def states_until_closed(ws) -> tuple[list[str], int | None, str]:
+    """The states of the status messages a stream sends until it closes (15 s at most), and its close."""
+    states: list[str] = []
+    try:
+        async with asyncio.timeout(15):
+            while True:
+                message = json.loads(await ws.recv())
+                if message["type"] == "status":
+                    states.append(message["state"])
+    except ConnectionClosed as closed:
+        return states, (closed.rcvd.code if closed.rcvd else None), (closed.rcvd.reason if closed.rcvd else "")
+    return states, None, ""
+
+
 def test_on_sigterm_stream_clients_get_the_stopped_status_then_1001():
     async def listen(service: Service) -> tuple[list[str], int | None, str]:
-        states = []
         async with connect(service.ws, max_size=None) as ws:
             for _ in range(3):
                 await ws.recv()                    # snapshot, status, ...: the stream is flowing
             service.proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(15):
-                    while True:
-                        message = json.loads(await ws.recv())
-                        if message["type"] == "status":
-                            states.append(message["state"])
-            except ConnectionClosed as closed:
-                return states, (closed.rcvd.code if closed.rcvd else None), (closed.rcvd.reason if closed.rcvd else "")
+            return await states_until_closed(ws)
 
     with Service() as service:
         states, code, reason = asyncio.run(listen(service))
@@ -291,15 +297,7 @@ def test_sigterm_with_a_stalled_reader_stops_in_seconds_and_still_tells_the_othe
             await asyncio.sleep(1.5)
             started = time.monotonic()
             service.proc.send_signal(signal.SIGTERM)
-            states, code = [], None
-            try:
-                async with asyncio.timeout(15):
-                    while True:
-                        message = json.loads(await good.recv())
-                        if message["type"] == "status":
-                            states.append(message["state"])
-            except ConnectionClosed as closed:
-                code = closed.rcvd.code if closed.rcvd else None
+            states, code, _ = await states_until_closed(good)
             await asyncio.to_thread(service.proc.wait, 15)
             return time.monotonic() - started, code, states
 
