@@ -204,9 +204,8 @@ def build_server(app: Any, host: str, port: int, log_level: str, *, max_lag_s: f
                  request_timeout_s: float, goodbye: Any = None) -> Server:
     """The server for `app`: stream readers more than about max_lag_s behind are cut with 4008."""
     http = type("RequestDeadline", (RequestDeadline,), {"request_timeout_s": request_timeout_s})
-    ws = type("StreamProtocol", (StreamProtocol,), {})
     config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, http=http, ws=ws,
+        app, host=host, port=port, log_level=log_level, http=http, ws=StreamProtocol,
         ws_max_size=INBOUND_MAX_BYTES, ws_per_message_deflate=False,
         # A ping goes out behind the data sent so far; its pong says the client has read up to there.
         ws_ping_interval=max_lag_s / 2, ws_ping_timeout=max_lag_s / 2,
