@@ -4,68 +4,31 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 from websockets.sync.client import connect
 
+from tests.support.service import Service, free_port
+
 SECRET = "hftlive-unit-secret-7Qx"
 STARTED = "Application startup"   # uvicorn's lines around the lifespan, which starts the source
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(process: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the service exited with {process.returncode}: {process.communicate()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail("the service did not answer /healthz in time")
-
-
-def stop(process: subprocess.Popen) -> str:
-    process.terminate()
-    try:
-        out, err = process.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate(timeout=10)
-    return out + err
-
-
 @pytest.mark.parametrize("level", ["trace", "debug"])
-def test_the_api_token_never_reaches_the_log(service_env, level):
-    port = free_port()
-    env = {**service_env, "DATA_SOURCE": "mock", "API_TOKEN": SECRET, "LOG_LEVEL": level,
-           "HOST": "127.0.0.1", "PORT": str(port)}
-    process = subprocess.Popen([sys.executable, "-m", "service"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        wait_ready(process, port)
-        base = f"http://127.0.0.1:{port}"
-        status = urllib.request.Request(f"{base}/v1/status", headers={"Authorization": f"Bearer {SECRET}"})
+def test_the_api_token_never_reaches_the_log(level):
+    with Service(API_TOKEN=SECRET, LOG_LEVEL=level) as service:
+        status = urllib.request.Request(f"{service.url}/v1/status", headers={"Authorization": f"Bearer {SECRET}"})
         with urllib.request.urlopen(status, timeout=5) as response:
             assert response.status == 200
         with pytest.raises(urllib.error.HTTPError):   # REST takes the header only; the attempt is still logged
-            urllib.request.urlopen(f"{base}/v1/trades?token={SECRET}", timeout=5)
-        with connect(f"ws://127.0.0.1:{port}/v1/stream", open_timeout=5,
-                     additional_headers={"Authorization": f"Bearer {SECRET}"}) as ws:
+            urllib.request.urlopen(f"{service.url}/v1/trades?token={SECRET}", timeout=5)
+        with connect(service.ws, open_timeout=5, additional_headers={"Authorization": f"Bearer {SECRET}"}) as ws:
             assert '"snapshot"' in ws.recv(timeout=5)
-        with connect(f"ws://127.0.0.1:{port}/v1/stream?symbols=BTCUSDT&token={SECRET}", open_timeout=5) as ws:
+        with connect(f"{service.ws}?symbols=BTCUSDT&token={SECRET}", open_timeout=5) as ws:
             assert '"snapshot"' in ws.recv(timeout=5)
-    finally:
-        log = stop(process)
+        log = service.stop()
     assert "/v1/status" in log and "/v1/trades" in log and "/v1/stream" in log, log   # the requests were logged
     leaks = [line for line in log.splitlines() if SECRET in line]
     assert not leaks, "\n".join(leaks)
