@@ -35,7 +35,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import re
 import ssl
 import subprocess
 import sys
@@ -48,21 +47,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))   # run as a script: the repository's packages (cli, service) from here on
 
+from bench.service import events_in  # noqa: E402
 from cli.compose import Failed, Project  # noqa: E402
+from cli.images import FACTS, present, tag  # noqa: E402
 
-IMAGES = ("hftlive/simulator:latest", "hftlive/connector:latest", "hftlive/service:latest")
+SERVICES = ("simulator", "connector", "service")   # each runs its own image, hftlive/<service>
 SYMBOL = "BTCUSDT"
 TLS_DIR = "/run/hftlive-bench-tls"     # where the certificate directory is mounted in the containers
 CLIENT_BUFFER = 8192                   # the service's per-client queue: a consumer on a busy 2-core host lags in bursts
 UP_TIMEOUT_S = 150
-SIM_PORT, SIM_CONTROL_PORT = 8090, 8091   # the simulator's stream and controls inside its container
+SIM_PORT = int(FACTS["HFTLIVE_SIMULATOR_PORT"])   # the simulator's stream inside its container
+SIM_CONTROL_PORT = int(FACTS["HFTLIVE_SIMULATOR_CONTROL_PORT"])   # and its controls
 KEEPING_UP_MS = 10.0                   # trade latency may drift this much through a window and still count as kept up
 
 
 # --- the consumers (each in its own process; the main process asks them over a pipe) -------------------------
 
 class Tally:
-    """What a consumer saw since the last `take`: counts, gaps and latencies (ns)."""
+    """What a consumer saw since the last `take`: trade and book latencies (ns), gaps and cuts."""
 
     def __init__(self) -> None:
         self.ready = False
@@ -70,95 +72,110 @@ class Tally:
         self.reset()
 
     def reset(self) -> None:
-        self.trades = 0
-        self.books = 0
         self.trade_ns: list[int] = []
         self.book_ns: list[int] = []
-        self.gaps = 0          # seq jumps (service)
-        self.missing = 0       # messages the jumps skipped
-        self.resyncs = 0       # mid-stream snapshots (service)
+        self.gaps = 0               # seq jumps (service)
         self.cuts: list[int] = []   # close codes of lost connections
 
+    def peek(self) -> dict:
+        return {"trades": len(self.trade_ns), "books": len(self.book_ns), "ready": self.ready,
+                "error": self.error}
+
     def take(self) -> dict:
-        out = {k: getattr(self, k) for k in ("trades", "books", "trade_ns", "book_ns", "gaps", "missing",
-                                             "resyncs", "cuts", "error")}
+        out = {**self.peek(), "trade_ns": self.trade_ns, "book_ns": self.book_ns, "gaps": self.gaps,
+               "cuts": self.cuts}
         self.reset()
         return out
 
+    async def serve(self, conn) -> None:
+        """Answer the main process's `peek` / `take` / `cpu` on the event loop, between messages,
+        until it says `stop`."""
+        stop = asyncio.Event()
+        # cpu: this consumer's CPU seconds, every thread
+        answers = {"peek": self.peek, "take": self.take, "cpu": time.process_time}
 
-async def follow_until_stopped(conn, tally: Tally, follow) -> None:
-    """Run a consumer's `follow()` coroutine while answering the main process, until it says stop."""
-    stop = asyncio.Event()
-    answer_commands(conn, tally, stop)
-    task = asyncio.create_task(follow())
-    await stop.wait()
-    task.cancel()
+        def on_command() -> None:
+            while conn.poll():
+                command = conn.recv()
+                if command in answers:
+                    conn.send(answers[command]())
+                else:
+                    stop.set()
+                    conn.send(None)
 
-
-def answer_commands(conn, tally: Tally, stop: asyncio.Event) -> None:
-    """Serve the main process's `peek` / `take` / `cpu` / `stop` on the event loop, between messages."""
-
-    def on_command() -> None:
-        while conn.poll():
-            command = conn.recv()
-            if command == "peek":
-                conn.send({"trades": tally.trades, "books": tally.books, "ready": tally.ready, "error": tally.error})
-            elif command == "take":
-                conn.send(tally.take())
-            elif command == "cpu":
-                conn.send(time.process_time())   # this consumer's CPU seconds, every thread
-            else:
-                stop.set()
-                conn.send(None)
-
-    asyncio.get_running_loop().add_reader(conn.fileno(), on_command)
+        asyncio.get_running_loop().add_reader(conn.fileno(), on_command)
+        await stop.wait()
 
 
-def service_consumer(url: str, conn) -> None:
-    """Follow the service's stream: every message parsed, seq checked, latency = now - exch_ts.
-
-    A raw websockets consumer, not the product's StreamClient: loss is what is measured, and StreamClient
-    repairs a seq gap by reconnecting for a fresh snapshot (hiding the gap, losing more meanwhile); its
-    validation and book would also add the client's own CPU to every latency on this 2-core host."""
+def websocket_consumer(url: str, reader, subscribe: dict | None, ca_file: str | None, conn) -> None:
+    """Follow one WebSocket until the main process says stop, reconnecting after a loss;
+    `reader(tally)` makes each connection's read(receive time in ns, message)."""
     import websockets
 
     tally = Tally()
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     async def follow() -> None:
         while True:
             try:
-                async with websockets.connect(f"{url}/v1/stream?symbols={SYMBOL}", max_size=2**24) as ws:
-                    last = None
-                    seen_trade = seen_delta = False
+                async with websockets.connect(url, ssl=context, max_size=2**24) as ws:
+                    if subscribe:
+                        await ws.send(json.dumps(subscribe))
+                    read = reader(tally)
                     async for text in ws:
-                        now = time.time_ns()
-                        message = json.loads(text)
-                        kind = message["type"]
-                        if kind == "status":
-                            continue
-                        seq = message["seq"]
-                        if last is not None and seq != last + 1:
-                            tally.gaps += 1
-                            tally.missing += max(0, seq - last - 1)
-                        last = seq
-                        if kind == "trade":
-                            tally.trades += 1
-                            tally.trade_ns.append(now - message["exch_ts"])
-                            seen_trade = True
-                        elif kind == "delta":
-                            tally.books += 1
-                            tally.book_ns.append(now - message["exch_ts"])
-                            seen_delta = True
-                        elif kind == "snapshot" and tally.ready:
-                            tally.resyncs += 1
-                        tally.ready = tally.ready or (seen_trade and seen_delta)
+                        read(time.time_ns(), json.loads(text))
             except websockets.ConnectionClosed as closed:
                 tally.cuts.append(closed.rcvd.code if closed.rcvd else 1006)
             except OSError as exc:
                 tally.error = f"{type(exc).__name__}: {exc}"
             await asyncio.sleep(0.5)
 
-    asyncio.run(follow_until_stopped(conn, tally, follow))
+    async def main() -> None:
+        task = asyncio.create_task(follow())
+        await tally.serve(conn)
+        task.cancel()
+
+    asyncio.run(main())
+
+
+def service_reader(tally: Tally):
+    """One connection to the service: every message parsed, seq checked, latency = now - exch_ts.
+
+    Raw websockets, not the product's StreamClient: loss is what is measured, and StreamClient
+    repairs a seq gap by reconnecting for a fresh snapshot (hiding the gap, losing more meanwhile);
+    its validation and book would also add its own CPU to every latency on this 2-core host."""
+    last, seen = None, set()   # this connection's last seq, and the kinds it delivered
+
+    def read(now: int, message: dict) -> None:
+        nonlocal last
+        kind = message["type"]
+        if kind == "status":
+            return
+        if last is not None and message["seq"] != last + 1:
+            tally.gaps += 1
+        last = message["seq"]
+        if kind == "trade":
+            tally.trade_ns.append(now - message["exch_ts"])
+        elif kind == "delta":
+            tally.book_ns.append(now - message["exch_ts"])
+        seen.add(kind)
+        tally.ready = tally.ready or {"trade", "delta"} <= seen
+
+    return read
+
+
+def raw_reader(tally: Tally):
+    """One connection of the fallback anchor, a plain websockets client on the simulator."""
+
+    def read(now: int, message: dict) -> None:
+        topic = message.get("topic", "")
+        if topic.startswith("publicTrade."):
+            tally.trade_ns.extend(now - trade["T"] * 1_000_000 for trade in message["data"])
+        elif topic.startswith("orderbook.") and message["type"] == "delta":
+            tally.book_ns.append(now - message["cts"] * 1_000_000)
+        tally.ready = tally.ready or bool(tally.trade_ns and tally.book_ns)
+
+    return read
 
 
 def cryptofeed_consumer(ws_url: str, rest_url: str, ca_file: str, conn) -> None:
@@ -183,65 +200,27 @@ def cryptofeed_consumer(ws_url: str, rest_url: str, ca_file: str, conn) -> None:
         rest_endpoints = [RestEndpoint(rest_url, routes=Bybit.rest_endpoints[0].routes)]
 
     async def on_trade(trade, receipt: float) -> None:
-        tally.trades += 1
         tally.trade_ns.append(int((receipt - float(trade.timestamp)) * 1e9))
-        tally.ready = tally.ready or tally.books > 0
+        tally.ready = tally.ready or bool(tally.book_ns)
 
     async def on_book(book, receipt: float) -> None:
         if book.delta is None:   # the snapshot on subscribe
             return
-        tally.books += 1
         tally.book_ns.append(int(receipt * 1e9) - int(book.timestamp) * 1_000_000)   # Bybit's `ts`, in ms
-        tally.ready = tally.ready or tally.trades > 0
+        tally.ready = tally.ready or bool(tally.trade_ns)
 
     async def main() -> None:
-        stop = asyncio.Event()
-        answer_commands(conn, tally, stop)
         feed = SimBybit(symbols=["BTC-USDT-PERP"], channels=[L2_BOOK, TRADES],
                         callbacks={L2_BOOK: on_book, TRADES: on_trade})
         try:
             feed.start(asyncio.get_running_loop())
         except Exception as exc:  # reported through peek: the main process then says why and falls back
             tally.error = f"{type(exc).__name__}: {exc}"
-        await stop.wait()
+        await tally.serve(conn)
         feed.stop()
         await feed.shutdown()
 
     asyncio.run(main())
-
-
-def raw_consumer(ws_url: str, ca_file: str, conn) -> None:
-    """The fallback anchor: a plain websockets client on the simulator (publicTrade + orderbook.50)."""
-    import websockets
-
-    tally = Tally()
-
-    async def follow() -> None:
-        context = ssl.create_default_context(cafile=ca_file)
-        while True:
-            try:
-                async with websockets.connect(ws_url, ssl=context, max_size=2**24) as ws:
-                    await ws.send(json.dumps({"op": "subscribe",
-                                              "args": [f"publicTrade.{SYMBOL}", f"orderbook.50.{SYMBOL}"]}))
-                    async for text in ws:
-                        now = time.time_ns()
-                        message = json.loads(text)
-                        topic = message.get("topic", "")
-                        if topic.startswith("publicTrade."):
-                            for trade in message["data"]:
-                                tally.trades += 1
-                                tally.trade_ns.append(now - trade["T"] * 1_000_000)
-                        elif topic.startswith("orderbook.") and message["type"] == "delta":
-                            tally.books += 1
-                            tally.book_ns.append(now - message["cts"] * 1_000_000)
-                        tally.ready = tally.ready or (tally.trades > 0 and tally.books > 0)
-            except websockets.ConnectionClosed as closed:
-                tally.cuts.append(closed.rcvd.code if closed.rcvd else 1006)
-            except OSError as exc:
-                tally.error = f"{type(exc).__name__}: {exc}"
-            await asyncio.sleep(0.5)
-
-    asyncio.run(follow_until_stopped(conn, tally, follow))
 
 
 class Consumer:
@@ -272,6 +251,17 @@ class Consumer:
             self.proc.join(5)
 
 
+def start_consumer(name: str, project: LiveBench) -> Consumer:
+    """The service's consumer, or an anchor on the simulator: cryptofeed or raw."""
+    if name == "service":
+        stream = f"{project.service_url.replace('http', 'ws', 1)}/v1/stream?symbols={SYMBOL}"
+        return Consumer(name, websocket_consumer, stream, service_reader, None, None)
+    if name == "cryptofeed":
+        return Consumer(name, cryptofeed_consumer, project.sim_ws, project.sim_rest, project.ca)
+    subscribe = {"op": "subscribe", "args": [f"publicTrade.{SYMBOL}", f"orderbook.50.{SYMBOL}"]}
+    return Consumer(name, websocket_consumer, project.sim_ws, raw_reader, subscribe, project.ca)
+
+
 # --- the compose project ---------------------------------------------------------------------------------------
 
 def run(command: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
@@ -279,12 +269,10 @@ def run(command: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 def make_tls(tmp: Path) -> Path:
-    """A throwaway CA and a simulator certificate for DNS:simulator and IP:127.0.0.1 (nothing kept in the repo).
-
-    A CA plus a leaf, not one self-signed certificate: rustls (the connector) refuses a CA certificate used as the
-    server's own. Returns the directory mounted into the containers: ca.pem, cert.pem, key.pem (world-readable,
-    because the simulator runs as UID 10001). The CA key stays outside it and goes with the temp directory.
-    """
+    """A throwaway CA and a simulator certificate (DNS:simulator, IP:127.0.0.1) in the directory
+    returned, which the containers mount (the CA key stays outside it). A CA plus a leaf: rustls
+    (the connector) refuses a CA certificate as the server's own. World-readable: the simulator runs
+    as UID 10001."""
     mounted = tmp / "tls"
     mounted.mkdir()
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
@@ -374,7 +362,7 @@ class LiveBench(Project):
         self.control_url = f"http://{self.published('simulator', SIM_CONTROL_PORT)}"
         self.sim_ws, self.sim_rest = f"wss://{sim}/v5/public/linear", f"https://{sim}"
         # Full container ids, to read their CPU time from the cgroup (cgroup v1 or v2, when visible here).
-        for service in ("simulator", "connector", "service"):
+        for service in SERVICES:
             self.containers[service] = run(["docker", "inspect", "--format", "{{.Id}}",
                                             self.container(service)]).stdout.strip()
 
@@ -404,12 +392,6 @@ def control(project: LiveBench, method: str, path: str) -> dict:
     request = urllib.request.Request(project.control_url + path, method=method)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
-
-
-def service_trades_in(project: LiveBench) -> float:
-    """Trades the service took from the bot (its own counter): where a loss happened, before or after it."""
-    text = urllib.request.urlopen(f"{project.service_url}/metrics", timeout=5).read().decode()
-    return sum(float(v) for v in re.findall(r'^hftlive_events_in_total\{[^}]*kind="trade"[^}]*\} (\S+)', text, re.M))
 
 
 def host_busy() -> tuple[float, float]:
@@ -471,7 +453,7 @@ def window(project: LiveBench, consumers: list[Consumer], rate: int, seconds: fl
     for consumer in consumers:
         consumer.ask("take")   # what came before the window
     sent0, actions0 = sim_counts(project)
-    in0 = service_trades_in(project)
+    in0 = events_in(project.service_url, "trade")   # the service's count: a loss before or after it
     control(project, "POST", f"/control/rate?value={rate}")
     cpu0 = cpu_snapshot(project, consumers)
     control(project, "POST", "/control/resume")
@@ -485,7 +467,7 @@ def window(project: LiveBench, consumers: list[Consumer], rate: int, seconds: fl
     settle(consumers, sent, quiet_s=1.5, limit_s=6)
     seen = {c.name: c.ask("take", timeout=60) for c in consumers}
     return {"rate": rate, "actions_s": (actions1 - actions0) / elapsed, "sent": sent,
-            "service_in": service_trades_in(project) - in0, "seen": seen, "cpu": cpu}
+            "service_in": events_in(project.service_url, "trade") - in0, "seen": seen, "cpu": cpu}
 
 
 # --- the report ------------------------------------------------------------------------------------------------
@@ -517,11 +499,6 @@ def lost(row: dict, name: str) -> int:
 def clean(row: dict, name: str) -> bool:
     seen = row["seen"][name]
     return lost(row, name) == 0 and seen["gaps"] == 0 and not seen["cuts"] and row["sent"] > 0
-
-
-HEADER = (f"{'rate/s':>7} {'actions/s':>9} {'sent':>7} {'consumer':<10} {'svc in':>7} {'recv':>7} {'lost':>6} "
-          f"{'gaps':>5} {'cut':>4} | {'trades n':>8} {'p50':>6} {'p99':>6} {'p99.9':>6} {'mean':>6} {'drift':>6} | "
-          f"{'books n':>7} {'p50':>6} {'p99':>6} {'p99.9':>6} {'mean':>6}")
 
 
 def print_rows(row: dict, names: list[str]) -> None:
@@ -596,7 +573,7 @@ def main() -> int:
         raise SystemExit("--seconds: give 0 to 10")
     rates = [int(r) for r in args.rates.split(",")]
     must = {int(r) for r in args.latency_rates.split(",")}
-    missing = [ref for ref in IMAGES if run(["docker", "image", "inspect", ref]).returncode != 0]
+    missing = [tag(service) for service in SERVICES if not present(service)]
     if missing:
         raise SystemExit(f"missing images {', '.join(missing)}: run ./hftlive images first")
     started = time.monotonic()
@@ -613,12 +590,7 @@ def main() -> int:
                 project.start()
             except Failed as error:
                 raise SystemExit(str(error)) from None
-            consumers.append(Consumer("service", service_consumer, project.service_url.replace("http", "ws", 1)))
-            if anchor == "cryptofeed":
-                consumers.append(Consumer("cryptofeed", cryptofeed_consumer, project.sim_ws, project.sim_rest,
-                                          project.ca))
-            else:
-                consumers.append(Consumer("raw", raw_consumer, project.sim_ws, project.ca))
+            consumers += [start_consumer("service", project), start_consumer(anchor, project)]
             deadline = time.monotonic() + 60
             while True:
                 peeks = {c.name: c.ask("peek") for c in consumers}
@@ -632,7 +604,7 @@ def main() -> int:
                         print(note, flush=True)
                         consumers.pop().stop()
                         anchor = "raw"
-                        consumers.append(Consumer("raw", raw_consumer, project.sim_ws, project.ca))
+                        consumers.append(start_consumer(anchor, project))
                         deadline = time.monotonic() + 30
                         continue
                     raise SystemExit(f"the consumers did not start receiving within 60 s: {peeks}")
@@ -648,7 +620,10 @@ def main() -> int:
             print("rate/s = SIM_RATE set; actions/s = measured; sent = trades the simulator sent in the window; "
                   "svc in = trades the service took from the bot;\nrecv/lost = trades the consumer got / missed; "
                   "gaps = service seq jumps; cut = closed connections. Latencies in ms.\n")
-            print(HEADER, flush=True)
+            print(f"{'rate/s':>7} {'actions/s':>9} {'sent':>7} {'consumer':<10} {'svc in':>7} "
+                  f"{'recv':>7} {'lost':>6} {'gaps':>5} {'cut':>4} | {'trades n':>8} {'p50':>6} "
+                  f"{'p99':>6} {'p99.9':>6} {'mean':>6} {'drift':>6} | {'books n':>7} {'p50':>6} "
+                  f"{'p99':>6} {'p99.9':>6} {'mean':>6}", flush=True)
             rows: list[dict] = []
             for rate in rates:
                 spent = time.monotonic() - started

@@ -16,7 +16,6 @@ import asyncio
 import json
 import multiprocessing
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -25,9 +24,10 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))   # run as a script: the repository's packages (cli) from here on
+sys.path.insert(0, str(ROOT))   # run as a script: the repository's packages from here on
 
 from cli.compose import Project  # noqa: E402
+from service.protocol import CloseCode  # noqa: E402
 
 IMAGE = "hftlive/service-mock:latest"
 LIVE_IMAGE = "hftlive/service:latest"
@@ -35,13 +35,14 @@ TARGETS_MB = {IMAGE: 150, LIVE_IMAGE: 350}
 WORKERS = 2
 
 
-def events_in(url: str) -> float:
+def events_in(url: str, kinds: str = "delta|trade") -> float:
+    """Events of `kinds` the service took in (its own counter): bench/live.py reads it too."""
     text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
-    return sum(float(v) for v in re.findall(r'^hftlive_events_in_total\{[^}]*kind="(?:delta|trade)"[^}]*\} (\S+)',
-                                            text, re.M))
+    pattern = rf'^hftlive_events_in_total\{{[^}}]*kind="(?:{kinds})"[^}}]*\}} (\S+)'
+    return sum(float(v) for v in re.findall(pattern, text, re.M))
 
 
-async def clients(url: str, count: int, seconds: float, queue) -> None:
+def worker(url: str, count: int, seconds: float, queue) -> None:
     # Raw websockets clients, not the product's StreamClient: they measure the service's delivery rate,
     # and parsing (let alone validating) every message would measure the clients on this 2-core host.
     import websockets
@@ -66,11 +67,10 @@ async def clients(url: str, count: int, seconds: float, queue) -> None:
             code = closed.rcvd.code if closed.rcvd else 1006
         return received, latencies, code
 
-    queue.put(await asyncio.gather(*(one() for _ in range(count))))
+    async def all_clients() -> None:
+        queue.put(await asyncio.gather(*(one() for _ in range(count))))
 
-
-def worker(url: str, count: int, seconds: float, queue) -> None:
-    asyncio.run(clients(url, count, seconds, queue))
+    asyncio.run(all_clients())
 
 
 def rss_mb(stack: Project) -> float:
@@ -99,11 +99,11 @@ def cell(count: int, rate: int, seconds: float) -> dict:
         rss = rss_mb(stack)
     received = [r[0] for r in results]
     latencies = sorted(x for r in results for x in r[1])
-    per_client = statistics.mean(received) / seconds
+    per_client = sum(received) / len(received) / seconds
     return {"clients": count, "rate": rate, "offered": offered, "per_client": per_client,
             "total": sum(received) / seconds, "p50_ms": latencies[len(latencies) // 2] / 1e6 if latencies else float("nan"),
             "p99_ms": latencies[int(len(latencies) * 0.99)] / 1e6 if latencies else float("nan"),
-            "cut": sum(1 for r in results if r[2] == 4008), "rss_mb": rss}
+            "cut": sum(1 for r in results if r[2] == CloseCode.SLOW_CONSUMER), "rss_mb": rss}
 
 
 def image_mb(ref: str) -> float | None:
