@@ -44,14 +44,18 @@ def require_tooling() -> None:
              "Debian as root")
 
 
+def install_tooling(needed: list[str]) -> None:
+    with Step("tooling") as step:
+        try:
+            tooling.install(needed, step)
+        except (PermissionError, subprocess.CalledProcessError) as error:
+            fail(f"could not install {', '.join(needed)}: {error}")
+
+
 def cmd_setup(args: argparse.Namespace) -> int:
     needed = [c.name for c in tooling.check() if not c.ok]
     if needed and args.install:
-        with Step("tooling") as step:
-            try:
-                tooling.install(needed, step)
-            except (PermissionError, subprocess.CalledProcessError) as error:
-                fail(f"could not install {', '.join(needed)}: {error}")
+        install_tooling(needed)
     require_tooling()
     # The builder's and the runtime images' bases; the tests prepare theirs when they need them.
     for key in dict.fromkeys([wheelhouse.BUILD_BASE, *images.TARGETS.values()]):
@@ -60,6 +64,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_bases(args: argparse.Namespace) -> int:
+    unknown = [k for k in args.keys if k not in bases.BASES]
+    if unknown:
+        fail(f"unknown base {', '.join(unknown)}; choose from {', '.join(bases.BASES)}")
     for key in args.keys or list(bases.BASES):
         print(bases.ensure(key, offline=args.offline))
     return 0
@@ -95,11 +102,7 @@ def ensure_tooling() -> None:
     """Install what a Debian host lacks (as root), or say what to install."""
     needed = [c.name for c in tooling.check() if not c.ok]
     if needed and os.geteuid() == 0 and tooling.can_install():
-        with Step("tooling") as step:
-            try:
-                tooling.install(needed, step)
-            except (PermissionError, subprocess.CalledProcessError) as error:
-                fail(f"could not install {', '.join(needed)}: {error}")
+        install_tooling(needed)
     if needed:
         require_tooling()   # says what is still missing, and how to get it
 
@@ -137,16 +140,11 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_cibuildwheel(args: argparse.Namespace) -> int:
+def cmd_build_here(args: argparse.Namespace) -> int:
+    """`cibuildwheel` and `aarch64`: args.builder (cibw or cross) runs on this host."""
     ca = buildx.ca_bundle(args.ca_bundle)
     require_tooling()
-    return cibw.run(offline=args.offline, ca=ca)
-
-
-def cmd_aarch64(args: argparse.Namespace) -> int:
-    ca = buildx.ca_bundle(args.ca_bundle)
-    require_tooling()
-    return cross.run(offline=args.offline, ca=ca)
+    return args.builder.run(offline=args.offline, ca=ca)
 
 
 def cmd_release(args: argparse.Namespace) -> int:
@@ -176,25 +174,28 @@ def parser() -> argparse.ArgumentParser:
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def command(name: str, run, help: str, **defaults) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.set_defaults(run=run, **defaults)
+        return p
+
     def offline_flag(p: argparse.ArgumentParser) -> None:
         p.add_argument("--offline", action="store_true",
                        help="never try to pull base images; bootstrap them from Debian")
 
-    p = sub.add_parser("doctor", help="check the Docker engine, buildx and compose v2")
-    p.set_defaults(run=cmd_doctor)
+    extra_ca = "extra CA certificates to trust in the build"
+    command("doctor", cmd_doctor, "check the Docker engine, buildx and compose v2")
 
-    p = sub.add_parser("setup", help="check tooling and prepare the base images")
+    p = command("setup", cmd_setup, "check tooling and prepare the base images")
     p.add_argument("--install", action="store_true",
                    help="install missing buildx/compose v2/debootstrap with apt (root, Debian)")
     offline_flag(p)
-    p.set_defaults(run=cmd_setup)
 
-    p = sub.add_parser("bases", help="pull the public base images, or bootstrap them from Debian")
+    p = command("bases", cmd_bases, "pull the public base images, or bootstrap them from Debian")
     p.add_argument("keys", nargs="*", metavar="BASE", help=", ".join(bases.BASES))
     offline_flag(p)
-    p.set_defaults(run=cmd_bases)
 
-    p = sub.add_parser("wheels", help="build the live wheelhouse into ./wheels")
+    p = command("wheels", cmd_wheels, "build the live wheelhouse into ./wheels")
     p.add_argument("--python", action="append", metavar="3.X",
                    help="serve only this CPython version (repeatable); default: all pinned")
     p.add_argument("--per-version", action="store_true",
@@ -206,58 +207,50 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rustup", action="store_true",
                    help="use rustup's exact RUSTUP_TOOLCHAIN instead of Debian's rustc (needs internet)")
     offline_flag(p)
-    p.set_defaults(run=cmd_wheels)
 
-    p = sub.add_parser("images", help="build the runtime images from Dockerfile.runtime")
+    p = command("images", cmd_images, "build the runtime images from Dockerfile.runtime")
     p.add_argument("--target", action="append", choices=list(images.TARGETS),
                    help="one image (repeatable); default: all")
-    p.add_argument("--ca-bundle", metavar="PEM", help="extra CA certificates to trust in the build")
+    p.add_argument("--ca-bundle", metavar="PEM", help=extra_ca)
     p.add_argument("--push", metavar="PREFIX",
                    help="push PREFIX-TARGET by digest with SBOM and provenance (release.yml; needs a "
                    "docker-container builder and a registry login) instead of loading the images")
     p.add_argument("--digests", metavar="DIR", default="dist/digests",
                    help="with --push: where each image's digest is written (default: dist/digests)")
     offline_flag(p)
-    p.set_defaults(run=cmd_images)
 
-    p = sub.add_parser("up", help="build what is missing or stale, start the live path and wait for it")
+    p = command("up", cmd_up, "build what is missing or stale, start the live path and wait for it")
     p.add_argument("--exchange", metavar="NAME",
                    help=f"{' | '.join(compose.EXCHANGES)} (default: simulator, bundled; the others are real)")
     p.add_argument("--mock", action="store_true", help="the labelled mock market instead (no exchange)")
-    p.set_defaults(run=cmd_up)
 
-    p = sub.add_parser("bundle", help="one verified archive for air-gapped hosts: images, compose, "
-                       "wheelhouse, install.sh (builds what is missing first)")
+    p = command("bundle", cmd_bundle, "one verified archive for air-gapped hosts: images, compose, "
+                "wheelhouse, install.sh (builds what is missing first)")
     p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: dist/hftlive-REVISION.tar)")
-    p.set_defaults(run=cmd_bundle)
 
-    p = sub.add_parser("cibuildwheel", help="build and test the live wheel with cibuildwheel as release.yml "
-                       "does, in a local manylinux-like image (into dist/cibuildwheel)")
-    p.add_argument("--ca-bundle", metavar="PEM", help="extra CA certificates to trust in the build")
+    p = command("cibuildwheel", cmd_build_here, "build and test the live wheel with cibuildwheel "
+                "as release.yml does, in a local manylinux-like image (into dist/cibuildwheel)",
+                builder=cibw)
+    p.add_argument("--ca-bundle", metavar="PEM", help=extra_ca)
     offline_flag(p)
-    p.set_defaults(run=cmd_cibuildwheel)
 
-    p = sub.add_parser("aarch64", help="cross-build the aarch64 live wheel and connector, check them "
-                       "under qemu-user (into dist/aarch64)")
-    p.add_argument("--ca-bundle", metavar="PEM", help="extra CA certificates to trust in the build")
+    p = command("aarch64", cmd_build_here, "cross-build the aarch64 live wheel and connector, "
+                "check them under qemu-user (into dist/aarch64)", builder=cross)
+    p.add_argument("--ca-bundle", metavar="PEM", help=extra_ca)
     offline_flag(p)
-    p.set_defaults(run=cmd_aarch64)
 
-    p = sub.add_parser("release", help="assemble a release from release.yml's artifacts: the files, a "
-                       "CycloneDX SBOM, SHA256SUMS and the notes")
+    p = command("release", cmd_release, "assemble a release from release.yml's artifacts: the "
+                "files, a CycloneDX SBOM, SHA256SUMS and the notes")
     p.add_argument("artifacts", metavar="ARTIFACTS", help="the downloaded artifacts, one folder each")
     p.add_argument("out", metavar="OUT", help="the folder to write (replaced); the notes go to OUT.md")
     p.add_argument("--version", required=True, help="the release's tag, such as v1.2.0")
     p.add_argument("--arch", action="append", choices=release.ARCHES,
                    help="only this architecture (repeatable; default: both)")
-    p.set_defaults(run=cmd_release)
 
-    p = sub.add_parser("down", help="stop what `up` started")
-    p.set_defaults(run=cmd_down)
-
-    p = sub.add_parser("test", help="build what is missing, run every test tier; extra args go to pytest "
-                       "(and skip the build)")
-    p.set_defaults(run=cmd_test, pytest_args=[])
+    command("down", cmd_down, "stop what `up` started")
+    # `test` takes no options of its own: main() hands whatever follows it to pytest.
+    command("test", cmd_test, "build what is missing, run every test tier; extra args go to pytest "
+            "(and skip the build)")
     return top
 
 
@@ -267,10 +260,6 @@ def main(argv: list[str] | None = None) -> int:
         args.pytest_args = extra  # everything after `test` belongs to pytest, `-m unit` included
     elif extra:
         fail(f"unrecognized arguments: {' '.join(extra)} (see ./hftlive {args.command} --help)")
-    if args.command == "bases":
-        unknown = [k for k in args.keys if k not in bases.BASES]
-        if unknown:
-            fail(f"unknown base {', '.join(unknown)}; choose from {', '.join(bases.BASES)}")
     try:
         return args.run(args)
     except aptsources.NoDebianMirror as error:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 SOURCES_DIR = Path("/etc/apt/sources.list.d")
 SOURCES_LIST = Path("/etc/apt/sources.list")
+DEBIAN_SUITES = {"bookworm", "trixie", "forky", "sid", "unstable", "testing", "stable"}
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,6 @@ def host_sources() -> list[Source]:
             elif path.suffix == ".list":
                 found += _one_line(path.read_text())
     return found
-
-
-DEBIAN_SUITES = {"bookworm", "trixie", "forky", "sid", "unstable", "testing", "stable"}
 
 
 def debian_mirrors(sources: list[Source] | None = None) -> tuple[str, str | None]:

@@ -1,8 +1,5 @@
-"""Base images: the public image when it can be pulled, else one bootstrapped from Debian.
-
-The offline equivalent is debootstrapped from the Debian mirror apt is configured with,
-imported into the engine, labelled with its suite and date, and reused once present.
-"""
+"""Base images: the public image when it can be pulled, else one debootstrapped from the Debian
+mirror apt uses, imported into the engine, labelled with its suite and date, and reused."""
 from __future__ import annotations
 
 import datetime as dt
@@ -77,11 +74,9 @@ def _pull(client: docker.DockerClient, ref: str, step: Step) -> bool:
     try:
         client.images.pull(repository, tag=tag or "latest")
         return True
-    except docker.errors.APIError as error:
-        step.say(f"cannot pull {ref} ({str(error.explanation or error).splitlines()[0][:120]})")
-        return False
-    except docker.errors.DockerException as error:  # timeouts and connection errors
-        step.say(f"cannot pull {ref} ({str(error).splitlines()[0][:120]})")
+    except docker.errors.DockerException as error:  # the registry's refusal, timeouts, connections
+        said = getattr(error, "explanation", None) or error   # an APIError's: the registry's words
+        step.say(f"cannot pull {ref} ({str(said).splitlines()[0][:120]})")
         return False
 
 
@@ -126,7 +121,8 @@ def _run_streaming(command: list[str], step: Step) -> None:
 
 
 def bootstrap(base: Base, client: docker.DockerClient, step: Step) -> None:
-    if shutil.which("debootstrap", path="/usr/sbin:/sbin:" + os.environ.get("PATH", "")) is None:
+    debootstrap = shutil.which("debootstrap", path="/usr/sbin:/sbin:" + os.environ.get("PATH", ""))
+    if debootstrap is None:
         fail("debootstrap is not installed; run `apt-get install debootstrap` "
              "(or `./hftlive setup`), or give the engine access to a registry")
     if os.geteuid() != 0:
@@ -135,8 +131,7 @@ def bootstrap(base: Base, client: docker.DockerClient, step: Step) -> None:
     archive, security = aptsources.debian_mirrors()
     with tempfile.TemporaryDirectory(prefix="hftlive-base-") as tmp:
         root = Path(tmp) / "rootfs"
-        command = [shutil.which("debootstrap", path="/usr/sbin:/sbin:" + os.environ.get("PATH", "")),
-                   "--variant=minbase"]
+        command = [debootstrap, "--variant=minbase"]
         if base.packages:
             command.append("--include=" + ",".join(base.packages))
         script = [f"/usr/share/debootstrap/scripts/{base.script}"] if base.script else []
@@ -156,13 +151,10 @@ def bootstrap(base: Base, client: docker.DockerClient, step: Step) -> None:
         tarball = Path(tmp) / "rootfs.tar"
         subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(tarball), "."], check=True)
         today = dt.date.today().isoformat()
-        changes = [
-            f'LABEL {LABEL_SUITE}="{base.suite}" {LABEL_DATE}="{today}" {LABEL_RECIPE}="{RECIPE}" '
-            f'{LABEL_PACKAGES}="{",".join(base.packages)}" '
-            f'io.hftlive.base.equivalent-of="{base.public}"',
-            'ENV LANG=C.UTF-8',
-            'CMD ["/bin/bash"]',
-        ]
+        labels = (f'{LABEL_SUITE}="{base.suite}" {LABEL_DATE}="{today}" {LABEL_RECIPE}="{RECIPE}" '
+                  f'{LABEL_PACKAGES}="{",".join(base.packages)}" '
+                  f'io.hftlive.base.equivalent-of="{base.public}"')
+        changes = [f"LABEL {labels}", "ENV LANG=C.UTF-8", 'CMD ["/bin/bash"]']
         repository, _, tag = base.local.partition(":")
         step.say(f"importing as {base.local}")
         client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)

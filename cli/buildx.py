@@ -26,6 +26,7 @@ SHOWN = re.compile(r"^#\d+ (\[[\w-]+ \d+/\d+\]|ERROR|CACHED)|"
 CONTINUED = re.compile(r"^#\d+ \.\.\.$")   # BuildKit's marker that a step's output resumes later
 STEP_HEADER = re.compile(r"^#\d+ (\[[\w-]+ \d+/\d+\].*)")
 COMPILING = re.compile(r"^#\d+ [\d.]+ +Compiling (\S+)")
+HEARTBEAT = 60.0  # seconds of silence (a long link step, apt) before saying what still runs
 
 
 def ca_bundle(extra: str | None) -> Path:
@@ -57,9 +58,6 @@ def command_line(dockerfile: str, target: str, *, build_args: dict[str, str], ca
     for key, value in build_args.items():
         command += ["--build-arg", f"{key}={value}"]
     return command + list(extra) + [str(context)]
-
-
-HEARTBEAT = 60.0  # seconds without a line for the user (a long link step, apt) before saying what runs
 
 
 def _lines_with_heartbeat(stream, step: Step, last: Callable[[], str]):

@@ -1,10 +1,5 @@
-"""`./hftlive bundle`: everything an air-gapped host needs, in one archive it can verify.
-
-The archive is a plain tar holding one folder: the runtime images (one `docker save`, so shared
-layers are kept once, gzip-compressed, which `docker load` reads as it is), compose.yaml, the
-settings example, the channel config, the wheelhouse with its hash locks, install.sh, a README,
-manifest.json, a CycloneDX SBOM and SHA256SUMS over every other file.
-"""
+"""`./hftlive bundle`: everything an air-gapped host needs, in one plain tar it can verify: the
+images, compose.yaml and its settings, the wheelhouse, install.sh, an SBOM and SHA256SUMS."""
 from __future__ import annotations
 
 import datetime as dt
@@ -49,7 +44,8 @@ def image_id(ref: str) -> str:
 
 
 def save_images(refs: list[str], dest: Path, step: Step) -> None:
-    """`docker save` of all refs at once (shared layers once), gzip-compressed as it streams."""
+    """`docker save` of all refs at once (shared layers once), gzipped as it streams (as
+    `docker load` reads it)."""
     saving = subprocess.Popen(["docker", "save", *refs], stdout=subprocess.PIPE)
     written = 0
     with gzip.open(dest, "wb", compresslevel=6) as out:

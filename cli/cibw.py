@@ -1,9 +1,5 @@
-"""`./hftlive cibuildwheel`: release.yml's cibuildwheel build of the live wheel, run on this host.
-
-The release workflow runs docker/build/cibw on GitHub's runners, in the real manylinux_2_28 image.
-Here the same script and configuration run in `manylinux-local` (Dockerfile.build), with only the
-overrides that image needs (README, "Releases"), for hosts that cannot pull the manylinux images.
-"""
+"""`./hftlive cibuildwheel`: release.yml's build of the live wheel (docker/build/cibw) on this host,
+in `manylinux-local` (Dockerfile.build) for hosts that cannot pull the manylinux_2_28 image."""
 from __future__ import annotations
 
 import os

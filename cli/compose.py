@@ -1,9 +1,5 @@
 """`up` and `down`, and the compose runner behind them: the one the tests and the benchmarks use too.
-
-The exchange decides the profiles: the bundled simulator runs `live` + `sim`; Bybit and its
-testnet run `live` alone; the mock market runs `mock`. An exchange the connector cannot reach
-fails `up` within EXCHANGE_DEADLINE_S with one line, instead of after compose's own timeout.
-"""
+An exchange the connector cannot reach fails `up` with one line, before compose's own timeout."""
 from __future__ import annotations
 
 import contextlib
@@ -30,6 +26,7 @@ EXCHANGE_DEADLINE_S = 40.0   # the connector has streamed by then, or the exchan
 REFUSED_AFTER_S = 20.0       # ... or sooner, once it has only been refused for this long
 HEALTH_DEADLINE_S = 180.0    # everything healthy by then (the live bot's first JIT takes a while)
 WEB = ("service", "service-mock")   # the services that serve the page and the API
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")   # colours, and compose's erase-line before log lines
 
 
 class Failed(Exception):
@@ -158,9 +155,6 @@ def project() -> str:
     return name
 
 
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")   # colours, and the erase-line compose puts before log lines
-
-
 def unreachable_reason(lines: list[str]) -> str:
     """The connector's last word on why it cannot connect (its `cannot connect` lines)."""
     for line in reversed(lines):
@@ -220,16 +214,11 @@ def watch(plan_: Plan, stack: Project, step: Step, starting: subprocess.Popen, s
 def up(plan_: Plan) -> str:
     """Start the plan's profiles and wait for health; returns the page's URL."""
     stack = Project(plan_.profiles)
-    everything = Project(images.PROFILES)
     # The flag beats .env and the shell alike, as compose's own environment does.
     env = dict(os.environ, **({"HFTLIVE_EXCHANGE": plan_.exchange} if plan_.exchange else {}))
     with Step("up") as step, tempfile.TemporaryDirectory(prefix="hftlive-up-") as scratch:
         step.say(f"starting {', '.join(plan_.services)} ({plan_.label})")
-        # Whatever another profile left running would hold the port: stop every profile first.
-        try:
-            everything.stop()
-        except Failed as error:
-            fail(str(error))
+        down()   # whatever another profile left running would hold the port: stop every profile
         said = Path(scratch) / "compose.err"
         with said.open("w") as err:
             starting = subprocess.Popen(stack.up_command(), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -239,7 +228,7 @@ def up(plan_: Plan) -> str:
             url = f"http://{stack.published()}/"
         except (Failed, subprocess.CalledProcessError, ContainerIsNotRunning) as error:
             with contextlib.suppress(Failed, subprocess.CalledProcessError):
-                everything.stop()
+                Project(images.PROFILES).stop()
             fail(f"{one_line(error)}; stopped what had started")
         finally:
             if starting.poll() is None:

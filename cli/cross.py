@@ -1,7 +1,5 @@
-"""Cross-build the live wheel and the connector for aarch64 here, and check them under qemu-user.
-
-Dockerfile.build's aarch64 stages build and check; this exports what passed to dist/aarch64.
-"""
+"""Cross-build the live wheel and the connector for aarch64 here, check them under qemu-user
+(Dockerfile.build's aarch64 stages do both), and export what passed to dist/aarch64."""
 from __future__ import annotations
 
 import hashlib

@@ -26,13 +26,11 @@ TARGETS = dict.fromkeys(("service-mock", "service", "connector", "simulator"), B
 # compose.yaml's profiles and the images each runs.
 PROFILES = {"mock": ["service-mock"], "live": ["service", "connector"], "sim": ["simulator"]}
 BASE_ARG = {BASE: "SERVICE_BASE"}
+LABEL_INPUTS = "io.hftlive.inputs"
 
 
 def tag(target: str) -> str:
     return f"hftlive/{target}:latest"
-
-
-LABEL_INPUTS = "io.hftlive.inputs"
 
 
 def present(target: str) -> bool:

@@ -1,8 +1,5 @@
-"""What the wheelhouse and the runtime images are built from, as one fingerprint each.
-
-`./hftlive up` rebuilds the wheelhouse or the images only when their fingerprint changed;
-BuildKit's cache then redoes only the steps whose inputs moved.
-"""
+"""What the wheelhouse and the runtime images are built from, as one fingerprint each: `./hftlive
+up` rebuilds them only when it changed; BuildKit's cache redoes only the steps whose input moved."""
 from __future__ import annotations
 
 import hashlib

@@ -21,13 +21,10 @@ class Step:
     def __exit__(self, kind, value, traceback) -> None:
         self.say("done" if kind is None else f"failed ({value})")
 
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
     def say(self, message: str) -> None:
         self.said_at = time.monotonic()
-        print(f"[{self.elapsed:6.0f}s] {self.name}: {message}", file=sys.stderr, flush=True)
+        elapsed = self.said_at - self.started
+        print(f"[{elapsed:6.0f}s] {self.name}: {message}", file=sys.stderr, flush=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

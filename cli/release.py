@@ -1,10 +1,6 @@
-"""`./hftlive release ARTIFACTS OUT --version V`: the files a GitHub release attaches.
-
-release.yml downloads its jobs' artifacts into ARTIFACTS (one folder per artifact) and runs this:
-it checks that every architecture brought its wheel, connector and wheelhouse, copies them into
-OUT under stable names, and writes a CycloneDX SBOM, SHA256SUMS and the release notes (OUT.md,
-beside OUT, so that they are not attached). It runs here as well, on the local builds.
-"""
+"""`./hftlive release ARTIFACTS OUT --version V`: from release.yml's artifacts (one folder each),
+the files a GitHub release attaches, in OUT with an SBOM and SHA256SUMS; the notes in OUT.md,
+beside OUT so that they are not attached."""
 from __future__ import annotations
 
 import datetime as dt
@@ -101,8 +97,7 @@ def assemble(artifacts: Path, out: Path, version: str, arches: tuple[str, ...] =
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    attached = []
-    manifests = {}
+    attached, manifests = [], {}
     for arch, files in found.items():
         for kind, source in files.items():
             target = out / source.name

@@ -1,8 +1,5 @@
-"""Check the Docker engine, buildx and compose v2; say what is missing and how to get it.
-
-`install()` adds what a Debian host lacks: the buildx and compose v2 plugins from Debian's
-trixie suite on the mirror apt already uses (pinned low so nothing else moves to trixie).
-"""
+"""Check the Docker engine, buildx and compose v2, and say how to get what is missing; install()
+adds buildx and compose v2 from Debian trixie on apt's mirror (pinned low: nothing else moves)."""
 from __future__ import annotations
 
 import os
@@ -12,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import aptsources
+
+TRIXIE_SOURCES = Path("/etc/apt/sources.list.d/hftlive-trixie.sources")
+TRIXIE_PIN = Path("/etc/apt/preferences.d/hftlive-trixie")
 
 
 @dataclass
@@ -55,10 +55,6 @@ def check() -> list[Check]:
                         "needed only where base images cannot be pulled: apt-get install debootstrap",
                         required=False))
     return checks
-
-
-TRIXIE_SOURCES = Path("/etc/apt/sources.list.d/hftlive-trixie.sources")
-TRIXIE_PIN = Path("/etc/apt/preferences.d/hftlive-trixie")
 
 
 def can_install() -> bool:

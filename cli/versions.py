@@ -20,8 +20,7 @@ def load(path: Path = VERSIONS_FILE) -> dict[str, str]:
         key, sep, value = line.partition("=")
         if not sep or not key.isidentifier():
             raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
-        words = shlex.split(value)
-        pins[key] = " ".join(words)
+        pins[key] = " ".join(shlex.split(value))
     return pins
 
 

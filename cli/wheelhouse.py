@@ -1,8 +1,5 @@
-"""Build the wheelhouse with Dockerfile.build and install it into ./wheels without losing files.
-
-The export lands in a scratch directory first; only when its SHA256SUMS verifies does it
-replace the previous wheelhouse (wheels/README.md stays).
-"""
+"""Build the wheelhouse with Dockerfile.build into ./wheels without losing files: the export
+replaces the previous wheelhouse (wheels/README.md stays) only once its SHA256SUMS verifies."""
 from __future__ import annotations
 
 import hashlib
@@ -103,13 +100,9 @@ def build(wanted: list[str], *, offline: bool, ca: Path, rustup: bool, abi: str 
 
 def summary(directory: Path = WHEELHOUSE) -> None:
     manifest = json.loads((directory / "manifest.json").read_text())
-    audit = {}
     audit_file = directory / "AUDIT.txt"
-    if audit_file.is_file():
-        for line in audit_file.read_text().splitlines():
-            parts = line.split()
-            if len(parts) > 5:
-                audit[parts[2].rstrip(":")] = parts[5]
+    lines = audit_file.read_text().splitlines() if audit_file.is_file() else []
+    audit = {row[2].rstrip(":"): row[5] for row in map(str.split, lines) if len(row) > 5}
     print(f"\nhftbacktest {manifest['hftbacktest_version']} (features: "
           f"{', '.join(manifest['features'])}), {manifest['rustc']}, {manifest['maturin']}")
     print(f"{'wheel':<72} {'MB':>6}  auditwheel")

@@ -1,16 +1,11 @@
 """The command line tells the user what went wrong and exits non-zero, before touching Docker."""
-import subprocess
-import sys
+import hashlib
+import json
 
 import pytest
 
-from tests.support import ROOT
-
-
-def hftlive(*args, cwd=ROOT):
-    # No docker on PATH: argument errors must be reported before any tooling check.
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd, capture_output=True,
-                          text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/nonexistent"})
+from cli import images
+from tests.support.commands import hftlive
 
 
 @pytest.mark.parametrize("args, code, message", [
@@ -49,24 +44,18 @@ def test_pytest_options_pass_through(tmp_path):
 
 
 def test_images_need_a_wheelhouse_with_the_service_locks(tmp_path, capsys):
-    import json
-
-    import pytest
-
-    from cli import images
     with pytest.raises(SystemExit) as stop:
         images.check_wheelhouse(tmp_path)
     assert stop.value.code == 1
     assert "there is no wheelhouse" in capsys.readouterr().err
     # A wheelhouse built before the service locks existed (or without CPython 3.11) is named as such.
     (tmp_path / "manifest.json").write_text(json.dumps({"python_tags": ["cp313"], "locks": {"cp313": "x"}}))
-    (tmp_path / "SHA256SUMS").write_text(
-        __import__("hashlib").sha256((tmp_path / "manifest.json").read_bytes()).hexdigest() + "  manifest.json\n")
+    digest = hashlib.sha256((tmp_path / "manifest.json").read_bytes()).hexdigest()
+    (tmp_path / "SHA256SUMS").write_text(f"{digest}  manifest.json\n")
     with pytest.raises(SystemExit):
         images.check_wheelhouse(tmp_path)
     assert "no CPython 3.11 locks for the service images (it has cp313)" in capsys.readouterr().err
 
 
 def test_every_image_target_is_a_stage_of_the_runtime_dockerfile():
-    from cli import images
     assert set(images.TARGETS) <= set(images.stages())

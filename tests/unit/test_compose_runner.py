@@ -1,6 +1,11 @@
 """The one compose runner (cli.compose.Project) without Docker: what it asks compose for."""
+import subprocess
 from pathlib import Path
+from unittest import mock
 
+import pytest
+
+from cli import compose
 from cli.compose import HEALTH_DEADLINE_S, Project
 from tests.support.stack import Stack
 
@@ -23,25 +28,8 @@ def test_up_leaves_env_to_compose_and_only_starts_services_without_their_depende
 
 
 def test_a_compose_error_while_waiting_is_one_line_and_the_background_up_is_stopped(monkeypatch, capsys):
-    import subprocess
-
-    import pytest
-
-    from cli import compose
-
-    class Background:   # the runner's `up --wait`, still running
-        killed = False
-
-        def poll(self):
-            return -9 if self.killed else None
-
-        def kill(self):
-            self.killed = True
-
-        def wait(self):
-            return -9
-
-    background = Background()
+    # The runner's `up --wait`, still running.
+    background = mock.Mock(**{"poll.return_value": None})
     monkeypatch.setattr(compose.subprocess, "Popen", lambda *a, **k: background)
     monkeypatch.setattr(compose.Project, "stop", lambda self: None)
 
@@ -51,7 +39,8 @@ def test_a_compose_error_while_waiting_is_one_line_and_the_background_up_is_stop
     with pytest.raises(SystemExit) as stopped:
         compose.up(compose.Plan(("mock",), None))
     err = capsys.readouterr().err
-    assert stopped.value.code == 1 and background.killed
+    assert stopped.value.code == 1
+    background.kill.assert_called_once_with()
     assert [line for line in err.splitlines() if line.startswith("hftlive: error:")] == [
         "hftlive: error: docker compose failed: Cannot connect to the Docker daemon; stopped what had started"]
     assert "Traceback" not in err

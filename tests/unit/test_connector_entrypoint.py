@@ -10,6 +10,7 @@ from cli import compose
 from service.config import DEFAULT_EXCHANGE
 from service.events import EXCHANGES
 from tests.support import ROOT
+from tests.support.commands import executables
 
 ENTRYPOINT = ROOT / "docker" / "runtime" / "connector-entrypoint"
 
@@ -30,12 +31,9 @@ SIMULATOR = ("ws://simulator:8090/v5/public/linear", "http://simulator:8090")
 def run_entrypoint(tmp_path, simulator_on_network: bool = False, **env: str) -> subprocess.CompletedProcess:
     """The script under sh, with stand-ins for `getent` (is the simulator on this network?) and `connector`
     (prints the TOML it was given)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "getent").write_text(f"#!/bin/sh\nexit {0 if simulator_on_network else 2}\n")
-    (bin_dir / "connector").write_text('#!/bin/sh\necho "connector $*"\ncat "$6"\n')
-    for tool in ("getent", "connector"):
-        (bin_dir / tool).chmod(0o755)
+    getent = f"#!/bin/sh\nexit {0 if simulator_on_network else 2}\n"
+    bin_dir = executables(tmp_path / "bin", getent=getent,
+                          connector='#!/bin/sh\necho "connector $*"\ncat "$6"\n')
     return subprocess.run(["sh", str(ENTRYPOINT)], capture_output=True, text=True, timeout=30,
                           env={"PATH": f"{bin_dir}:/usr/bin:/bin", "TMPDIR": str(tmp_path), **env})
 

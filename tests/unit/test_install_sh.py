@@ -28,7 +28,8 @@ def write_sums(bundle: Path, newline: bool = True) -> None:
 
 @pytest.fixture
 def bundle(tmp_path: Path) -> Path:
-    """A small bundle-shaped folder: install.sh, the files it reads, a wheels file, SHA256SUMS."""
+    """A small bundle-shaped folder: install.sh, the files it reads, a wheels file, SHA256SUMS; and
+    beside it bin/, a PATH holding only what the checks before Docker use: no docker, no compose."""
     folder = tmp_path / "bundle"
     (folder / "wheels").mkdir(parents=True)
     shutil.copy(INSTALL, folder / "install.sh")
@@ -37,16 +38,9 @@ def bundle(tmp_path: Path) -> Path:
     (folder / "images.tar.gz").write_bytes(b"layers" * 1000)
     (folder / "wheels" / "requirements-cp311.txt").write_text("numpy==2.2.6\n")
     write_sums(folder)
-    return folder
-
-
-@pytest.fixture
-def tools(tmp_path: Path) -> Path:
-    """A PATH holding only what the checks before Docker use: no docker, no compose."""
-    folder = tmp_path / "bin"
-    folder.mkdir()
+    (tmp_path / "bin").mkdir()
     for name in ("id", "dirname", "sha256sum", "cut", "find", "sed"):
-        (folder / name).symlink_to(shutil.which(name))
+        (tmp_path / "bin" / name).symlink_to(shutil.which(name))
     return folder
 
 
@@ -56,14 +50,14 @@ def install(bundle: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, env={"PATH": str(tools), "HOME": str(bundle.parent)}, timeout=30)
 
 
-def test_verify_passes_on_a_whole_bundle_and_prints_the_sums_digest(bundle, tools):
+def test_verify_passes_on_a_whole_bundle_and_prints_the_sums_digest(bundle):
     done = install(bundle, "--verify")
     assert done.returncode == 0, done.stderr
     digest = hashlib.sha256((bundle / "SHA256SUMS").read_bytes()).hexdigest()
     assert f"verified {FILES} files" in done.stdout and digest in done.stdout
 
 
-def test_the_last_line_counts_without_a_newline(bundle, tools):
+def test_the_last_line_counts_without_a_newline(bundle):
     write_sums(bundle, newline=False)
     assert f"verified {FILES} files" in install(bundle, "--verify").stdout
     (bundle / "wheels" / "requirements-cp311.txt").write_text("numpy==2.2.7\n")   # the last line's file
@@ -71,7 +65,7 @@ def test_the_last_line_counts_without_a_newline(bundle, tools):
     assert done.returncode == 1 and "DIFFERS  wheels/requirements-cp311.txt" in done.stderr
 
 
-def test_an_unlisted_file_and_an_unlisted_input_are_refused(bundle, tools):
+def test_an_unlisted_file_and_an_unlisted_input_are_refused(bundle):
     (bundle / "extra.sh").write_text("echo surprise\n")
     sums = bundle / "SHA256SUMS"
     sums.write_text("".join(line + "\n" for line in sums.read_text().splitlines() if "images.txt" not in line))
@@ -80,7 +74,7 @@ def test_an_unlisted_file_and_an_unlisted_input_are_refused(bundle, tools):
     assert "UNLISTED images.txt" in done.stderr and "EXTRA    extra.sh" in done.stderr
 
 
-def test_a_changed_byte_and_a_missing_file_are_each_named_and_nothing_proceeds(bundle, tools):
+def test_a_changed_byte_and_a_missing_file_are_each_named_and_nothing_proceeds(bundle):
     data = bytearray((bundle / "images.tar.gz").read_bytes())
     data[100] ^= 1
     (bundle / "images.tar.gz").write_bytes(bytes(data))
@@ -94,13 +88,13 @@ def test_a_changed_byte_and_a_missing_file_are_each_named_and_nothing_proceeds(b
         "nothing was loaded")
 
 
-def test_a_bundle_without_sums_is_refused(bundle, tools):
+def test_a_bundle_without_sums_is_refused(bundle):
     (bundle / "SHA256SUMS").unlink()
     done = install(bundle, "--verify")
     assert done.returncode == 1 and "SHA256SUMS is missing" in done.stderr
 
 
-def test_sums_cannot_point_outside_the_bundle(bundle, tools):
+def test_sums_cannot_point_outside_the_bundle(bundle):
     (bundle / "SHA256SUMS").write_text("0" * 64 + "  ../etc/passwd\n")
     done = install(bundle, "--verify")
     assert done.returncode == 1 and "outside the bundle" in done.stderr
@@ -112,7 +106,7 @@ def test_sums_cannot_point_outside_the_bundle(bundle, tools):
     (["--dir"], "--dir needs a value"),
     (["--force"], "unknown argument '--force'"),
 ])
-def test_usage_errors_are_one_line_and_exit_2(bundle, tools, args, message):
+def test_usage_errors_are_one_line_and_exit_2(bundle, args, message):
     done = install(bundle, *args)
     assert done.returncode == 2
     assert done.stderr.splitlines()[0] == f"install: {message}"

@@ -31,11 +31,14 @@ def shell_scripts() -> list[Path]:
     return found
 
 
-def tool(name: str) -> str:
+def lint(name: str, *args: str | Path) -> str:
+    """Run a linter of the test venv: it passes, or the test shows what it found; returns that."""
     path = shutil.which(name, path=str(Path(sys.executable).parent))
     if path is None:
         pytest.fail(f"{name} is not installed in the test venv (service/requirements-test.txt)")
-    return path
+    done = subprocess.run([path, *map(str, args)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]
+    return done.stdout + done.stderr
 
 
 def test_the_scripts_are_found():
@@ -44,16 +47,13 @@ def test_the_scripts_are_found():
 
 
 def test_shellcheck_is_clean_on_every_shell_script():
-    done = subprocess.run([tool("shellcheck"), "--color=never", *map(str, shell_scripts())],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]
+    lint("shellcheck", "--color=never", *shell_scripts())
 
 
 def test_hadolint_is_clean_on_every_dockerfile():
     dockerfiles = [p for p in tracked() if p.name.startswith("Dockerfile")]
     assert len(dockerfiles) >= 2
-    done = subprocess.run([tool("hadolint"), "--no-color", *map(str, dockerfiles)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]
+    lint("hadolint", "--no-color", *dockerfiles)
 
 
 def workflows() -> list[Path]:
@@ -64,19 +64,15 @@ def workflows() -> list[Path]:
 
 def test_zizmor_finds_nothing_in_the_workflows_even_as_a_pedantic_auditor():
     # offline: the audits that ask GitHub (known-vulnerable action versions, impostor commits) cannot run here
-    done = subprocess.run([tool("zizmor"), "--offline", "--persona", "pedantic", "--no-progress",
-                           *map(str, workflows())], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]
-    assert "No findings to report" in done.stdout + done.stderr
+    said = lint("zizmor", "--offline", "--persona", "pedantic", "--no-progress", *workflows())
+    assert "No findings to report" in said
 
 
 def test_the_workflows_match_githubs_workflow_schema():
     # actionlint cannot be installed here (its PyPI package downloads the binary from GitHub at
     # install time); check-jsonschema carries SchemaStore's github-workflow schema, and the
     # next test does actionlint's other job, shellcheck on every `run:` script.
-    done = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-                           *map(str, workflows())], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]
+    lint("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows())
 
 
 def test_shellcheck_is_clean_on_every_run_script_of_the_workflows(tmp_path):
@@ -93,5 +89,4 @@ def test_shellcheck_is_clean_on_every_run_script_of_the_workflows(tmp_path):
                     script.write_text("#!/bin/bash\nset -e\n" + body)
                     scripts.append(script)
     assert len(scripts) >= 8
-    done = subprocess.run([tool("shellcheck"), "--color=never", *map(str, scripts)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-1000:]
+    lint("shellcheck", "--color=never", *scripts)

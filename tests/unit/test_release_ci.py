@@ -6,7 +6,6 @@ assembles what a release attaches."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -21,8 +20,10 @@ import yaml
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from cli import versions
+from cli import images, versions
+from cli.cibw import overrides
 from tests.support import ROOT
+from tests.support.commands import executables, fake_sdist, hftlive, one_line_patch
 from tests.unit.test_versions import runtime_pins
 
 BUILD = ROOT / "docker" / "build"
@@ -42,31 +43,25 @@ def pinned_versions(tmp_path: Path, **changes: str) -> Path:
     return path
 
 
-def expected_identifiers(pythons: list[str], arches=("x86_64", "aarch64")) -> list[str]:
-    return [f"cp{v.replace('.', '')}-manylinux_{arch}" for arch in arches for v in pythons]
-
-
-def test_identifiers_are_exactly_the_pinned_cpythons_on_both_architectures():
-    done = cibw("identifiers")
+@pytest.mark.parametrize("pythons, env, arches", [
+    (None, {}, ("x86_64", "aarch64")),   # exactly the pinned CPythons, on both architectures
+    ("3.12 3.13", {"CIBW_ARCHS": "aarch64"}, ("aarch64",)),   # versions.env's, the runner's
+], ids=["pinned", "versions-env-and-runner"])
+def test_identifiers_follow_the_pins_and_the_runner_architecture(tmp_path, pythons, env, arches):
+    if pythons:
+        env = {**env, "HFTLIVE_VERSIONS": str(pinned_versions(tmp_path, PYTHON_VERSIONS=pythons))}
+    done = cibw("identifiers", **env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == expected_identifiers(versions.load()["PYTHON_VERSIONS"].split())
-
-
-def test_identifiers_follow_versions_env_and_the_runner_architecture(tmp_path):
-    done = cibw("identifiers", HFTLIVE_VERSIONS=str(pinned_versions(tmp_path, PYTHON_VERSIONS="3.12 3.13")),
-                CIBW_ARCHS="aarch64")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == expected_identifiers(["3.12", "3.13"], arches=("aarch64",))
+    wanted = (pythons or versions.load()["PYTHON_VERSIONS"]).split()
+    expected = [f"cp{v.replace('.', '')}-manylinux_{arch}" for arch in arches for v in wanted]
+    assert done.stdout.split() == expected
 
 
 @pytest.fixture
 def fake_cibuildwheel(tmp_path: Path) -> dict:
     """A stand-in for cibuildwheel that records what it was given, and a stand-in sdist."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     record = tmp_path / "record.json"
-    script = bin_dir / "cibuildwheel"
-    script.write_text(f"""#!{sys.executable}
+    bin_dir = executables(tmp_path / "bin", cibuildwheel=f"""#!{sys.executable}
 import json, os, sys
 from pathlib import Path
 keys = ("CIBW_BUILD", "CIBW_MANYLINUX_X86_64_IMAGE", "MATURIN_PEP517_ARGS", "HFTLIVE_POLICY",
@@ -77,19 +72,11 @@ Path({str(record)!r}).write_text(json.dumps({{
     "constraints": Path("build-constraints.txt").read_text(),
     "pyproject": Path("hftbacktest/pyproject.toml").read_text()}}))
 """)
-    script.chmod(0o755)
-    sdist = tmp_path / "hftbacktest-9.9.9"
-    sdist.mkdir()
-    (sdist / "pyproject.toml").write_text('version = "9.9.9"\n')
-    archive = tmp_path / "hftbacktest-9.9.9.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(sdist, arcname=sdist.name)
-    fetch = tmp_path / "fetch.py"   # the fetcher's interface: NAME VERSION SHA256 DEST_DIR
-    fetch.write_text(f"import shutil, sys\nshutil.copy({str(archive)!r}, sys.argv[4])\n")
+    fetch = fake_sdist(tmp_path, {"pyproject.toml": 'version = "9.9.9"\n'})
     patches = tmp_path / "patches"
     patches.mkdir()
     (patches / "0001-label.patch").write_text(
-        "--- a/pyproject.toml\n+++ b/pyproject.toml\n@@ -1 +1 @@\n-version = \"9.9.9\"\n+version = \"9.9.9+hftlive\"\n")
+        one_line_patch("pyproject.toml", 'version = "9.9.9"', 'version = "9.9.9+hftlive"'))
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FETCH_SDIST": str(fetch), "PATCHES": str(patches),
            "HFTLIVE_VERSIONS": str(pinned_versions(tmp_path, HFTBACKTEST_VERSION="9.9.9"))}
     return {"env": env, "record": record, "out": tmp_path / "out"}
@@ -97,13 +84,12 @@ Path({str(record)!r}).write_text(json.dumps({{
 
 def test_build_stages_the_patched_source_and_feeds_the_pins(fake_cibuildwheel):
     pins = versions.load()
-    done = subprocess.run([str(BUILD / "cibw"), "build", str(fake_cibuildwheel["out"]), "--only", "cp311-manylinux_x86_64"],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, **fake_cibuildwheel["env"]})
+    out = str(fake_cibuildwheel["out"])
+    done = cibw("build", out, "--only", "cp311-manylinux_x86_64", **fake_cibuildwheel["env"])
     assert done.returncode == 0, done.stderr
     seen = json.loads(fake_cibuildwheel["record"].read_text())
     assert seen["args"] == ["--config-file", str(ROOT / "docker" / "cibuildwheel.toml"),
-                            "--output-dir", str(fake_cibuildwheel["out"]), "--only", "cp311-manylinux_x86_64",
-                            "hftbacktest"]
+                            "--output-dir", out, "--only", "cp311-manylinux_x86_64", "hftbacktest"]
     # The project cibuildwheel copies into its container: the patched sdist and our two scripts.
     names = {Path(f).name for f in seen["files"]}
     assert {"pyproject.toml", "wheel_check.py", "ensure-rust", "build-constraints.txt"} <= names
@@ -124,19 +110,17 @@ def test_build_stages_the_patched_source_and_feeds_the_pins(fake_cibuildwheel):
 
 def test_a_patch_that_does_not_apply_stops_the_build_before_cibuildwheel(fake_cibuildwheel, tmp_path):
     (tmp_path / "patches" / "0002-stale.patch").write_text(
-        "--- a/pyproject.toml\n+++ b/pyproject.toml\n@@ -1 +1 @@\n-version = \"1.0\"\n+version = \"2.0\"\n")
-    done = subprocess.run([str(BUILD / "cibw"), "build", str(fake_cibuildwheel["out"])], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **fake_cibuildwheel["env"]})
+        one_line_patch("pyproject.toml", 'version = "1.0"', 'version = "2.0"'))
+    done = cibw("build", str(fake_cibuildwheel["out"]), **fake_cibuildwheel["env"])
     assert done.returncode != 0
     assert "0002-stale.patch does not apply" in done.stderr
     assert not fake_cibuildwheel["record"].exists(), "cibuildwheel never ran"
 
 
 def test_the_local_overrides_are_the_ones_the_readme_lists():
-    from cli import cibw as local
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Releases", 1)[1].split("\n## ", 1)[0]
-    for name in local.overrides("IMAGE", Path("/ca.pem")):
+    for name in overrides("IMAGE", Path("/ca.pem")):
         assert f"`{name}`" in section, f"README's Releases section does not list the override {name}"
 
 
@@ -190,46 +174,36 @@ def test_ci_runs_the_unit_tier_then_dot_ci_run():
     flow = workflow("ci.yml")
     assert flow["jobs"]["unit"]["steps"][-1]["run"] == "./hftlive test -m unit"
     assert flow["jobs"]["full"]["needs"] == "unit"
-    assert any("bash .ci/run" in s.get("run", "") for _, s in every_step({"jobs": {"f": flow["jobs"]["full"]}}))
+    assert any("bash .ci/run" in s.get("run", "") for s in flow["jobs"]["full"]["steps"])
 
 
 def test_images_push_by_digest_with_sbom_and_provenance(tmp_path):
-    from cli import images
     output, options = images.push_options("registry.example/acme/hftlive", "service", tmp_path / "m.json")
     assert output == "type=image,name=registry.example/acme/hftlive-service,push-by-digest=true,name-canonical=true,push=true"
     assert options == ["--sbom=true", "--provenance=mode=max", "--metadata-file", str(tmp_path / "m.json")]
 
 
-def fake_wheel(path: Path) -> Path:
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("hftbacktest/__init__.py", "")
-    return path
-
-
 def fake_artifacts(root: Path, arches=("x86_64", "aarch64"), label="hftlive") -> Path:
     version = versions.load()["HFTBACKTEST_VERSION"]
     for arch in arches:
-        wheels = root / f"wheels-{arch}"
-        wheels.mkdir(parents=True)
-        fake_wheel(wheels / f"hftbacktest-{version}+{label}-cp311-abi3-manylinux_2_28_{arch}.whl")
+        ours = f"hftbacktest-{version}+hftlive-cp311-abi3-manylinux_2_28_{arch}.whl"
+        wheel = root / f"wheels-{arch}" / ours.replace("+hftlive", f"+{label}")
+        wheel.parent.mkdir(parents=True)
+        with zipfile.ZipFile(wheel, "w") as archive:
+            archive.writestr("hftbacktest/__init__.py", "")
         house = root / f"wheelhouse-{arch}"
         house.mkdir(parents=True)
         connector = house / f"hftlive-connector-linux-{arch}"
         connector.write_bytes(f"connector for {arch}".encode())
-        manifest = {"wheels": [{"file": f"hftbacktest-{version}+hftlive-cp311-abi3-manylinux_2_28_{arch}.whl", "sha256": "a" * 64}],
-                    "runtime_wheels": [{"file": f"numpy-2.2.6-cp311-cp311-manylinux_2_28_{arch}.whl", "sha256": "b" * 64}],
-                    "connector": {"file": "hftlive-connector", "sha256": hashlib.sha256(connector.read_bytes()).hexdigest()}}
-        data = json.dumps(manifest).encode()
+        numpy = f"numpy-2.2.6-cp311-cp311-manylinux_2_28_{arch}.whl"
+        manifest = {"wheels": [{"file": ours, "sha256": "a" * 64}],
+                    "runtime_wheels": [{"file": numpy, "sha256": "b" * 64}],
+                    "connector": {"file": "hftlive-connector",
+                                  "sha256": hashlib.sha256(connector.read_bytes()).hexdigest()}}
+        (house / "manifest.json").write_text(json.dumps(manifest))
         with tarfile.open(house / f"hftlive-wheelhouse-linux-{arch}.tar.gz", "w:gz") as tar:
-            info = tarfile.TarInfo("wheels/manifest.json")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+            tar.add(house / "manifest.json", arcname="wheels/manifest.json")
     return root
-
-
-def hftlive(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=60,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def test_release_assembles_files_sums_and_a_valid_sbom(tmp_path):
@@ -265,22 +239,21 @@ def test_the_image_tag_step_joins_exactly_its_two_digests(tmp_path):
     """publish-images' shell step, run with stand-ins for docker and jq: `service` must not pick
     up `service-mock`'s digests."""
     step = next(s for _, s in every_step(workflow("release.yml")) if s.get("id") == "tag")
-    bin_dir, digests = tmp_path / "bin", tmp_path / "digests"
-    bin_dir.mkdir()
+    digests = tmp_path / "digests"
     digests.mkdir()
     for target in ("service", "service-mock", "connector", "simulator"):
         for arch in ("x86_64", "aarch64"):
             (digests / f"{target}-{arch}").write_text(f"sha256:{target}-{arch}\n")
-    calls = tmp_path / "calls"
-    (bin_dir / "docker").write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\n"
-                                    "[ \"$3\" = inspect ] && echo '{\"digest\": \"sha256:index\"}'\nexit 0\n")
-    (bin_dir / "jq").write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.load(sys.stdin)['digest'])\n")
-    for tool_file in bin_dir.iterdir():
-        tool_file.chmod(0o755)
-    output = tmp_path / "output"
-    done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "REGISTRY": "registry.example",
-                               "OWNER": "Acme", "TARGET": "service", "VERSION": "v1.2.0", "GITHUB_OUTPUT": str(output)})
+    calls, output = tmp_path / "calls", tmp_path / "output"
+    bin_dir = executables(
+        tmp_path / "bin",
+        docker=f"#!/bin/sh\necho \"$*\" >> {calls}\n"
+               "[ \"$3\" = inspect ] && echo '{\"digest\": \"sha256:index\"}'\nexit 0\n",
+        jq=f"#!{sys.executable}\nimport json, sys\nprint(json.load(sys.stdin)['digest'])\n")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "REGISTRY": "registry.example",
+           "OWNER": "Acme", "TARGET": "service", "VERSION": "v1.2.0", "GITHUB_OUTPUT": str(output)}
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     name = "registry.example/acme/hftlive-service"
     assert calls.read_text().splitlines()[0] == (

@@ -49,8 +49,9 @@ def stages(text: str) -> dict[str, list[tuple[str, str]]]:
     return found
 
 
-def parent(stage: list[tuple[str, str]]) -> str:
-    return stage[0][1].split()[0]
+def joined(stage: list[tuple[str, str]], keyword: str) -> str:
+    """The arguments of every `keyword` instruction of a stage, as one string."""
+    return " ".join(rest for each, rest in stage if each == keyword)
 
 
 def compose_strings(node) -> list[str]:
@@ -98,8 +99,7 @@ def test_the_dockerfile_declares_every_fact_without_a_default_where_it_uses_it(d
                 assert used <= args, f"stage {name} uses {sorted(used - args)} in {keyword} without ARG"
     assert set(FACTS) <= declared, sorted(set(FACTS) - declared)
     # The stage every image starts from refuses a build without them (and checks the CPython).
-    guard = " ".join(rest for keyword, rest in dockerfile["service-user"] if keyword == "RUN")
-    assert all(key in guard for key in FACTS)
+    assert all(key in joined(dockerfile["service-user"], "RUN") for key in FACTS)
 
 
 def test_the_dockerfile_holds_no_copy_of_a_fact(dockerfile):
@@ -134,7 +134,7 @@ def test_the_connector_labels_come_from_cargo_and_agree_with_the_binary_s_own_wo
     # `connector --version` (which the wheelhouse's manifest records) names the same crate.
     main = (CONNECTOR / "src" / "main.rs").read_text()
     assert re.findall(r"hftbacktest (\d+\.\d+\.\d+)\)", main) == [crate["HFTBACKTEST_CRATE"]]
-    labels = " ".join(rest for keyword, rest in dockerfile["connector"] if keyword == "LABEL")
+    labels = joined(dockerfile["connector"], "LABEL")
     assert 'io.hftlive.hftbacktest.crate="${HFTBACKTEST_CRATE}"' in labels
     assert 'io.hftlive.connector.version="${CONNECTOR_VERSION}"' in labels
 
@@ -173,7 +173,7 @@ def test_healthchecks_are_the_images_own_and_compose_repeats_none(dockerfile, co
             found = [rest for keyword, rest in dockerfile[stage] if keyword == "HEALTHCHECK"]
             if found:
                 return found[-1]
-            stage = parent(dockerfile[stage])
+            stage = dockerfile[stage][0][1].split()[0]   # FROM's image: the parent stage
         return None
 
     for target in images.TARGETS:
@@ -205,6 +205,6 @@ def test_the_processes_own_defaults_are_the_facts():
 
 
 def test_a_build_without_the_cli_stops_at_the_first_step_with_what_to_do(dockerfile):
-    guard = " ".join(rest for keyword, rest in dockerfile["service-user"] if keyword == "RUN")
+    guard = joined(dockerfile["service-user"], "RUN")
     assert "build with ./hftlive images" in guard
     assert 'os.environ["SERVICE_PYTHON"]' in guard

@@ -1,35 +1,21 @@
 """`./hftlive up` without Docker: which profiles an exchange starts, what counts as stale, the failure line."""
-import subprocess
-import sys
-
 import pytest
 
 from cli import compose, images, inputs
 from tests.support import ROOT
+from tests.support.commands import hftlive
 from tests.unit.test_build_scripts import load
 
 
-def hftlive(*args):
-    # No docker on PATH: argument errors must come before any tooling check.
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/nonexistent"})
-
-
-def test_the_default_is_the_live_path_against_the_bundled_simulator():
-    plan = compose.plan(None, mock=False)
-    assert plan.profiles == ("live", "sim") and plan.exchange == "simulator"
-    assert sorted(plan.services) == ["connector", "service", "simulator"]
-
-
-@pytest.mark.parametrize("exchange", ["bybit", "bybit-testnet"])
-def test_a_real_exchange_runs_the_live_profile_alone(exchange):
-    plan = compose.plan(exchange, mock=False)
-    assert plan.profiles == ("live",) and plan.exchange == exchange
-
-
-def test_mock_is_the_labelled_mock_market():
-    plan = compose.plan(None, mock=True)
-    assert plan.profiles == ("mock",) and plan.exchange is None and plan.services == ["service-mock"]
+@pytest.mark.parametrize("exchange, mock, profiles, served, services", [
+    (None, False, ("live", "sim"), "simulator", ["connector", "service", "simulator"]),
+    ("bybit", False, ("live",), "bybit", ["connector", "service"]),   # real: no simulator
+    ("bybit-testnet", False, ("live",), "bybit-testnet", ["connector", "service"]),
+    (None, True, ("mock",), None, ["service-mock"]),   # the labelled mock market: no exchange
+], ids=["default-is-the-bundled-simulator", "bybit", "bybit-testnet", "mock"])
+def test_the_exchange_decides_the_profiles(exchange, mock, profiles, served, services):
+    plan = compose.plan(exchange, mock)
+    assert (plan.profiles, plan.exchange, sorted(plan.services)) == (profiles, served, services)
 
 
 @pytest.mark.parametrize("args,line", [
