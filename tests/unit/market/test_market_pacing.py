@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from market.pacing import MAX_BACKLOG_S, TICK_S, pace
 
 
 def run_for(seconds: float, rate, step) -> None:
-    async def main() -> None:
-        task = asyncio.create_task(pace(rate, step))
-        await asyncio.sleep(seconds)
-        task.cancel()
-
-    asyncio.run(main())
+    with contextlib.suppress(TimeoutError):
+        asyncio.run(asyncio.wait_for(pace(rate, step), seconds))
 
 
 def test_actions_come_at_the_rate_in_whole_numbers_and_fractions_carry_over():

@@ -25,14 +25,19 @@ def clean_service_env(monkeypatch):
 
 
 @pytest.fixture
+def anyio_backend():
+    """`@pytest.mark.anyio` tests run on asyncio, the service's own loop."""
+    return "asyncio"
+
+
+@pytest.fixture
 def mock_settings():
     """A factory: settings for a seeded mock service, with overrides."""
     from service.config import load_settings
 
     def make(**overrides):
         values = {"data_source": "mock", "mock_seed": 7, "mock_event_rate": 1000.0}
-        values.update(overrides)
-        return load_settings(**values)
+        return load_settings(**{**values, **overrides})
     return make
 
 

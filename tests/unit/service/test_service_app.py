@@ -7,15 +7,15 @@ from decimal import Decimal
 
 import pytest
 
-from starlette.testclient import TestClient  # noqa: E402
-from starlette.websockets import WebSocketDisconnect  # noqa: E402
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
-from service.app import create_app  # noqa: E402
-from service.book import Book  # noqa: E402
-from service.config import load_settings  # noqa: E402
-from service.events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade  # noqa: E402
-from service.protocol import stream_message  # noqa: E402
-from service.sources.base import Source  # noqa: E402
+from service.app import create_app
+from service.book import Book
+from service.config import load_settings
+from service.events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade
+from service.protocol import stream_message
+from service.sources.base import Source
 
 
 class ScriptedSource(Source):
@@ -49,16 +49,15 @@ def rebuild_until(ws, book: Book, seq: int) -> None:
 def test_healthz_and_the_page_say_mock_and_fetch_nothing_from_outside(mock_settings):
     with TestClient(create_app(mock_settings())) as client:
         assert client.get("/healthz").json() == {"status": "alive", "source": "mock", "exchange": None}
-        page = client.get("/")
-        assert page.status_code == 200
+        page = client.get("/").text
         assert re.search(r'class="banner banner-mock" data-exchange="".*<strong class="banner-label">MOCK</strong>',
-                         page.text, re.S)
-        assert "not a real exchange" in page.text and "<title>hftlive · MOCK order book</title>" in page.text
-        assert '"source": "mock", "exchange": null' in page.text   # the page's config
+                         page, re.S)
+        assert "not a real exchange" in page and "<title>hftlive · MOCK order book</title>" in page
+        assert '"source": "mock", "exchange": null' in page   # the page's config
         for asset in ("/", "/static/app.js", "/static/style.css"):
-            text = client.get(asset).text
-            assert client.get(asset).status_code == 200
-            assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), asset
+            answer = client.get(asset)
+            assert answer.status_code == 200
+            assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", answer.text, re.I), asset
         assert "/v1/book" in client.get("/openapi.json").json()["paths"]
 
 
@@ -105,10 +104,8 @@ def test_rest_book_equals_the_book_rebuilt_from_the_stream_at_the_same_sequence(
             rest = client.get("/v1/book", params={"symbol": "BTCUSDT"}).json()
             assert rest["seq"] > first.seq, "no data flowed"
             rebuild_until(ws, book, rest["seq"])
-            bids, asks = book.top()
-            assert book.seq == rest["seq"]
-            assert [list(level) for level in bids] == rest["bids"]
-            assert [list(level) for level in asks] == rest["asks"]
+            levels = [[list(level) for level in side] for side in book.top()]
+            assert (book.seq, *levels) == (rest["seq"], rest["bids"], rest["asks"])
             top = client.get("/v1/book", params={"depth": 3}).json()
             assert len(top["bids"]) == 3 and len(top["asks"]) == 3
             assert top["bids"][0][0] < top["asks"][0][0]
@@ -184,9 +181,8 @@ def test_the_token_guards_the_api_and_stream_but_not_health_metrics_or_page(mock
         assert client.get("/v1/book").headers["www-authenticate"] == "Bearer"
         for path in ("/healthz", "/readyz", "/metrics", "/"):
             assert client.get(path).status_code == 200, path
-        with pytest.raises(WebSocketDisconnect) as refused:
-            with client.websocket_connect("/v1/stream"):
-                pass
+        with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/v1/stream"):
+            pass
         assert refused.value.code == 1008
         with client.websocket_connect("/v1/stream?token=s3cret") as ws:
             assert ws.receive_json()["type"] == "snapshot"

@@ -8,18 +8,20 @@ import socket
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-import uvicorn  # noqa: E402
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.asyncio.server import ServerConnection, serve  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
+import uvicorn
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
-from service.app import create_app  # noqa: E402
-from service.client import Delta, Snapshot, Status, StreamClient, StreamRejected, Trade  # noqa: E402
-from service.protocol import DeltaMessage, SnapshotMessage  # noqa: E402
+from service.app import create_app
+from service.client import Delta, Snapshot, Status, StreamClient, StreamRejected, Trade
+from service.protocol import DeltaMessage, SnapshotMessage
+from tests.support import ROOT
+
+pytestmark = pytest.mark.anyio
 
 
 class Server:
@@ -49,7 +51,6 @@ class Server:
         self.thread.join(15)
 
     def call(self, fn, *args):
-        """Run fn on the server's event loop and wait for it."""
         done = threading.Event()
         self.loop.call_soon_threadsafe(lambda: (fn(*args), done.set()))
         assert done.wait(5)
@@ -69,26 +70,13 @@ class Server:
 async def follow(client: StreamClient, count: int, after: int) -> int:
     """Read `count` deltas/trades and check they continue `after` without a gap; returns the last seq."""
     seq = after
-    seen = 0
-    while seen < count:
+    while seq < after + count:
         event = await asyncio.wait_for(client.next_event(), 10)
-        if isinstance(event, (Delta, Trade)):
+        assert isinstance(event, (Delta, Trade, Status)), f"unexpected resync: {event}"
+        if not isinstance(event, Status):
             assert event.seq == seq + 1
             seq = event.seq
-            seen += 1
-        assert isinstance(event, (Delta, Trade, Status)), f"unexpected resync: {event}"
     return seq
-
-
-async def next_snapshot(client: StreamClient, after: int | None = None) -> Snapshot:
-    """Read until a snapshot; whatever comes before it must still continue the book from `after`."""
-    while True:
-        event = await asyncio.wait_for(client.next_event(), 10)
-        if isinstance(event, Snapshot):
-            return event
-        if isinstance(event, (Delta, Trade)):
-            assert after is not None and event.seq == after + 1
-            after = event.seq
 
 
 class FreezableProxy:
@@ -155,177 +143,166 @@ async def next_signal(client: StreamClient, after: int | None = None, limit: flo
     while True:
         event = await asyncio.wait_for(client.next_event(), limit)
         if isinstance(event, (Delta, Trade)):
-            assert after is None or event.seq == after + 1
+            assert after is not None and event.seq == after + 1, (event, after)
             after = event.seq
         elif not isinstance(event, Status):
             return event, after
 
 
-def test_the_client_resynchronises_after_a_disconnect_and_after_a_gap(mock_settings):
+async def next_snapshot(client: StreamClient, after: int | None = None) -> Snapshot:
+    """Read past whatever the client says about the stream to its next snapshot."""
+    event, after = await next_signal(client, after)
+    while not isinstance(event, Snapshot):
+        event, after = await next_signal(client, after)
+    return event
+
+
+async def catch_up(client: StreamClient, rest: dict) -> None:
+    """Read on until the client's book is at the service's `rest` book: then the two are equal."""
+    book = client.book("BTCUSDT")
+    while book.seq < rest["seq"]:
+        event = await asyncio.wait_for(client.next_event(), 10)
+        assert isinstance(event, (Delta, Trade, Status)), event
+    levels = [[list(level) for level in side] for side in book.top()]
+    assert (book.seq, *levels) == (rest["seq"], rest["bids"], rest["asks"])
+
+
+async def test_the_client_resynchronises_after_a_disconnect_and_after_a_gap(mock_settings):
     with Server(mock_settings(mock_event_rate=2000.0)) as server:
-        async def scenario():
-            client = StreamClient(server.ws, ["BTCUSDT"])
-            await client.connect()
-            first = await next_snapshot(client)
-            last = await follow(client, 100, first.seq)
+        client = StreamClient(server.ws, ["BTCUSDT"])
+        await client.connect()
+        last = await follow(client, 100, (await next_snapshot(client)).seq)
 
-            server.call(server.service.hub.close_all, 1012, "service restart")   # the server drops everyone
-            again = await next_snapshot(client, last)
-            assert client.reconnects == 1 and again.seq >= last   # equal when no event came in between
-            last = await follow(client, 100, again.seq)
+        server.call(server.service.hub.close_all, 1012, "service restart")   # drops everyone
+        again = await next_snapshot(client, last)
+        assert client.reconnects == 1 and again.seq >= last   # equal when no event came in between
+        last = await follow(client, 100, again.seq)
 
-            client.books["BTCUSDT"].seq -= 1      # pretend an event went missing
-            fresh = await next_snapshot(client)
-            assert client.gaps == 1 and client.reconnects == 2 and fresh.seq >= last
-            await follow(client, 100, fresh.seq)
-
-            # The book the client keeps equals the service's at the same sequence number.
-            rest = server.get("/v1/book?symbol=BTCUSDT")
-            book = client.book("BTCUSDT")
-            while book.seq < rest["seq"]:
-                await asyncio.wait_for(client.next_event(), 10)
-            bids, asks = book.top()
-            assert book.seq == rest["seq"]
-            assert [list(level) for level in bids] == rest["bids"]
-            assert [list(level) for level in asks] == rest["asks"]
-            await client.disconnect()
-        asyncio.run(scenario())
+        client.books["BTCUSDT"].seq -= 1      # pretend an event went missing
+        fresh = await next_snapshot(client)
+        assert client.gaps == 1 and client.reconnects == 2 and fresh.seq >= last
+        await follow(client, 100, fresh.seq)
+        await catch_up(client, server.get("/v1/book?symbol=BTCUSDT"))
+        await client.disconnect()
 
 
-def test_the_client_refuses_clearly_when_reconnecting_cannot_help(mock_settings):
+async def test_the_client_refuses_clearly_when_reconnecting_cannot_help(mock_settings):
     with Server(mock_settings(api_token="s3cret")) as server:
-        async def scenario():
-            with pytest.raises(StreamRejected, match="HTTP 403"):
-                await StreamClient(server.ws, ["BTCUSDT"], token="wrong").connect()
-            client = StreamClient(server.ws, ["DOGEUSDT"], token="s3cret")
-            await client.connect()
-            with pytest.raises(StreamRejected, match="unknown symbol DOGEUSDT"):
-                await client.next_event()
-            async with StreamClient(server.ws, ["BTCUSDT"], token="s3cret") as good:
-                assert isinstance(await good.next_event(), Snapshot)
-        asyncio.run(scenario())
+        with pytest.raises(StreamRejected, match="HTTP 403"):
+            await StreamClient(server.ws, ["BTCUSDT"], token="wrong").connect()
+        client = StreamClient(server.ws, ["DOGEUSDT"], token="s3cret")
+        await client.connect()
+        with pytest.raises(StreamRejected, match="unknown symbol DOGEUSDT"):
+            await client.next_event()
+        async with StreamClient(server.ws, ["BTCUSDT"], token="s3cret") as good:
+            assert isinstance(await good.next_event(), Snapshot)
 
 
-def test_a_slow_stream_client_is_closed_with_4008_while_a_fast_one_misses_nothing(mock_settings):
+async def test_a_slow_stream_client_is_closed_with_4008_while_a_fast_one_misses_nothing(
+        mock_settings):
     # The buffer holds many loop ticks of events (the mock publishes a batch every 10 ms).
     with Server(mock_settings(mock_event_rate=1_000.0, client_buffer=256)) as server:
-        async def scenario():
-            fast = StreamClient(server.ws, ["BTCUSDT"])
-            await fast.connect()
-            start = (await next_snapshot(fast)).seq
-            # The slow client reads its socket through a tiny buffer and then not at all.
-            raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # before connecting, so the window stays small
-            raw.connect(("127.0.0.1", server.port))
-            slow = await connect(server.ws, sock=raw, max_queue=1)
-            server.call(server.squeeze, raw.getsockname()[1])
-            seq = start
-            deadline = time.monotonic() + 20
-            while server.service.metrics.slow_consumers._value.get() == 0:
-                assert time.monotonic() < deadline, "the slow client was never cut off"
-                seq = await follow(fast, 50, seq)
-            # Drain what the slow client had buffered: the stream ends with the documented close.
-            with pytest.raises(ConnectionClosed) as closed:
-                while True:
-                    await asyncio.wait_for(slow.recv(), 10)
-            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4008, "slow consumer")
-            assert fast.gaps == 0 and fast.reconnects == 0
-            await follow(fast, 200, seq)
-            await fast.disconnect()
-            metrics = urllib.request.urlopen(server.http + "/metrics", timeout=5).read().decode()
-            assert "hftlive_slow_consumers_total 1.0" in metrics
-        asyncio.run(scenario())
+        fast = StreamClient(server.ws, ["BTCUSDT"])
+        await fast.connect()
+        seq = (await next_snapshot(fast)).seq
+        # The slow client reads its socket through a tiny buffer and then not at all.
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # before connecting: stays small
+        raw.connect(("127.0.0.1", server.port))
+        slow = await connect(server.ws, sock=raw, max_queue=1)
+        server.call(server.squeeze, raw.getsockname()[1])
+        deadline = time.monotonic() + 20
+        while server.service.metrics.slow_consumers._value.get() == 0:
+            assert time.monotonic() < deadline, "the slow client was never cut off"
+            seq = await follow(fast, 50, seq)
+        # Drain what the slow client had buffered: the stream ends with the documented close.
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(slow.recv(), 10)
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4008, "slow consumer")
+        assert fast.gaps == 0 and fast.reconnects == 0
+        await follow(fast, 200, seq)
+        await fast.disconnect()
+        metrics = urllib.request.urlopen(server.http + "/metrics", timeout=5).read().decode()
+        assert "hftlive_slow_consumers_total 1.0" in metrics
 
 
-def test_a_frozen_service_is_reported_as_disconnected_within_the_bound_and_the_client_resynchronises(mock_settings):
+async def test_a_frozen_service_is_reported_as_disconnected_within_the_bound_and_the_client_resynchronises(
+        mock_settings):
     with Server(mock_settings(mock_event_rate=200.0)) as server:
-        async def scenario():
-            async with FreezableProxy(server.port) as proxy:
-                client = StreamClient(proxy.ws, ["BTCUSDT"], ping_interval=0.5, ping_timeout=1.0, close_timeout=0.5)
-                await client.connect()
-                first = await next_snapshot(client)
-                last = first.seq
-                quiet_until = time.monotonic() + 2.0   # a few pings answered: a live stream is not reported lost
-                while time.monotonic() < quiet_until:
-                    last = await follow(client, 1, last)
+        async with FreezableProxy(server.port) as proxy:
+            client = StreamClient(proxy.ws, ["BTCUSDT"], ping_interval=0.5, ping_timeout=1.0,
+                                  close_timeout=0.5)
+            await client.connect()
+            last = (await next_snapshot(client)).seq
+            quiet_until = time.monotonic() + 2.0   # a few pings answered: not reported lost
+            while time.monotonic() < quiet_until:
+                last = await follow(client, 1, last)
 
-                proxy.freeze()
-                frozen_at = time.monotonic()
-                lost, last = await next_signal(client, last, limit=10)   # fail here, not after websockets' 40 s
-                elapsed = time.monotonic() - frozen_at
-                assert lost.type == "disconnected", lost
-                assert elapsed < client.stall_bound + 1.0, f"noticed after {elapsed:.1f}s"
-                assert "ping" in lost.reason and lost.code is None
-                assert client.book("BTCUSDT") is None   # the book is void from here on
+            proxy.freeze()
+            frozen_at = time.monotonic()
+            lost, last = await next_signal(client, last, limit=10)   # not websockets' 40 s
+            elapsed = time.monotonic() - frozen_at
+            assert lost.type == "disconnected", lost
+            assert elapsed < client.stall_bound + 1.0, f"noticed after {elapsed:.1f}s"
+            assert "ping" in lost.reason and lost.code is None
+            assert client.book("BTCUSDT") is None   # the book is void from here on
 
-                proxy.thaw()
-                resync, _ = await next_signal(client)
-                assert (resync.type, resync.symbol, resync.reason, resync.last_seq) == (
-                    "resynced", "BTCUSDT", "reconnect", last)
-                again, _ = await next_signal(client)
-                assert isinstance(again, Snapshot) and again.seq == resync.seq >= last
-                assert client.book("BTCUSDT").seq == again.seq
-                await follow(client, 20, again.seq)
-                assert client.reconnects == 1
-                await client.disconnect()
-        asyncio.run(scenario())
+            proxy.thaw()
+            resync, _ = await next_signal(client)
+            assert (resync.type, resync.symbol, resync.reason, resync.last_seq) == (
+                "resynced", "BTCUSDT", "reconnect", last)
+            again, _ = await next_signal(client)
+            assert isinstance(again, Snapshot) and again.seq == resync.seq >= last
+            assert client.book("BTCUSDT").seq == again.seq
+            await follow(client, 20, again.seq)
+            assert client.reconnects == 1
+            await client.disconnect()
 
 
 def test_the_default_stall_bound_is_seconds_and_is_the_documented_one():
     client = StreamClient("ws://127.0.0.1:1/v1/stream")
     assert client.stall_bound <= 10.0   # websockets' own defaults take 20 s + 20 s
-    readme = " ".join((Path(__file__).resolve().parents[3] / "service" / "README.md").read_text().split())
+    readme = " ".join((ROOT / "service" / "README.md").read_text().split())
     stated = (f"= {client.ping_interval:g} + {client.ping_timeout:g} + {client.close_timeout:g} "
               f"= {client.stall_bound:g} s by default")
     assert stated in readme
     assert f"({client.stall_bound:g} s by default)" in " ".join(StreamClient.__doc__.split())
 
 
-def test_a_restarted_service_is_reported_as_a_resync_whose_seq_went_backwards(mock_settings):
-    async def scenario():
-        old = Server(mock_settings(mock_event_rate=2000.0))
-        await asyncio.to_thread(old.__enter__)
-        client = StreamClient(old.ws, ["BTCUSDT"])
-        await client.connect()
-        first = await next_snapshot(client)
-        last = await follow(client, 1000, first.seq)
+async def test_a_restarted_service_is_reported_as_a_resync_whose_seq_went_backwards(mock_settings):
+    old = Server(mock_settings(mock_event_rate=2000.0))
+    await asyncio.to_thread(old.__enter__)
+    client = StreamClient(old.ws, ["BTCUSDT"])
+    await client.connect()
+    last = await follow(client, 1000, (await next_snapshot(client)).seq)
 
-        # A new service on the same port numbers its events from the start again, and slowly.
-        await asyncio.to_thread(old.__exit__)
-        new = Server(mock_settings(mock_event_rate=50.0), port=old.port)
-        await asyncio.to_thread(new.__enter__)
-        try:
-            lost, last = await next_signal(client, last)
-            assert lost.type == "disconnected" and lost.code is not None, lost
-            resync, _ = await next_signal(client)
-            assert (resync.type, resync.symbol, resync.reason, resync.last_seq) == (
-                "resynced", "BTCUSDT", "restart", last), resync
-            assert resync.seq < last
-            fresh, _ = await next_signal(client)
-            assert isinstance(fresh, Snapshot) and fresh.seq == resync.seq
-            assert client.restarts == 1 and client.reconnects == 1
-
-            # The book is rebuilt from the new service's snapshot and equals its book.
-            rest = await asyncio.to_thread(new.get, "/v1/book?symbol=BTCUSDT")
-            book = client.book("BTCUSDT")
-            while book.seq < rest["seq"]:
-                event = await asyncio.wait_for(client.next_event(), 10)
-                assert isinstance(event, (Delta, Trade, Status)), event
-            bids, asks = book.top()
-            assert book.seq == rest["seq"]
-            assert [list(level) for level in bids] == rest["bids"]
-            assert [list(level) for level in asks] == rest["asks"]
-            await client.disconnect()
-        finally:
-            await asyncio.to_thread(new.__exit__)
-    asyncio.run(scenario())
+    # A new service on the same port numbers its events from the start again, and slowly.
+    await asyncio.to_thread(old.__exit__)
+    new = Server(mock_settings(mock_event_rate=50.0), port=old.port)
+    await asyncio.to_thread(new.__enter__)
+    try:
+        lost, last = await next_signal(client, last)
+        assert lost.type == "disconnected" and lost.code is not None, lost
+        resync, _ = await next_signal(client)
+        assert (resync.type, resync.symbol, resync.reason, resync.last_seq) == (
+            "resynced", "BTCUSDT", "restart", last), resync
+        assert resync.seq < last
+        fresh, _ = await next_signal(client)
+        assert isinstance(fresh, Snapshot) and fresh.seq == resync.seq
+        assert client.restarts == 1 and client.reconnects == 1
+        # The book is rebuilt from the new service's snapshot and equals its book.
+        await catch_up(client, await asyncio.to_thread(new.get, "/v1/book?symbol=BTCUSDT"))
+        await client.disconnect()
+    finally:
+        await asyncio.to_thread(new.__exit__)
 
 
-def test_a_gap_is_reported_as_a_disconnect_then_a_resync_from_a_fresh_snapshot():
+async def test_a_gap_is_reported_as_a_disconnect_then_a_resync_from_a_fresh_snapshot():
     def snapshot(seq: int, bid: float) -> str:
-        message = SnapshotMessage(source="mock", exchange=None, symbol="BTCUSDT", seq=seq, exch_ts=1, local_ts=1,
-                                  tick_size=0.1, lot_size=0.001, bids=[(bid, 1.0)], asks=[(bid + 0.5, 1.0)])
-        return message.model_dump_json()
+        return SnapshotMessage(source="mock", exchange=None, symbol="BTCUSDT", seq=seq, exch_ts=1,
+                               local_ts=1, tick_size=0.1, lot_size=0.001, bids=[(bid, 1.0)],
+                               asks=[(bid + 0.5, 1.0)]).model_dump_json()
 
     def delta(seq: int, bid: float) -> str:
         return DeltaMessage(source="mock", exchange=None, symbol="BTCUSDT", seq=seq, exch_ts=1, local_ts=1,
@@ -340,20 +317,20 @@ def test_a_gap_is_reported_as_a_disconnect_then_a_resync_from_a_fresh_snapshot()
             await websocket.send(message)
         await websocket.wait_closed()
 
-    async def scenario():
-        async with serve(serve_script, "127.0.0.1", 0) as service:
-            port = service.sockets[0].getsockname()[1]
-            client = StreamClient(f"ws://127.0.0.1:{port}/v1/stream", ["BTCUSDT"])
-            await client.connect()
-            got = []
-            while [event.type for event in got].count("snapshot") < 2 or got[-1].type != "delta":
-                got.append(await asyncio.wait_for(client.next_event(), 5))
-            assert [event.type for event in got] == [
-                "snapshot", "delta", "disconnected", "resynced", "snapshot", "delta"], got
-            lost, resync = got[2], got[3]
-            assert "gap" in lost.reason and "expected sequence 12, got 13" in lost.reason and lost.code is None
-            assert (resync.symbol, resync.reason, resync.last_seq, resync.seq) == ("BTCUSDT", "gap", 11, 14)
-            assert client.gaps == 1 and client.reconnects == 1
-            assert client.book("BTCUSDT").top() == ([(101.0, 1.0), (100.9, 2.0)], [(101.5, 1.0)])
-            await client.disconnect()
-    asyncio.run(scenario())
+    async with serve(serve_script, "127.0.0.1", 0) as service:
+        port = service.sockets[0].getsockname()[1]
+        client = StreamClient(f"ws://127.0.0.1:{port}/v1/stream", ["BTCUSDT"])
+        await client.connect()
+        got = []
+        while [event.type for event in got].count("snapshot") < 2 or got[-1].type != "delta":
+            got.append(await asyncio.wait_for(client.next_event(), 5))
+        assert [event.type for event in got] == [
+            "snapshot", "delta", "disconnected", "resynced", "snapshot", "delta"], got
+        lost, resync = got[2], got[3]
+        assert "gap" in lost.reason and "expected sequence 12, got 13" in lost.reason
+        assert lost.code is None
+        assert (resync.symbol, resync.reason, resync.last_seq, resync.seq) == (
+            "BTCUSDT", "gap", 11, 14)
+        assert client.gaps == 1 and client.reconnects == 1
+        assert client.book("BTCUSDT").top() == ([(101.0, 1.0), (100.9, 2.0)], [(101.5, 1.0)])
+        await client.disconnect()

@@ -7,8 +7,7 @@ import textwrap
 
 import pytest
 
-
-from service.config import ConfigError, load_settings  # noqa: E402
+from service.config import ConfigError, load_settings
 
 FIX = "./hftlive wheels"
 
@@ -22,11 +21,20 @@ def run_service(env: dict, extra: dict, tmp_path=None, fake_hftbacktest: str | N
     return subprocess.run([sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=120)
 
 
-def one_line(done) -> str:
+def refusal(done) -> str:
+    """The one line a service that refused to start printed (it must have exited 2)."""
+    assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "Traceback" not in done.stderr
     return lines[0]
+
+
+def refused(**settings) -> str:
+    """Why load_settings refuses these settings (and the environment's)."""
+    with pytest.raises(ConfigError) as error:
+        load_settings(**settings)
+    return str(error.value)
 
 
 @pytest.mark.parametrize("extra, expected", [
@@ -35,6 +43,8 @@ def one_line(done) -> str:
     ({"DATA_SOURCE": "mock", "TICK_SIZE": "-0.1"}, "TICK_SIZE='-0.1': '-0.1' is not a positive number"),
     ({"DATA_SOURCE": "mock", "LOT_SIZE": "lots"}, "LOT_SIZE='lots': 'lots' is not a number"),
     ({"DATA_SOURCE": "mock", "PORT": "99999"}, "PORT='99999'"),
+    ({"DATA_SOURCE": "mock", "MOCK_PRICE": "inf"},
+     "MOCK_PRICE='inf': Input should be a finite number"),
     ({"DATA_SOURCE": "mock", "SYMBOL": "BTCUSDT,ETHUSDT", "TICK_SIZE": "0.1,0.01,1"},
      "TICK_SIZE has 3 values for 2 symbols"),
     ({"DATA_SOURCE": "mock", "EXCHANGE": "bybit"},
@@ -44,9 +54,7 @@ def one_line(done) -> str:
      "EXCHANGE='binance': unknown exchange 'binance'; use simulator, bybit or bybit-testnet"),
 ])
 def test_bad_configuration_exits_2_with_one_line(service_env, extra, expected):
-    done = run_service(service_env, extra)
-    assert done.returncode == 2
-    line = one_line(done)
+    line = refusal(run_service(service_env, extra))
     assert line.startswith("hftlive service: bad configuration: ")
     assert expected in line
 
@@ -63,17 +71,15 @@ def test_bad_configuration_exits_2_with_one_line(service_env, extra, expected):
 ])
 @pytest.mark.parametrize("source", ["hft_connector", "live"])
 def test_live_source_without_a_live_hftbacktest_exits_2_naming_the_fix(service_env, tmp_path, fake, expected, source):
-    done = run_service(service_env, {"DATA_SOURCE": source}, tmp_path, fake)
-    assert done.returncode == 2
-    line = one_line(done)
+    line = refusal(run_service(service_env, {"DATA_SOURCE": source}, tmp_path, fake))
     assert line.startswith("hftlive service: DATA_SOURCE=hft_connector needs hftbacktest built with the live feature")
     assert expected in line
     assert line.endswith(f"build the wheelhouse ({FIX}) and install its hftbacktest wheel, or set DATA_SOURCE=mock")
 
 
 def test_the_default_source_is_live(service_env, tmp_path):
-    done = run_service(service_env, {}, tmp_path, 'LIVE_FEATURE = False\n')
-    assert done.returncode == 2 and "DATA_SOURCE=hft_connector needs" in one_line(done)
+    done = run_service(service_env, {}, tmp_path, "LIVE_FEATURE = False\n")
+    assert "DATA_SOURCE=hft_connector needs" in refusal(done)
 
 
 def test_settings_read_the_environment(monkeypatch, tmp_path):
@@ -103,10 +109,9 @@ def test_the_live_source_reads_its_exchange(monkeypatch, variable, value, expect
 
 def test_the_mock_has_no_exchange_and_refuses_one(monkeypatch):
     assert load_settings(data_source="mock").exchange is None
-    with pytest.raises(ConfigError) as error:
-        load_settings(data_source="mock", exchange="simulator")
-    assert str(error.value) == ("bad configuration: EXCHANGE: EXCHANGE applies only to the live source "
-                                "(DATA_SOURCE=hft_connector); unset it for DATA_SOURCE=mock")
+    assert refused(data_source="mock", exchange="simulator") == (
+        "bad configuration: EXCHANGE: EXCHANGE applies only to the live source "
+        "(DATA_SOURCE=hft_connector); unset it for DATA_SOURCE=mock")
     monkeypatch.setenv("EXCHANGE", "")   # what compose passes for an unset variable: no exchange asked for
     assert load_settings(data_source="mock").exchange is None
 
@@ -119,29 +124,16 @@ def test_the_mock_has_no_exchange_and_refuses_one(monkeypatch):
 def test_a_channel_config_hftbacktest_would_silently_ignore_is_refused(tmp_path, content, expected):
     channel = tmp_path / "channel.toml"
     channel.write_text(content)
-    with pytest.raises(ConfigError) as error:
-        load_settings(data_source="mock", hftbacktest_channel_config=str(channel))
-    assert "HFTBACKTEST_CHANNEL_CONFIG" in str(error.value) and expected in str(error.value)
+    message = refused(data_source="mock", hftbacktest_channel_config=str(channel))
+    assert "HFTBACKTEST_CHANNEL_CONFIG" in message and expected in message
 
-
-
-def test_an_infinite_mock_price_is_one_line_and_exit_2_not_a_crash(service_env):
-    done = run_service(service_env, {"DATA_SOURCE": "mock", "MOCK_PRICE": "inf"})
-    assert done.returncode == 2, done.stderr
-    assert "MOCK_PRICE='inf': Input should be a finite number" in one_line(done)
-
-
-@pytest.mark.parametrize("name", ["MOCK_PRICE", "READY_MAX_AGE_S", "LIVE_STALE_AFTER_S", "LIVE_REBUILD_AFTER_S",
-                                  "MOCK_EVENT_RATE"])
-@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400"])
-def test_no_number_setting_takes_nan_or_infinity(monkeypatch, name, value):
-    monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError) as error:
-        load_settings(data_source="mock")
-    assert f"{name}={value!r}: Input should be a finite number" in str(error.value)
+FLOATS = ("MOCK_PRICE", "READY_MAX_AGE_S", "LIVE_STALE_AFTER_S", "LIVE_REBUILD_AFTER_S",
+          "MOCK_EVENT_RATE")
 
 
 @pytest.mark.parametrize("name, value, expected", [
+    *((name, value, "Input should be a finite number")
+      for name in FLOATS for value in ("inf", "-inf", "nan", "1e400")),
     ("PORT", "8000.0", "'8000.0' is not a whole number"),
     ("CLIENT_BUFFER", "1_024", "'1_024' is not a whole number"),
     ("MOCK_SEED", "1e3", "'1e3' is not a whole number"),
@@ -151,11 +143,10 @@ def test_no_number_setting_takes_nan_or_infinity(monkeypatch, name, value):
     ("TICK_SIZE", "1e-300", "1e-300 is not between 1e-09 and 1e+09"),
     ("LOT_SIZE", "1e300", "1e+300 is not between 1e-09 and 1e+09"),
 ])
-def test_number_settings_are_whole_where_they_count_and_within_range(monkeypatch, name, value, expected):
+def test_number_settings_are_finite_whole_where_they_count_and_within_range(
+        monkeypatch, name, value, expected):
     monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError) as error:
-        load_settings(data_source="mock")
-    assert f"{name}={value!r}: {expected}" in str(error.value)
+    assert f"{name}={value!r}: {expected}" in refused(data_source="mock")
 
 
 @pytest.mark.parametrize("env, expected", [
@@ -170,9 +161,7 @@ def test_number_settings_are_whole_where_they_count_and_within_range(monkeypatch
 def test_the_mock_price_must_be_one_the_market_model_can_start_at(monkeypatch, env, expected):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError) as error:
-        load_settings(data_source="mock")
-    assert str(error.value) == f"bad configuration: {expected}"
+    assert refused(data_source="mock") == f"bad configuration: {expected}"
 
 
 def test_the_mock_price_floor_is_the_market_models_and_applies_to_the_mock_only():
@@ -193,10 +182,9 @@ def test_the_mock_price_floor_is_the_market_models_and_applies_to_the_mock_only(
 ])
 def test_a_token_that_cannot_be_sent_is_refused_without_printing_it(monkeypatch, value, expected):
     monkeypatch.setenv("API_TOKEN", value)
-    with pytest.raises(ConfigError) as error:
-        load_settings(data_source="mock")
-    assert str(error.value) == f"bad configuration: {expected}"
-    assert "3n" not in str(error.value)   # the token itself is never shown
+    message = refused(data_source="mock")
+    assert message == f"bad configuration: {expected}"
+    assert "3n" not in message   # the token itself is never shown
 
 
 def test_an_empty_or_unset_token_means_no_authentication(monkeypatch):
@@ -217,9 +205,7 @@ def test_an_empty_or_unset_token_means_no_authentication(monkeypatch):
 def test_a_setting_given_twice_with_different_values_is_refused(monkeypatch, env, expected):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError) as error:
-        load_settings()
-    assert str(error.value) == f"bad configuration: {expected}"
+    assert refused() == f"bad configuration: {expected}"
 
 
 def test_a_setting_given_twice_with_the_same_value_is_not_ambiguous(monkeypatch):
@@ -235,9 +221,8 @@ def test_a_setting_given_twice_with_the_same_value_is_not_ambiguous(monkeypatch)
 
 @pytest.mark.parametrize("host", ["999.1.1.1", "exa mple", " ", "-x.example", "host:80"])
 def test_a_host_that_is_no_address_or_name_is_refused_without_a_lookup(host):
-    with pytest.raises(ConfigError) as error:
-        load_settings(data_source="mock", host=host)
-    assert f"HOST: {host!r} is not an IP address or a host name" in str(error.value)
+    message = refused(data_source="mock", host=host)
+    assert f"HOST: {host!r} is not an IP address or a host name" in message
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1", "::", "::1", "localhost", "service-mock", "a.b.example"])

@@ -8,28 +8,26 @@ import pytest
 from service.hub import Hub, SubscriberClosed
 from service.protocol import CloseCode, fit_reason
 
+pytestmark = pytest.mark.anyio
 
-def test_a_slow_subscriber_is_closed_and_a_fast_one_keeps_every_message():
-    async def scenario():
-        cut = []
-        hub = Hub(on_slow=cut.append)
-        fast = hub.subscribe(["BTCUSDT"], capacity=4)
-        slow = hub.subscribe(["BTCUSDT"], capacity=4)
-        received = []
 
-        async def consume():
-            while True:
-                received.append(await fast.get())
+async def test_a_slow_subscriber_is_closed_and_a_fast_one_keeps_every_message():
+    cut = []
+    hub = Hub(on_slow=cut.append)
+    fast = hub.subscribe(["BTCUSDT"], capacity=4)
+    slow = hub.subscribe(["BTCUSDT"], capacity=4)
+    received = []
 
-        reader = asyncio.create_task(consume())
-        for i in range(50):
-            hub.publish("BTCUSDT", f"m{i}")
-            await asyncio.sleep(0)          # the fast reader keeps up; the slow one never reads
-        await asyncio.sleep(0)
-        reader.cancel()
-        return hub, fast, slow, received, cut
+    async def consume():
+        while True:
+            received.append(await fast.get())
 
-    hub, fast, slow, received, cut = asyncio.run(scenario())
+    reader = asyncio.create_task(consume())
+    for i in range(50):
+        hub.publish("BTCUSDT", f"m{i}")
+        await asyncio.sleep(0)          # the fast reader keeps up; the slow one never reads
+    await asyncio.sleep(0)
+    reader.cancel()
     assert received == [f"m{i}" for i in range(50)]
     assert slow.closed and (slow.code, slow.reason) == (CloseCode.SLOW_CONSUMER, "slow consumer")
     assert not fast.closed
@@ -37,57 +35,45 @@ def test_a_slow_subscriber_is_closed_and_a_fast_one_keeps_every_message():
     assert cut == [5]            # 4 buffered + the one that did not fit, counted once
 
 
-def test_a_cut_subscriber_raises_instead_of_delivering_stale_messages():
-    async def scenario():
-        hub = Hub()
-        sub = hub.subscribe(["X"], capacity=2)
-        for i in range(3):
-            hub.publish("X", str(i))
-        with pytest.raises(SubscriberClosed):
-            await sub.get()
-        await asyncio.wait_for(sub.wait_cut(), 1)
-    asyncio.run(scenario())
+async def test_a_cut_subscriber_raises_instead_of_delivering_stale_messages():
+    hub = Hub()
+    sub = hub.subscribe(["X"], capacity=2)
+    for i in range(3):
+        hub.publish("X", str(i))
+    with pytest.raises(SubscriberClosed):
+        await sub.get()
+    await asyncio.wait_for(sub.wait_cut(), 1)
 
 
-def test_messages_go_only_to_subscribers_of_that_symbol_and_broadcasts_to_all():
-    async def scenario():
-        hub = Hub()
-        btc = hub.subscribe(["BTCUSDT"], 8)
-        both = hub.subscribe(["BTCUSDT", "ETHUSDT"], 8)
-        hub.publish("ETHUSDT", "eth")
-        hub.publish("BTCUSDT", "btc")
-        hub.broadcast("status")
-        hub.publish("SOLUSDT", "nobody")
-        return [await btc.get() for _ in range(len(btc))], [await both.get() for _ in range(len(both))]
-    btc, both = asyncio.run(scenario())
-    assert btc == ["btc", "status"]
-    assert both == ["eth", "btc", "status"]
+async def test_messages_go_only_to_subscribers_of_that_symbol_and_broadcasts_to_all():
+    hub = Hub()
+    btc = hub.subscribe(["BTCUSDT"], 8)
+    both = hub.subscribe(["BTCUSDT", "ETHUSDT"], 8)
+    hub.publish("ETHUSDT", "eth")
+    hub.publish("BTCUSDT", "btc")
+    hub.broadcast("status")
+    hub.publish("SOLUSDT", "nobody")
+    assert [await btc.get() for _ in range(len(btc))] == ["btc", "status"]
+    assert [await both.get() for _ in range(len(both))] == ["eth", "btc", "status"]
 
 
 def test_a_subscriber_closed_for_another_reason_is_not_counted_as_slow():
-    async def scenario():
-        cut = []
-        hub = Hub(on_slow=cut.append)
-        sub = hub.subscribe(["X"], 1)
-        hub.close_all()
-        hub.publish("X", "after")
-        return sub, cut
-    sub, cut = asyncio.run(scenario())
+    cut = []
+    hub = Hub(on_slow=cut.append)
+    sub = hub.subscribe(["X"], 1)
+    hub.close_all()
+    hub.publish("X", "after")
     assert sub.closed and sub.code == CloseCode.SHUTDOWN and cut == []
 
 
 def test_a_subscriber_whose_oldest_message_is_older_than_the_lag_bound_is_cut_even_with_room():
-    async def scenario():
-        now = [0.0]
-        cut = []
-        hub = Hub(on_slow=cut.append, max_lag_s=2.0, clock=lambda: now[0])
-        stalled = hub.subscribe(["BTCUSDT"], capacity=1000)
-        for second in range(4):          # one message a second: far below the buffer, but older and older
-            now[0] = float(second)
-            hub.publish("BTCUSDT", f"m{second}")
-        return stalled, cut
-
-    stalled, cut = asyncio.run(scenario())
+    now = [0.0]
+    cut = []
+    hub = Hub(on_slow=cut.append, max_lag_s=2.0, clock=lambda: now[0])
+    stalled = hub.subscribe(["BTCUSDT"], capacity=1000)
+    for second in range(4):          # one a second: far below the buffer, but older and older
+        now[0] = float(second)
+        hub.publish("BTCUSDT", f"m{second}")
     assert stalled.closed and stalled.code == CloseCode.SLOW_CONSUMER
     assert cut == [4]                    # m0..m2 queued, m3 refused: the oldest was 3 s old
 

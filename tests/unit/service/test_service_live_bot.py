@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,25 +15,16 @@ SELL_EVENT = 1 << 28
 
 
 class FakeDepth:
+    """As much of hftbacktest's market depth as scan_window reads: each touch, each tick's qty."""
+
     def __init__(self):
         self.bids: dict[int, float] = {}
         self.asks: dict[int, float] = {}
 
-    @property
-    def best_bid_tick(self):
-        return max(self.bids) if self.bids else INVALID_MIN
-
-    @property
-    def best_ask_tick(self):
-        return min(self.asks) if self.asks else INVALID_MAX
-
-    @property
-    def best_bid(self):
-        return self.best_bid_tick * TICK if self.bids else math.nan
-
-    @property
-    def best_ask(self):
-        return self.best_ask_tick * TICK if self.asks else math.nan
+    best_bid_tick = property(lambda self: max(self.bids, default=INVALID_MIN))
+    best_ask_tick = property(lambda self: min(self.asks, default=INVALID_MAX))
+    best_bid = property(lambda self: self.best_bid_tick * TICK if self.bids else math.nan)
+    best_ask = property(lambda self: self.best_ask_tick * TICK if self.asks else math.nan)
 
     def bid_qty_at_tick(self, tick):
         return self.bids.get(tick, 0.0)
@@ -55,12 +47,9 @@ class FakeBot:
 
     def wait_next_feed(self, include_order_resp, timeout_ns):
         assert include_order_resp is False and timeout_ns >= 0
-        if self.script:
-            code, took = self.script.pop(0)
-            self.clock.now += took
-            return code
-        self.clock.now += timeout_ns / 1e9
-        return 0
+        code, took = self.script.pop(0) if self.script else (0, timeout_ns / 1e9)
+        self.clock.now += took
+        return code
 
     def depth(self, i):
         self.depth_calls += 1
@@ -80,17 +69,9 @@ class FakeBot:
         self.closed = True
 
 
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
 class Harness:
     def __init__(self, **config):
-        self.clock = Clock()
+        self.clock = SimpleNamespace(now=100.0)
         self.bots: list[FakeBot] = []
         self.sent: list = []
         self.build_error: Exception | None = None
@@ -98,8 +79,9 @@ class Harness:
         self.slept: list[float] = []
         self.config = BotConfig(connector="bybit_hft", instruments=(("BTCUSDT", TICK, 0.001),),
                                 book_ticks=5, stale_after_s=5.0, rebuild_after_s=15.0, **config)
-        self.loop = BotLoop(self.config, self.make_bot, self.sent.extend, clock=self.clock,
-                            wall=lambda: 999, parent_alive=lambda: self.parent, sleep=self.slept.append)
+        self.loop = BotLoop(self.config, self.make_bot, self.sent.extend,
+                            clock=lambda: self.clock.now, wall=lambda: 999,
+                            parent_alive=lambda: self.parent, sleep=self.slept.append)
 
     def make_bot(self):
         if self.build_error is not None:
@@ -115,13 +97,23 @@ class Harness:
         start = len(self.sent)
         if self.bots:
             self.bot.script.extend(script)
-        alive = self.loop.step()
-        if not self.bots or self.loop.bot is None:
-            return alive, self.sent[start:]
-        return alive, self.sent[start:]
+        return self.loop.step(), self.sent[start:]   # alive, and what the step sent
+
+    def feed(self):
+        """One feed, well after the last scan (so it is scanned at once): what the loop sent."""
+        self.clock.now += 1
+        return self.step((2, 0.001))[1]
 
     def states(self, messages):
         return [m.state for m in messages if isinstance(m, SourceStatus)]
+
+
+@pytest.fixture
+def h():
+    """A loop that has built its bot, which waits for the connector."""
+    harness = Harness()
+    harness.step()
+    return harness
 
 
 def test_waiting_then_a_snapshot_then_only_what_changed_inside_the_window():
@@ -133,32 +125,26 @@ def test_waiting_then_a_snapshot_then_only_what_changed_inside_the_window():
     depth = h.bot.depths[0]
     depth.bids.update({1000: 1.0, 999: 2.0, 990: 5.0})   # 990 is 10 ticks down: outside a 5-tick window
     depth.asks.update({1001: 1.5, 1003: 1.0})
-    h.clock.now += 1               # well after the last scan: this feed is scanned at once
-    _, out = h.step((2, 0.001))
+    out = h.feed()
     assert h.states(out) == [SourceState.CONNECTED]
     assert BookSnapshot("BTCUSDT", 111, 222, ((1000, 1.0), (999, 2.0)), ((1001, 1.5), (1003, 1.0))) in out
 
     depth.bids[1000] = 3.0
     del depth.asks[1001]            # best ask moves to 1003: the window now reaches 1007
     depth.asks[1007] = 4.0
-    h.clock.now += 1
-    _, out = h.step((2, 0.001))
+    out = h.feed()
     assert out == [BookDelta("BTCUSDT", 111, 222, ((1000, 3.0),), ((1007, 4.0), (1001, 0.0)))]
 
     del depth.bids[1000], depth.bids[999]   # best bid falls to 990: the levels above leave the book
-    h.clock.now += 1
-    _, out = h.step((2, 0.001))
+    out = h.feed()
     assert [type(m) for m in out] == [BookDelta] and out[0].asks == ()
     assert sorted(out[0].bids) == [(990, 5.0), (999, 0.0), (1000, 0.0)]
 
-    h.clock.now += 1
-    _, out = h.step((2, 0.001))
+    out = h.feed()
     assert out == []                # nothing changed: nothing sent
 
 
-def test_feeds_arriving_within_5ms_are_scanned_once():
-    h = Harness()
-    h.step()
+def test_feeds_arriving_within_5ms_are_scanned_once(h):
     depth = h.bot.depths[0]
     depth.bids[1000] = 1.0
     depth.asks[1001] = 1.0
@@ -174,30 +160,24 @@ def test_feeds_arriving_within_5ms_are_scanned_once():
     assert out == [BookDelta("BTCUSDT", 111, 222, ((1000, 4.0),), ())]
 
 
-def test_trades_are_copied_with_taker_side_and_tick_then_cleared_before_the_book_change():
-    h = Harness()
-    h.step()
+def test_trades_are_copied_with_taker_side_and_tick_then_cleared_before_the_book_change(h):
     bot = h.bot
     bot.depths[0].bids[1000] = 1.0
     bot.trades[0] = [
         {"ev": BUY_EVENT | 2 | (1 << 30), "exch_ts": 5, "local_ts": 6, "px": 100.1, "qty": 0.25},
         {"ev": SELL_EVENT | 2 | (1 << 30), "exch_ts": 7, "local_ts": 8, "px": 99.99999999, "qty": 0.5},
     ]
-    h.clock.now += 1
-    _, out = h.step((2, 0.001))
+    out = h.feed()
     trades = [m for m in out if isinstance(m, Trade)]
     assert trades == [Trade("BTCUSDT", 5, 6, 1001, 0.25, "buy"), Trade("BTCUSDT", 7, 8, 1000, 0.5, "sell")]
     assert out.index(trades[-1]) < [type(m) for m in out].index(BookSnapshot)
     assert bot.cleared == 1 and bot.trades[0] == []
 
 
-def test_a_feed_that_stops_is_reported_stale_then_the_bot_is_rebuilt_and_resnapshotted():
-    h = Harness()
-    h.step()
+def test_a_feed_that_stops_is_reported_stale_then_the_bot_is_rebuilt_and_resnapshotted(h):
     first = h.bot
     first.depths[0].bids[1000] = 1.0
-    h.clock.now += 1
-    h.step((2, 0.001))
+    h.feed()
     messages = []
     for _ in range(40):            # 0.5 s idle waits: 20 s without a feed
         messages += h.step()[1]
@@ -211,14 +191,11 @@ def test_a_feed_that_stops_is_reported_stale_then_the_bot_is_rebuilt_and_resnaps
     assert first.closed and len(h.bots) == 2
     assert "(attempt 2)" in details[-1]
     h.bot.depths[0].bids[1000] = 1.0   # the new bot gets the connector's book: sent as a snapshot again
-    h.clock.now += 1
-    _, out = h.step((2, 0.001))
+    out = h.feed()
     assert [type(m) for m in out] == [SourceStatus, BookSnapshot]
 
 
-def test_without_a_connector_the_bot_is_rebuilt_every_rebuild_period():
-    h = Harness()
-    h.step()
+def test_without_a_connector_the_bot_is_rebuilt_every_rebuild_period(h):
     for _ in range(70):            # 35 s of idle waits
         h.step()
     assert len(h.bots) == 3
@@ -228,18 +205,14 @@ def test_without_a_connector_the_bot_is_rebuilt_every_rebuild_period():
                for m in statuses)
 
 
-def test_a_signal_ends_the_loop_and_closes_the_bot():
-    h = Harness()
-    h.step()
+def test_a_signal_ends_the_loop_and_closes_the_bot(h):
     h.bot.script.append((1, 0.0))
     h.loop.run()
     assert h.bot.closed
     assert h.sent[-1] == SourceStatus(SourceState.STOPPED, "interrupted by a signal")
 
 
-def test_an_error_code_rebuilds_the_bot():
-    h = Harness()
-    h.step()
+def test_an_error_code_rebuilds_the_bot(h):
     alive, out = h.step((7, 0.0))
     assert alive and out == [
         SourceStatus(SourceState.FAILED, "wait_next_feed returned error code 7; rebuilding the bot")]
@@ -260,9 +233,7 @@ def test_a_bot_that_cannot_be_built_is_reported_and_retried():
     assert len(h.bots) == 1 and h.states(h.sent)[-1] == SourceState.WAITING_FOR_CONNECTOR
 
 
-def test_the_loop_ends_when_the_parent_is_gone_or_the_pipe_breaks():
-    h = Harness()
-    h.step()
+def test_the_loop_ends_when_the_parent_is_gone_or_the_pipe_breaks(h):
     h.parent = False
     h.clock.now += 2
     assert h.step()[0] is False

@@ -7,13 +7,14 @@ import os
 import time
 from typing import get_args
 
+import pytest
+
 from service.events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade
 from service.sources.live_messages import MESSAGE_TYPES, BotConfig, Message, receive, send
 from service.sources.live_supervisor import LiveSource
 
 INSTRUMENTS = (("BTCUSDT", 0.1, 0.001),)
-
-
+pytestmark = pytest.mark.anyio   # for the async tests
 SCRIPT = [
     BookSnapshot("BTCUSDT", 1, 2, ((1000, 1.0),), ((1001, 2.0),)),
     BookDelta("BTCUSDT", 3, 4, ((1000, 0.0), (999, 1.5)), ()),
@@ -72,16 +73,13 @@ def test_every_message_type_crosses_the_pipe_as_itself():
     assert set(MESSAGE_TYPES) == set(get_args(Message))   # a new message type gets its pickling too
 
 
-def test_events_from_the_bot_process_reach_the_sink_in_order_and_stop_ends_it():
-    async def scenario():
-        sink = Recorder()
-        source = LiveSource(BotConfig("steady", INSTRUMENTS), target=scripted_bot)
-        await source.start(sink)
-        await wait_for(lambda: any(e[0] == "trade" for e in sink.events))
-        pid = source.describe()["bot_pid"]
-        await source.stop()
-        return sink, source, pid
-    sink, source, pid = asyncio.run(scenario())
+async def test_events_from_the_bot_process_reach_the_sink_in_order_and_stop_ends_it():
+    sink = Recorder()
+    source = LiveSource(BotConfig("steady", INSTRUMENTS), target=scripted_bot)
+    await source.start(sink)
+    await wait_for(lambda: any(e[0] == "trade" for e in sink.events))
+    pid = source.describe()["bot_pid"]
+    await source.stop()
     assert [e for e in sink.received if not isinstance(e, SourceStatus)] == SCRIPT   # types, times and levels
     assert sink.states() == [SourceState.STARTING, SourceState.WAITING_FOR_CONNECTOR, SourceState.CONNECTED,
                              SourceState.STOPPED]
@@ -90,36 +88,32 @@ def test_events_from_the_bot_process_reach_the_sink_in_order_and_stop_ends_it():
     assert not source._process.is_alive()
 
 
-def test_a_bot_process_that_aborts_is_reported_failed_and_restarted():
-    async def scenario():
-        sink = Recorder()
-        source = LiveSource(BotConfig("abort", INSTRUMENTS), target=scripted_bot, restart_delays=(0.2, 0.4))
-        await source.start(sink)
-        await wait_for(lambda: sink.states().count(SourceState.WAITING_FOR_CONNECTOR) >= 2)
-        await source.stop()
-        return sink, source
-    sink, source = asyncio.run(scenario())
+async def test_a_bot_process_that_aborts_is_reported_failed_and_restarted():
+    sink = Recorder()
+    source = LiveSource(BotConfig("abort", INSTRUMENTS), target=scripted_bot,
+                        restart_delays=(0.2, 0.4))
+    await source.start(sink)
+    await wait_for(lambda: sink.states().count(SourceState.WAITING_FOR_CONNECTOR) >= 2)
+    await source.stop()
     failed = [e for e in sink.events if e[0] == "status" and e[1] is SourceState.FAILED]
     assert failed[0][2] == "live bot process exited with code -6; restarting it in 0.2s"
     assert source.restarts >= 1
 
 
-def test_the_bot_process_sets_the_channel_config_before_loading_hftbacktest(tmp_path, monkeypatch):
+async def test_the_bot_process_sets_the_channel_config_before_loading_hftbacktest(
+        tmp_path, monkeypatch):
     fake = tmp_path / "fake" / "hftbacktest"
     fake.mkdir(parents=True)
     fake.joinpath("__init__.py").write_text(
         "import os\nraise ImportError('channel config seen: ' + str(os.environ.get('HFTBACKTEST_CHANNEL_CONFIG')))\n")
     monkeypatch.syspath_prepend(str(tmp_path / "fake"))   # spawned children get the parent's sys.path
 
-    async def scenario():
-        sink = Recorder()
-        source = LiveSource(BotConfig("c", INSTRUMENTS, channel_config="/etc/hftlive/channel.toml"),
-                            restart_delays=(30.0, 30.0))
-        await source.start(sink)
-        await wait_for(lambda: any("exited with code" in e[2] for e in sink.events if e[0] == "status"))
-        await source.stop()
-        return sink
-    sink = asyncio.run(scenario())
+    sink = Recorder()
+    source = LiveSource(BotConfig("c", INSTRUMENTS, channel_config="/etc/hftlive/channel.toml"),
+                        restart_delays=(30.0, 30.0))
+    await source.start(sink)
+    await wait_for(lambda: any("exited with code" in e[2] for e in sink.events if e[0] == "status"))
+    await source.stop()
     failed = next(e for e in sink.events if e[0] == "status" and e[1] is SourceState.FAILED)
     assert failed[2] == ("cannot load hftbacktest's live bot: ImportError: "
                          "channel config seen: /etc/hftlive/channel.toml")

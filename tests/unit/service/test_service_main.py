@@ -34,8 +34,15 @@ def test_the_api_token_never_reaches_the_log(level):
     assert not leaks, "\n".join(leaks)
 
 
-def refused(env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "service"], env=env, capture_output=True, text=True, timeout=60)
+def cannot_listen(service_env: dict, host: str, port: int) -> str:
+    """The one line `python -m service` exits 2 with, before the source starts."""
+    env = {**service_env, "DATA_SOURCE": "mock", "HOST": host, "PORT": str(port)}
+    done = subprocess.run([sys.executable, "-m", "service"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert STARTED not in done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    return line
 
 
 def test_a_taken_port_is_one_line_and_exit_2_before_the_source_starts(service_env):
@@ -43,20 +50,13 @@ def test_a_taken_port_is_one_line_and_exit_2_before_the_source_starts(service_en
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        done = refused({**service_env, "DATA_SOURCE": "mock", "HOST": "127.0.0.1", "PORT": str(port)})
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.splitlines() == [
-        f"hftlive service: cannot listen on 127.0.0.1:{port}: address already in use; "
-        "stop what holds the port, or set PORT to a free one"]
-    assert STARTED not in done.stdout + done.stderr
+        assert cannot_listen(service_env, "127.0.0.1", port) == (
+            f"hftlive service: cannot listen on 127.0.0.1:{port}: address already in use; "
+            "stop what holds the port, or set PORT to a free one")
 
 
 def test_an_address_not_of_this_machine_is_one_line_and_exit_2_before_the_source_starts(service_env):
     # 192.0.2.1 (TEST-NET-1) is no local interface's address: bind() fails locally, nothing is sent.
-    done = refused({**service_env, "DATA_SOURCE": "mock", "HOST": "192.0.2.1", "PORT": str(free_port())})
-    assert done.returncode == 2, done.stderr
-    [line] = done.stderr.splitlines()
+    line = cannot_listen(service_env, "192.0.2.1", free_port())
     assert line.startswith("hftlive service: cannot listen on 192.0.2.1:")
     assert line.endswith("address not available; set HOST to an address of this machine (0.0.0.0: all of them)")
-    assert STARTED not in done.stdout + done.stderr
-

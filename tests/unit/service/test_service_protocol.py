@@ -8,37 +8,29 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from service import protocol
 from service.app import create_app
 from service.events import SourceState
-from service.protocol import (
-    CloseCode,
-    DeltaMessage,
-    SnapshotMessage,
-    StatusMessage,
-    TradeMessage,
-    delta_message,
-    encode,
-    snapshot_message,
-    status_message,
-    stream_message,
-    trade_message,
-)
+from service.protocol import CloseCode, DeltaMessage, SnapshotMessage, StatusMessage, TradeMessage
 
 README = Path(__file__).resolve().parents[3] / "service" / "README.md"
 
 
 def test_each_encoded_message_has_its_models_fields_in_order_and_reads_back_equal():
     built = {
-        SnapshotMessage: snapshot_message("mock", None, "BTCUSDT", 7, 1, 2, 0.1, 0.001,
-                                          [[60000.0, 1.0]], [[60000.1, 0.5]]),
-        DeltaMessage: delta_message("live", "bybit", "BTCUSDT", 8, 3, 4, [[60000.0, 0.0]], []),
-        TradeMessage: trade_message("live", "bybit-testnet", "BTCUSDT", 9, 5, 6, 60000.1, 0.003, "sell"),
-        StatusMessage: status_message("live", "simulator", SourceState.STALE, "no feed for 5s", 10),
+        SnapshotMessage: protocol.snapshot_message("mock", None, "BTCUSDT", 7, 1, 2, 0.1, 0.001,
+                                                   [[60000.0, 1.0]], [[60000.1, 0.5]]),
+        DeltaMessage: protocol.delta_message("live", "bybit", "BTCUSDT", 8, 3, 4,
+                                             [[60000.0, 0.0]], []),
+        TradeMessage: protocol.trade_message("live", "bybit-testnet", "BTCUSDT", 9, 5, 6,
+                                             60000.1, 0.003, "sell"),
+        StatusMessage: protocol.status_message("live", "simulator", SourceState.STALE,
+                                               "no feed for 5s", 10),
     }
     for model, message in built.items():
         assert list(message) == list(model.model_fields), model.__name__
-        text = encode(message)
-        parsed = stream_message.validate_json(text)
+        text = protocol.encode(message)
+        parsed = protocol.stream_message.validate_json(text)
         assert type(parsed) is model
         assert json.loads(parsed.model_dump_json()) == json.loads(text) == message
 

@@ -16,108 +16,78 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.support.service import Service
 
+LAG_S = 2   # CLIENT_MAX_LAG_S for the tests of readers that fall behind
+pytestmark = pytest.mark.anyio   # for the async tests
+
 
 def wait_for(check, timeout: float, what: str) -> float:
     start = time.monotonic()
     while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"{what}: not within {timeout}s")
+        assert time.monotonic() - start <= timeout, f"{what}: not within {timeout}s"
         time.sleep(0.1)
     return time.monotonic() - start
 
 
+async def close_of(ws, timeout: float) -> tuple[int | None, str, list[str]]:
+    """Read a stream until it closes (`timeout` s at most): its close code and reason ((None, "") if
+    it stayed open), and the states of the status messages it sent."""
+    states: list[str] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = json.loads(await ws.recv())
+                if message["type"] == "status":
+                    states.append(message["state"])
+    except ConnectionClosed as closed:
+        return (closed.rcvd.code, closed.rcvd.reason, states) if closed.rcvd else (None, "", states)
+    except TimeoutError:
+        return None, "", states
+
+
 # --- 2. what clients send: small, uncompressed ---
-
-def test_the_stream_negotiates_no_compression_and_closes_on_a_big_inbound_message():
-    async def probe(url: str) -> tuple[list, int | None]:
-        async with connect(url, compression="deflate", max_size=None) as ws:
-            extensions = [type(e).__name__ for e in ws.protocol.extensions]
-            await ws.send("x" * 65536)
-            try:
-                async with asyncio.timeout(5):
-                    while True:
-                        await ws.recv()
-            except ConnectionClosed as closed:
-                return extensions, closed.rcvd.code if closed.rcvd else None
-            except TimeoutError:
-                return extensions, None
-
+async def test_the_stream_negotiates_no_compression_and_closes_on_a_big_inbound_message():
     with Service() as service:
-        extensions, code = asyncio.run(probe(service.ws))
-        assert extensions == [], "per-message deflate must not be negotiated: the stream reads nothing"
+        async with connect(service.ws, compression="deflate", max_size=None) as ws:
+            extensions = [type(e).__name__ for e in ws.protocol.extensions]
+            assert extensions == [], "per-message deflate must not be negotiated: nothing is read"
+            await ws.send("x" * 65536)
+            code, _, _ = await close_of(ws, 5)
         assert code == 1009, f"a 64 KiB inbound message should close the stream with 1009, got {code}"
         assert json.loads(urllib.request.urlopen(service.url + "/healthz", timeout=5).read())["status"] == "alive"
 
 
 # --- 3. a stalled reader is cut in time, told 4008, and its connection released ---
-
-def test_a_stalled_reader_is_cut_with_4008_within_the_lag_bound_and_then_told():
-    lag = 2.0
-
-    async def stall_then_read(url: str) -> tuple[int | None, int, float]:
-        async with connect(url, max_queue=4, max_size=None) as ws:
-            await asyncio.sleep(lag + 3)          # read nothing: the service must not wait for us
-            received, started = 0, time.monotonic()
-            try:
-                async with asyncio.timeout(20):
-                    while True:
-                        await ws.recv()
-                        received += 1
-            except ConnectionClosed as closed:
-                return (closed.rcvd.code if closed.rcvd else None), received, time.monotonic() - started
-
-    with Service(CLIENT_MAX_LAG_S=str(lag), MOCK_EVENT_RATE="2000") as service:
-        code, received, took = asyncio.run(stall_then_read(service.ws))
-        assert code == 4008, f"a reader {lag + 3}s behind should be told 4008 (slow consumer), got {code}"
+async def test_a_stalled_reader_is_cut_with_4008_within_the_lag_bound_and_then_told():
+    with Service(CLIENT_MAX_LAG_S=str(LAG_S), MOCK_EVENT_RATE="2000") as service:
+        async with connect(service.ws, max_queue=4, max_size=None) as ws:
+            await asyncio.sleep(LAG_S + 3)          # read nothing: the service must not wait for us
+            code, _, _ = await close_of(ws, 20)
+        assert code == 4008, f"{LAG_S + 3}s behind: should be told 4008 (slow consumer), got {code}"
         assert service.metric("hftlive_slow_consumers_total") == 1
         assert service.metric("hftlive_stream_clients") == 0
 
 
-def test_a_reader_that_never_reads_again_has_its_connection_released():
-    lag = 2.0
-
-    async def never_read(service: Service) -> float:
+async def test_a_reader_that_never_reads_again_has_its_connection_released():
+    with Service(CLIENT_MAX_LAG_S=str(LAG_S), MOCK_EVENT_RATE="3000") as service:
         async with connect(service.ws, max_queue=4, max_size=None) as ws:
             ws.transport.pause_reading()   # like a frozen process: the kernel's buffers fill, then stay full
             await asyncio.sleep(0.5)
             assert service.established() == 1
             took = await asyncio.to_thread(wait_for, lambda: service.established() == 0, 20,
                                            "the service's end of a frozen reader's connection")
-            return took
-
-    with Service(CLIENT_MAX_LAG_S=str(lag), MOCK_EVENT_RATE="3000") as service:
-        took = asyncio.run(never_read(service))
-        assert took < lag + 5 + 3, f"released only after {took:.1f}s"
+        assert took < LAG_S + 5 + 3, f"released only after {took:.1f}s"
         assert service.metric("hftlive_slow_consumers_total") == 1
         assert service.metric("hftlive_stream_clients") == 0
 
 
 # --- 4. SIGTERM: the final status, then 1001 ---
-
-async def states_until_closed(ws) -> tuple[list[str], int | None, str]:
-    """The states of the status messages a stream sends until it closes (15 s at most), and its close."""
-    states: list[str] = []
-    try:
-        async with asyncio.timeout(15):
-            while True:
-                message = json.loads(await ws.recv())
-                if message["type"] == "status":
-                    states.append(message["state"])
-    except ConnectionClosed as closed:
-        return states, (closed.rcvd.code if closed.rcvd else None), (closed.rcvd.reason if closed.rcvd else "")
-    return states, None, ""
-
-
-def test_on_sigterm_stream_clients_get_the_stopped_status_then_1001():
-    async def listen(service: Service) -> tuple[list[str], int | None, str]:
+async def test_on_sigterm_stream_clients_get_the_stopped_status_then_1001():
+    with Service() as service:
         async with connect(service.ws, max_size=None) as ws:
             for _ in range(3):
                 await ws.recv()                    # snapshot, status, ...: the stream is flowing
             service.proc.send_signal(signal.SIGTERM)
-            return await states_until_closed(ws)
-
-    with Service() as service:
-        states, code, reason = asyncio.run(listen(service))
+            code, reason, states = await close_of(ws, 15)
         assert code == 1001 and "shutting down" in reason, f"got close {code} {reason!r}"
         assert states and states[-1] == "stopped", f"status messages after SIGTERM: {states}"
         # uvicorn re-raises the signal once it has shut down, so the exit is the signal's (143 in Docker).
@@ -125,24 +95,15 @@ def test_on_sigterm_stream_clients_get_the_stopped_status_then_1001():
 
 
 # --- 5. a close reason from what the client asked for fits in a close frame ---
-
-def test_an_unknown_symbol_in_multibyte_characters_gets_4404_with_a_reason_that_fits():
-    async def ask(url: str) -> tuple[int | None, str]:
-        async with connect(url + "?symbols=" + "€" * 60 + ",BTCUSDT", max_size=None) as ws:
-            try:
-                await asyncio.wait_for(ws.recv(), 10)
-            except ConnectionClosed as closed:
-                return (closed.rcvd.code if closed.rcvd else None), (closed.rcvd.reason if closed.rcvd else "")
-        return None, ""
-
+async def test_an_unknown_symbol_in_multibyte_characters_gets_4404_with_a_reason_that_fits():
     with Service() as service:
-        code, reason = asyncio.run(ask(service.ws))
+        async with connect(service.ws + "?symbols=" + "€" * 60 + ",BTCUSDT", max_size=None) as ws:
+            code, reason, _ = await close_of(ws, 10)
         assert code == 4404, f"got {code}"
         assert reason.startswith("unknown symbol €") and len(reason.encode()) <= 123
 
 
 # --- 13. an HTTP connection must send its request in time ---
-
 @pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"], ids=["idle", "half-sent"])
 def test_an_idle_or_half_sent_http_connection_is_dropped(sent):
     with Service(HTTP_REQUEST_TIMEOUT_S="1") as service:
@@ -160,7 +121,6 @@ def test_an_idle_or_half_sent_http_connection_is_dropped(sent):
 
 
 # --- 12. a 100 KB request reaches neither a response body nor the log ---
-
 def test_a_huge_request_line_is_refused_and_never_logged_whole():
     with Service(LOG_LEVEL="info") as service:
         with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
@@ -176,7 +136,6 @@ def test_a_huge_request_line_is_refused_and_never_logged_whole():
 
 
 # --- what a reader that stopped reading may still do: close, over-send, pipeline; and a shutdown meanwhile ---
-
 def raw_stream(port: int) -> socket.socket:
     """A WebSocket on /v1/stream by hand, with a tiny receive buffer and nothing read after the handshake."""
     sock = socket.socket()
@@ -221,19 +180,16 @@ def test_a_pipelining_client_that_never_reads_its_answers_is_dropped():
     assert took < 1 * 2 + 3
 
 
-def test_sigterm_with_a_stalled_reader_stops_in_seconds_and_still_tells_the_others():
-    async def scenario(service: Service) -> tuple[float, int | None, list[str]]:
+async def test_sigterm_with_a_stalled_reader_stops_in_seconds_and_still_tells_the_others():
+    with Service(MOCK_EVENT_RATE="5000") as service:
         async with connect(service.ws, max_queue=1, max_size=None) as stalled, \
                 connect(service.ws, max_size=None) as good:
             stalled.transport.pause_reading()
             await asyncio.sleep(1.5)
             started = time.monotonic()
             service.proc.send_signal(signal.SIGTERM)
-            states, code, _ = await states_until_closed(good)
+            code, _, states = await close_of(good, 15)
             await asyncio.to_thread(service.proc.wait, 15)
-            return time.monotonic() - started, code, states
-
-    with Service(MOCK_EVENT_RATE="5000") as service:
-        took, code, states = asyncio.run(scenario(service))
+            took = time.monotonic() - started
     assert code == 1001 and states[-1:] == ["stopped"]
     assert took < 4, f"the service took {took:.1f}s to stop (compose's runner gives it 5)"

@@ -6,14 +6,19 @@ from sim_harness import Sim
 
 
 @pytest.fixture
+def anyio_backend():
+    """`@pytest.mark.anyio` tests run on asyncio, the simulator's own loop."""
+    return "asyncio"
+
+
+@pytest.fixture
 def start_sim(tmp_path):
     """A factory: start `python -m simulator` with SIM_* settings given as keywords; all are stopped afterwards."""
     started: list[Sim] = []
 
     def start(**settings) -> Sim:
-        sim = Sim(tmp_path, **settings)
-        started.append(sim)
-        return sim
+        started.append(Sim(tmp_path, **settings))
+        return started[-1]
 
     yield start
     for sim in started:

@@ -19,6 +19,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.support import ROOT
 
+Op = dict[str, Any] | str | bytes   # an op for BookClient to encode, or text it sends as it is
+
 
 def sim_env(**settings: Any) -> dict[str, str]:
     """This interpreter's environment minus any SIM_* of the developer's, plus `settings` as SIM_* variables."""
@@ -37,19 +39,14 @@ class Sim:
         self._stderr = self.stderr_path.open("w")
         self.proc = subprocess.Popen([sys.executable, "-m", "simulator"], env=sim_env(**settings), cwd=ROOT,
                                      stdout=subprocess.PIPE, stderr=self._stderr, text=True)
-        line = self._ready_line(timeout=20)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
+        line = self.proc.stdout.readline() if ready else ""
+        assert line.startswith("simulator listening:"), f"did not start: {line!r} {self.stderr()}"
         words = line.split()
         self.ws_url = words[words.index("bybit") + 1]
         self.rest_url = words[words.index("rest") + 1]
         self.control_url = words[words.index("control") + 1]
         self.port = int(self.rest_url.rsplit(":", 1)[1])
-
-    def _ready_line(self, timeout: float) -> str:
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        line = self.proc.stdout.readline() if ready else ""
-        assert line.startswith("simulator listening:"), f"simulator did not start: {line!r} {self.stderr()}"
-        return line
 
     def stderr(self) -> str:
         self._stderr.flush()
@@ -87,19 +84,15 @@ class Sim:
         return body
 
 
-def levels(side: dict[float, float], highest: bool) -> list[list[float]]:
-    return [[price, size] for price, size in sorted(side.items(), reverse=highest)]
-
-
-def truth(sim: Sim, symbol: str, depth: int) -> dict[str, Any]:
-    return sim.get("/control/book", symbol=symbol, depth=depth)
+def truth(sim: Sim, symbol: str, depth: int) -> dict[str, list[list[float]]]:
+    """The simulator's own book, its best `depth` levels a side, in the shape of BookClient.book."""
+    book = sim.get("/control/book", symbol=symbol, depth=depth)
+    return {"bids": book["bids"], "asks": book["asks"]}
 
 
 class BookClient:
-    """A minimal Bybit v5 client: a book per orderbook topic from its snapshot and deltas, `u` checked.
-
-    Everything else is kept for the tests to look at: replies, trades, and frames it could not use.
-    """
+    """A minimal Bybit v5 client: a book per orderbook topic from its snapshot and deltas, `u`
+    checked; all else is kept for the tests to look at: replies, trades, frames it could not use."""
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
@@ -115,14 +108,20 @@ class BookClient:
         self.raw: list[str] = []
 
     @classmethod
-    async def open(cls, url: str, **kwargs: Any) -> BookClient:
+    async def open(cls, url: str, *topics: str) -> BookClient:
+        """A client connected to `url`, and subscribed to `topics` if any are given."""
         # An unbounded queue: a test that stops reading for a while must not stall the close handshake.
-        return cls(await connect(url, open_timeout=10, max_queue=None, **kwargs))
+        client = cls(await connect(url, open_timeout=10, max_queue=None))
+        if topics:
+            reply = await client.subscribe(*topics)
+            assert reply["success"] is True and reply["op"] == "subscribe", reply
+        return client
 
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.ws.send(json.dumps(message))
+    async def send(self, message: Op) -> None:
+        """Send an op; a str or bytes as it is, so a test can send what no encoder would."""
+        await self.ws.send(message if isinstance(message, (str, bytes)) else json.dumps(message))
 
-    async def request(self, message: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+    async def request(self, message: Op, timeout: float = 10) -> dict[str, Any]:
         """Send an op and wait for its reply (whatever else arrives meanwhile is applied as usual)."""
         seen = len(self.replies)
         await self.send(message)
@@ -132,8 +131,12 @@ class BookClient:
     async def subscribe(self, *topics: str) -> dict[str, Any]:
         return await self.request({"op": "subscribe", "req_id": "sub-" + "-".join(topics), "args": list(topics)})
 
+    async def more(self, topic: str, count: int, kind: str = "delta") -> None:
+        """Receive until `count` more messages of `kind` on `topic` are applied."""
+        target = self.kinds[topic, kind] + count
+        await self.until(lambda: self.kinds[topic, kind] >= target)
+
     async def until(self, done: Any, timeout: float = 15) -> None:
-        """Receive and apply messages until done() is true; fail after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while not done():
             left = deadline - time.monotonic()
@@ -184,7 +187,8 @@ class BookClient:
 
     def book(self, topic: str) -> dict[str, list[list[float]]]:
         bids, asks = self.books[topic]
-        return {"bids": levels(bids, True), "asks": levels(asks, False)}
+        return {"bids": [[p, s] for p, s in sorted(bids.items(), reverse=True)],
+                "asks": [[p, s] for p, s in sorted(asks.items())]}
 
     async def close(self) -> None:
         await self.ws.close()

@@ -1,14 +1,17 @@
 """REST, the WebSocket operations and the control API answer as a Bybit client (or a tester) expects."""
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+import pytest
 from sim_harness import BookClient
+
+BOOK = "orderbook.50.BTCUSDT"
+pytestmark = pytest.mark.anyio   # for the async tests
 
 
 def test_instruments_and_time_answer_like_bybit(start_sim):
@@ -32,49 +35,42 @@ def test_instruments_and_time_answer_like_bybit(start_sim):
     clock = sim.get("/v5/market/time")
     assert abs(int(clock["result"]["timeSecond"]) - time.time()) < 60
     assert int(clock["result"]["timeNano"]) // 1_000_000_000 == int(clock["result"]["timeSecond"])
-    try:
+    with pytest.raises(urllib.error.HTTPError) as missing:   # an endpoint that is not simulated
         urllib.request.urlopen(sim.rest_url + "/v5/market/tickers?category=linear", timeout=10)
-        raise AssertionError("an endpoint that is not simulated answered")
-    except urllib.error.HTTPError as exc:
-        assert exc.code == 404
+    with missing.value as answer:   # closed: an open keep-alive connection would hold up the stop
+        assert answer.code == 404
 
 
-def test_websocket_operations_get_bybits_replies(start_sim):
+async def test_websocket_operations_get_bybits_replies(start_sim):
     sim = start_sim(rate=500)
+    client = await BookClient.open(sim.ws_url)
+    pong = await client.request({"op": "ping", "req_id": "7"})
+    bare_pong = await client.request({"op": "ping"})
+    # One bad topic fails the whole request: the good one in it is not subscribed either.
+    mixed = await client.request({"op": "subscribe", "req_id": "m",
+                                  "args": ["publicTrade.BTCUSDT", "orderbook.5.BTCUSDT"]})
+    lower = await client.subscribe("orderbook.50.btcusdt")
+    ok = await client.subscribe(BOOK)
+    twice = await client.subscribe(BOOK)
+    nonsense = await client.request({"op": "nope", "req_id": "n"})
+    undecodable = await client.request("hello")
+    await client.more(BOOK, 2)
+    gone = await client.request({"op": "unsubscribe", "req_id": "u", "args": [BOOK]})
+    # Paused, a still-subscribed topic would get its last delta before this pong: none must come.
+    after = len(client.raw)
+    sim.post("/control/pause")
+    await client.request({"op": "ping"})
+    await client.close()
 
-    async def scenario():
-        client = await BookClient.open(sim.ws_url)
-        pong = await client.request({"op": "ping", "req_id": "7"})
-        bare_pong = await client.request({"op": "ping"})
-        # One bad topic fails the whole request: the good one in it is not subscribed either.
-        mixed = await client.request({"op": "subscribe", "req_id": "m", "args": ["publicTrade.BTCUSDT",
-                                                                               "orderbook.5.BTCUSDT"]})
-        lower = await client.subscribe("orderbook.50.btcusdt")
-        ok = await client.subscribe("orderbook.50.BTCUSDT")
-        twice = await client.subscribe("orderbook.50.BTCUSDT")
-        nonsense = await client.request({"op": "nope", "req_id": "n"})
-        undecodable = len(client.replies)
-        await client.ws.send("hello")
-        await client.until(lambda: len(client.replies) > undecodable)
-        await client.until(lambda: client.kinds["orderbook.50.BTCUSDT", "delta"] >= 2)
-        gone = await client.request({"op": "unsubscribe", "req_id": "u", "args": ["orderbook.50.BTCUSDT"]})
-        # Paused, a still-subscribed topic would get its last delta before this pong; it must get nothing.
-        after = len(client.raw)
-        sim.post("/control/pause")
-        await client.request({"op": "ping"})
-        await client.close()
-        return client, pong, bare_pong, mixed, lower, ok, twice, nonsense, client.replies[undecodable], gone, after
-
-    client, pong, bare_pong, mixed, lower, ok, twice, nonsense, undecodable, gone, after = asyncio.run(scenario())
     conn_id = pong["conn_id"]
     assert pong == {"success": True, "ret_msg": "pong", "conn_id": conn_id, "req_id": "7", "op": "ping"}
     assert bare_pong == {"success": True, "ret_msg": "pong", "conn_id": conn_id, "op": "ping"}
     assert mixed == {"success": False, "ret_msg": "error:handler not found,topic:orderbook.5.BTCUSDT",
                      "conn_id": conn_id, "req_id": "m", "op": "subscribe"}
     assert lower["ret_msg"] == "error:handler not found,topic:orderbook.50.btcusdt"
-    assert ok == {"success": True, "ret_msg": "", "conn_id": conn_id, "req_id": "sub-orderbook.50.BTCUSDT",
+    assert ok == {"success": True, "ret_msg": "", "conn_id": conn_id, "req_id": f"sub-{BOOK}",
                   "op": "subscribe"}
-    assert twice["ret_msg"] == "error:already subscribed,topic:orderbook.50.BTCUSDT"
+    assert twice["ret_msg"] == f"error:already subscribed,topic:{BOOK}"
     assert nonsense["success"] is False and nonsense["ret_msg"] == "error:invalid op"
     assert undecodable["success"] is False and undecodable["ret_msg"].startswith("Failed to decode incoming data")
     assert gone["success"] is True and gone["op"] == "unsubscribe"
@@ -102,7 +98,7 @@ def test_control_api_rejects_bad_requests_with_a_reason(start_sim):
     assert sim.post("/control/resume") == {"ok": True, "paused": False}
 
 
-def test_any_undecodable_message_gets_bybits_reply_and_the_connection_stays_open(start_sim):
+async def test_any_undecodable_message_gets_bybits_reply_and_the_connection_stays_open(start_sim):
     sim = start_sim(rate=500)
     undecodable = {
         "a deep array": "[" * 100_000,
@@ -113,21 +109,13 @@ def test_any_undecodable_message_gets_bybits_reply_and_the_connection_stays_open
         "not an object": "[1]",
     }
 
-    async def scenario():
-        client = await BookClient.open(sim.ws_url)
-        answers = {}
-        for name, raw in undecodable.items():
-            seen = len(client.replies)
-            await client.ws.send(raw)
-            await client.until(lambda: len(client.replies) > seen, 10)
-            answers[name] = client.replies[seen]
-        pong = await client.request({"op": "ping", "req_id": "still-here"})
-        subscribed = await client.subscribe("orderbook.50.BTCUSDT")
-        await client.until(lambda: client.kinds["orderbook.50.BTCUSDT", "delta"] >= 1)
-        await client.close()
-        return answers, pong, subscribed
+    client = await BookClient.open(sim.ws_url)
+    answers = {name: await client.request(raw) for name, raw in undecodable.items()}
+    pong = await client.request({"op": "ping", "req_id": "still-here"})
+    subscribed = await client.subscribe(BOOK)
+    await client.more(BOOK, 1)
+    await client.close()
 
-    answers, pong, subscribed = asyncio.run(scenario())
     conn_id = pong["conn_id"]
     for name, answer in answers.items():
         assert answer["success"] is False and answer["conn_id"] == conn_id, name

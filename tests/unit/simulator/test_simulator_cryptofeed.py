@@ -6,6 +6,7 @@ import ssl
 import subprocess
 from decimal import Decimal
 
+import pytest
 from cryptofeed.connection import RestEndpoint, WebsocketEndpoint
 from cryptofeed.defines import FUTURES, L2_BOOK, PERPETUAL, TRADES
 from cryptofeed.exchanges import Bybit
@@ -25,7 +26,9 @@ def self_signed(tmp_path) -> tuple[str, str]:
     return str(cert), str(key)
 
 
-def test_cryptofeed_rebuilds_the_simulators_book_and_receives_its_trades(start_sim, tmp_path, monkeypatch):
+@pytest.mark.anyio
+async def test_cryptofeed_rebuilds_the_simulators_book_and_receives_its_trades(
+        start_sim, tmp_path, monkeypatch):
     cert, key = self_signed(tmp_path)
     sim = start_sim(rate=2000, seed=5, tls_cert=cert, tls_key=key)
     assert sim.ws_url.startswith("wss://")
@@ -60,27 +63,23 @@ def test_cryptofeed_rebuilds_the_simulators_book_and_receives_its_trades(start_s
             assert asyncio.get_running_loop().time() < deadline, "timed out"
             await asyncio.sleep(0.02)
 
-    async def scenario():
-        feed = SimBybit(symbols=["BTC-USDT-PERP"], channels=[L2_BOOK, TRADES],
-                        callbacks={L2_BOOK: on_book, TRADES: on_trade})
-        feed.start(asyncio.get_running_loop())
-        try:
-            await until(lambda: len(books) >= 10 and len(trades) >= 10)
-            checkpoint = sim.post("/control/pause")["topics"][TOPIC]["u"]
-            await until(lambda: books[-1][0] == checkpoint)
-            sent = sim.get("/control/trades", symbol="BTCUSDT")["trades"]
-            await until(lambda: trades[-1].id == sent[-1]["i"])
-        finally:
-            feed.stop()
-            await feed.shutdown()
-        return sent
-
-    sent = asyncio.run(scenario())
-    Symbols.clear()
-    expected = truth(sim, "BTCUSDT", 200)
-    book = books[-1][1]
-    assert [[float(p), float(s)] for p, s in sorted(book["bid"].items(), reverse=True)] == expected["bids"]
-    assert [[float(p), float(s)] for p, s in sorted(book["ask"].items())] == expected["asks"]
+    feed = SimBybit(symbols=["BTC-USDT-PERP"], channels=[L2_BOOK, TRADES],
+                    callbacks={L2_BOOK: on_book, TRADES: on_trade})
+    feed.start(asyncio.get_running_loop())
+    try:
+        await until(lambda: len(books) >= 10 and len(trades) >= 10)
+        checkpoint = sim.post("/control/pause")["topics"][TOPIC]["u"]
+        await until(lambda: books[-1][0] == checkpoint)
+        sent = sim.get("/control/trades", symbol="BTCUSDT")["trades"]
+        await until(lambda: trades[-1].id == sent[-1]["i"])
+    finally:
+        feed.stop()
+        await feed.shutdown()
+        Symbols.clear()
+    _, book = books[-1]
+    bids = [[float(p), float(s)] for p, s in sorted(book["bid"].items(), reverse=True)]
+    asks = [[float(p), float(s)] for p, s in sorted(book["ask"].items())]
+    assert {"bids": bids, "asks": asks} == truth(sim, "BTCUSDT", 200)
     first = [t["i"] for t in sent].index(trades[0].id)
     assert [t.id for t in trades] == [t["i"] for t in sent[first:]]
     assert [(t.side, t.price, t.amount) for t in trades[:5]] == [

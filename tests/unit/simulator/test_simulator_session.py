@@ -13,29 +13,24 @@ MESSAGE = 64 * 2**10
 IN_FLIGHT = 64 * 2**10   # what the peer's transport holds: websockets' write limit (32 KiB) and a message
 
 
-class Transport:
-    """A socket whose peer stopped reading: its buffer is full, until abort() drops it."""
+class StalledPeer:
+    """Enough of a websockets ServerConnection, and its transport, for a peer that stopped reading:
+    send() never completes and the buffer stays full, until abort() drops the connection."""
+
+    remote_address = ("127.0.0.1", 40000)
 
     def __init__(self) -> None:
+        self.transport = self
         self.aborted = False
+
+    async def send(self, text: str) -> None:
+        await asyncio.Event().wait()
 
     def get_write_buffer_size(self) -> int:
         return 0 if self.aborted else IN_FLIGHT
 
     def abort(self) -> None:
         self.aborted = True
-
-
-class StalledPeer:
-    """Enough of a websockets ServerConnection: send() never completes, as when the peer's window is zero."""
-
-    remote_address = ("127.0.0.1", 40000)
-
-    def __init__(self) -> None:
-        self.transport = Transport()
-
-    async def send(self, text: str) -> None:
-        await asyncio.Event().wait()
 
 
 def test_a_client_that_reads_nothing_is_held_to_the_byte_bound_then_cut_off_and_released():
