@@ -62,32 +62,22 @@ struct RawConfig {
     stats_interval_s: f64,
 }
 
-fn default_category() -> String {
-    "linear".to_string()
+macro_rules! defaults {
+    ($($name:ident: $ty:ty = $value:expr;)*) => {
+        $(fn $name() -> $ty { $value })*
+    };
 }
-fn default_depth() -> u32 {
-    50
-}
-fn default_ping() -> f64 {
-    20.0
-}
-fn default_stale() -> f64 {
-    30.0
-}
-fn default_backoff_min() -> f64 {
-    0.5
-}
-fn default_backoff_max() -> f64 {
-    30.0
-}
-fn default_resync() -> f64 {
-    10.0
-}
-fn default_rest_timeout() -> f64 {
-    10.0
-}
-fn default_stats() -> f64 {
-    60.0
+
+defaults! {
+    default_category: String = "linear".to_string();
+    default_depth: u32 = 50;
+    default_ping: f64 = 20.0;
+    default_stale: f64 = 30.0;
+    default_backoff_min: f64 = 0.5;
+    default_backoff_max: f64 = 30.0;
+    default_resync: f64 = 10.0;
+    default_rest_timeout: f64 = 10.0;
+    default_stats: f64 = 60.0;
 }
 
 /// The validated configuration the connector runs with.
@@ -325,29 +315,30 @@ reconnect_max_s = 2
 
     #[test]
     fn bad_values_give_clear_errors() {
-        let url = r#"public_url = "wss://x""#;
-        assert!(error_of("").contains("public_url"), "{}", error_of(""));
-        assert!(error_of(r#"public_url = "https://x""#).contains("ws:// or wss://"));
-        assert!(error_of(&format!("{url}\ndepth = 25")).contains("`depth`"));
-        assert!(error_of(&format!("{url}\ndepth = \"50\"")).contains("depth"));
-        assert!(error_of(&format!("{url}\ncategory = \"option\"")).contains("`category`"));
-        assert!(error_of(&format!("{url}\nrest_url = \"ftp://x\"")).contains("`rest_url`"));
-        assert!(error_of(&format!("{url}\nping_interval_s = 0")).contains("`ping_interval_s`"));
-        assert!(error_of(&format!("{url}\nping_interval_s = -3")).contains("`ping_interval_s`"));
-        assert!(error_of(&format!("{url}\nstale_after_s = 10")).contains("`stale_after_s`"));
-        assert!(
-            error_of(&format!("{url}\nreconnect_min_s = 5\nreconnect_max_s = 1"))
-                .contains("`reconnect_max_s`")
-        );
-        assert!(
-            error_of(&format!("{url}\ndeph = 50")).contains("deph"),
-            "typos are caught"
-        );
-        assert!(error_of("public_url = ").contains("config file"));
-        let one_line = error_of(&format!("{url}\ndepth = 25"));
-        assert!(!one_line.contains('\n'), "{one_line}");
-        let parse = error_of("public_url = [");
-        assert!(!parse.contains('\n'), "{parse}");
+        let with_url = |rest: &str| format!("public_url = \"wss://x\"\n{rest}");
+        let cases = [
+            (String::new(), "public_url"),
+            (r#"public_url = "https://x""#.into(), "ws:// or wss://"),
+            (with_url("depth = 25"), "`depth`"),
+            (with_url("depth = \"50\""), "depth"),
+            (with_url("category = \"option\""), "`category`"),
+            (with_url("rest_url = \"ftp://x\""), "`rest_url`"),
+            (with_url("ping_interval_s = 0"), "`ping_interval_s`"),
+            (with_url("ping_interval_s = -3"), "`ping_interval_s`"),
+            (with_url("stale_after_s = 10"), "`stale_after_s`"),
+            (
+                with_url("reconnect_min_s = 5\nreconnect_max_s = 1"),
+                "`reconnect_max_s`",
+            ),
+            // Typos are caught.
+            (with_url("deph = 50"), "deph"),
+            ("public_url = ".into(), "config file"),
+            ("public_url = [".into(), "config file"),
+        ];
+        for (text, needle) in cases {
+            let e = error_of(&text);
+            assert!(e.contains(needle) && !e.contains('\n'), "{text:?}: {e}");
+        }
     }
 
     #[test]

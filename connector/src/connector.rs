@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     bybit::{
-        book::{Book, BookUpdate, ResetCause},
+        book::{Book, BookUpdate, LevelChange, ResetCause},
         msg::{Frame, MsgError, OpResponse, OrderbookMsg, TradesMsg, parse_frame},
         rest::{InstrumentSpec, RestError},
     },
@@ -80,9 +80,10 @@ struct Registration {
     lot_size: f64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 enum Spec {
     /// No REST URL configured: nothing to check against.
+    #[default]
     Unchecked,
     Fetching,
     Known(InstrumentSpec),
@@ -90,7 +91,7 @@ enum Spec {
     Unavailable,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct SymbolState {
     book: Book,
     /// Bots that registered while the book was not synced: they get their batch on the next reset.
@@ -158,11 +159,8 @@ impl Connector {
         self.stats.registrations += 1;
         if let Err(reason) = valid_symbol(symbol) {
             error!(bot, symbol, reason, "refused registration: invalid symbol");
-            out.error(
-                bot,
-                ErrorKind::Custom(code::INVALID_SYMBOL),
-                &format!("invalid symbol {symbol:?}: {reason}"),
-            );
+            let text = format!("invalid symbol {symbol:?}: {reason}");
+            out.error(bot, ErrorKind::Custom(code::INVALID_SYMBOL), &text);
             return out;
         }
         if !(tick_size.is_finite() && tick_size > 0.0 && lot_size.is_finite() && lot_size > 0.0) {
@@ -184,18 +182,11 @@ impl Connector {
             } else {
                 Spec::Unchecked
             };
-            self.symbols.insert(
-                symbol.to_string(),
-                SymbolState {
-                    book: Book::new(),
-                    awaiting_batch: Vec::new(),
-                    awaiting_check: Vec::new(),
-                    bots: Vec::new(),
-                    spec,
-                    resync_since: None,
-                    last_exch_ts: 0,
-                },
-            );
+            let state = SymbolState {
+                spec,
+                ..SymbolState::default()
+            };
+            self.symbols.insert(symbol.to_string(), state);
             let topics = self.topics(symbol).to_vec();
             info!(symbol, ?topics, "subscribing");
             let op = self.op("subscribe", topics);
@@ -290,12 +281,9 @@ impl Connector {
                     return out;
                 };
                 error!(symbol, detail, bots = ?state.bots, "exchange does not know this symbol: dropping it");
+                let text = format!("unknown symbol {symbol}: {detail}");
                 for bot in &state.bots {
-                    out.error(
-                        *bot,
-                        ErrorKind::Custom(code::UNKNOWN_SYMBOL),
-                        &format!("unknown symbol {symbol}: {detail}"),
-                    );
+                    out.error(*bot, ErrorKind::Custom(code::UNKNOWN_SYMBOL), &text);
                 }
                 let op = self.op("unsubscribe", self.topics(symbol).to_vec());
                 out.ws.push(op);
@@ -401,12 +389,9 @@ impl Connector {
         for topic in topics.unwrap_or_default() {
             let symbol = topic.rsplit('.').next().unwrap_or_default();
             if let Some(state) = self.symbols.get(symbol) {
+                let text = format!("{} {topic} refused: {}", op.op, op.ret_msg);
                 for bot in &state.bots {
-                    out.error(
-                        *bot,
-                        ErrorKind::Custom(code::UNKNOWN_SYMBOL),
-                        &format!("{} {topic} refused: {}", op.op, op.ret_msg),
-                    );
+                    out.error(*bot, ErrorKind::Custom(code::UNKNOWN_SYMBOL), &text);
                 }
             }
         }
@@ -429,15 +414,12 @@ impl Connector {
         };
         let exch_ts = exch_ns(msg.exch_ts_ms, local_ts);
         let symbol = msg.symbol.as_str();
+        let to_all = |c: &LevelChange| (TO_ALL, depth_event(symbol, c, exch_ts, local_ts));
         match state.book.apply(&msg) {
             BookUpdate::Delta(changes) => {
                 self.stats.deltas += 1;
                 state.last_exch_ts = exch_ts;
-                out.events.extend(
-                    changes
-                        .iter()
-                        .map(|c| (TO_ALL, depth_event(symbol, c, exch_ts, local_ts))),
-                );
+                out.events.extend(changes.iter().map(to_all));
             }
             BookUpdate::Reset { cause, changes } => {
                 self.stats.snapshots += 1;
@@ -475,11 +457,7 @@ impl Connector {
                 );
                 // As one batch, so a bot never acts on a half-replaced book.
                 out.events.push((TO_ALL, LiveEvent::BatchStart));
-                out.events.extend(
-                    changes
-                        .iter()
-                        .map(|c| (TO_ALL, depth_event(symbol, c, exch_ts, local_ts))),
-                );
+                out.events.extend(changes.iter().map(to_all));
                 out.events.push((TO_ALL, LiveEvent::BatchEnd));
                 for bot in std::mem::take(&mut state.awaiting_batch) {
                     push_batch(symbol, state, bot, local_ts, &mut out);
@@ -545,14 +523,11 @@ fn check_sizes(symbol: &str, spec: &InstrumentSpec, reg: Registration, out: &mut
             exchange_tick_size = spec.tick_size,
             "TICK SIZE MISMATCH: the bot's book will round prices wrongly"
         );
-        out.error(
-            reg.bot,
-            ErrorKind::Custom(code::TICK_SIZE_MISMATCH),
-            &format!(
-                "{symbol}: tick_size {} but exchange tickSize is {}",
-                reg.tick_size, spec.tick_size
-            ),
+        let text = format!(
+            "{symbol}: tick_size {} but exchange tickSize is {}",
+            reg.tick_size, spec.tick_size
         );
+        out.error(reg.bot, ErrorKind::Custom(code::TICK_SIZE_MISMATCH), &text);
     }
     if !same_step(reg.lot_size, spec.lot_size) {
         error!(
@@ -562,14 +537,11 @@ fn check_sizes(symbol: &str, spec: &InstrumentSpec, reg: Registration, out: &mut
             exchange_lot_size = spec.lot_size,
             "LOT SIZE MISMATCH: the bot's quantities will round wrongly"
         );
-        out.error(
-            reg.bot,
-            ErrorKind::Custom(code::LOT_SIZE_MISMATCH),
-            &format!(
-                "{symbol}: lot_size {} but exchange qtyStep is {}",
-                reg.lot_size, spec.lot_size
-            ),
+        let text = format!(
+            "{symbol}: lot_size {} but exchange qtyStep is {}",
+            reg.lot_size, spec.lot_size
         );
+        out.error(reg.bot, ErrorKind::Custom(code::LOT_SIZE_MISMATCH), &text);
     }
 }
 
@@ -598,7 +570,7 @@ fn valid_symbol(symbol: &str) -> Result<(), &'static str> {
 mod tests {
     use hftbacktest::types::{
         Event, LOCAL_ASK_DEPTH_EVENT, LOCAL_BID_DEPTH_EVENT, LOCAL_BUY_TRADE_EVENT, LiveError,
-        OrdType, Side, TimeInForce, Value,
+        OrdType, Side, TimeInForce,
     };
 
     use super::*;
@@ -606,17 +578,40 @@ mod tests {
     const BOT: u64 = 77;
     const OTHER: u64 = 88;
 
-    fn snapshot(u: u64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> String {
+    type Levels<'a> = &'a [(&'a str, &'a str)];
+
+    fn snapshot(u: u64, bids: Levels, asks: Levels) -> String {
         book_frame("snapshot", u, bids, asks)
     }
 
-    fn delta(u: u64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> String {
+    fn delta(u: u64, bids: Levels, asks: Levels) -> String {
         book_frame("delta", u, bids, asks)
     }
 
     include!("../tests/support/frames.rs");
 
-    fn feeds(out: &Outbox) -> Vec<(u64, u64, f64, f64)> {
+    /// BOT registered for BTCUSDT (no REST check), then one snapshot with update id `u`.
+    fn synced(u: u64, bids: Levels, asks: Levels) -> Connector {
+        let mut c = Connector::new(50, false);
+        c.register(BOT, "BTCUSDT", 0.1, 0.001, 5);
+        c.on_text(&snapshot(u, bids, asks), 9, now());
+        c
+    }
+
+    type Feed = (u64, u64, f64, f64);
+
+    /// What [`feeds`] shows for depth events to `id`: these bids, then these asks.
+    fn levels(id: u64, bids: &[(f64, f64)], asks: &[(f64, f64)]) -> Vec<Feed> {
+        let bids = bids
+            .iter()
+            .map(|&(px, qty)| (id, LOCAL_BID_DEPTH_EVENT, px, qty));
+        let asks = asks
+            .iter()
+            .map(|&(px, qty)| (id, LOCAL_ASK_DEPTH_EVENT, px, qty));
+        bids.chain(asks).collect()
+    }
+
+    fn feeds(out: &Outbox) -> Vec<Feed> {
         out.events
             .iter()
             .filter_map(|(id, ev)| match ev {
@@ -627,6 +622,14 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The `i`th event, which must be a feed.
+    fn feed_event(out: &Outbox, i: usize) -> &Event {
+        match &out.events[i].1 {
+            LiveEvent::Feed { event, .. } => event,
+            other => panic!("event {i} is not a feed: {other:?}"),
+        }
     }
 
     fn kinds(out: &Outbox) -> Vec<(u64, &'static str)> {
@@ -646,6 +649,16 @@ mod tests {
             .collect()
     }
 
+    /// What [`kinds`] shows for a batch of `levels` feeds to `id`.
+    fn batch(id: u64, levels: usize) -> Vec<(u64, &'static str)> {
+        let feeds = std::iter::repeat_n((id, "feed"), levels);
+        [(id, "start")]
+            .into_iter()
+            .chain(feeds)
+            .chain([(id, "end")])
+            .collect()
+    }
+
     fn errors(out: &Outbox) -> Vec<(u64, ErrorKind, String)> {
         out.events
             .iter()
@@ -655,6 +668,13 @@ mod tests {
                 }
                 _ => None,
             })
+            .collect()
+    }
+
+    fn error_kinds(out: &Outbox) -> Vec<(u64, ErrorKind)> {
+        errors(out)
+            .into_iter()
+            .map(|(id, kind, _)| (id, kind))
             .collect()
     }
 
@@ -668,173 +688,76 @@ mod tests {
         let out = c.register(BOT, "BTCUSDT", 0.1, 0.001, 5);
         assert_eq!(out.ws.len(), 1);
         assert_eq!(out.ws[0].op, "subscribe");
-        assert_eq!(
-            out.ws[0].args,
-            vec!["orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"]
-        );
+        let topics = ["orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"];
+        assert_eq!(out.ws[0].args, topics);
         assert!(out.events.is_empty(), "no book yet, so no batch yet");
 
-        let out = c.on_text(
-            &snapshot(10, &[("100.0", "1")], &[("100.5", "2")]),
-            9,
-            now(),
-        );
+        let frame = snapshot(10, &[("100.0", "1")], &[("100.5", "2")]);
+        let out = c.on_text(&frame, 9, now());
         // The reset goes to everyone as a batch, then the waiting bot gets its own batch.
-        assert_eq!(
-            kinds(&out),
-            vec![
-                (0, "start"),
-                (0, "feed"),
-                (0, "feed"),
-                (0, "end"),
-                (BOT, "start"),
-                (BOT, "feed"),
-                (BOT, "feed"),
-                (BOT, "end")
-            ]
-        );
+        assert_eq!(kinds(&out), [batch(TO_ALL, 2), batch(BOT, 2)].concat());
         let f = feeds(&out);
-        assert_eq!(f[2], (BOT, LOCAL_BID_DEPTH_EVENT, 100.0, 1.0));
-        assert_eq!(f[3], (BOT, LOCAL_ASK_DEPTH_EVENT, 100.5, 2.0));
-        let LiveEvent::Feed { event, .. } = &out.events[5].1 else {
-            panic!()
-        };
+        assert_eq!(f[2..], levels(BOT, &[(100.0, 1.0)], &[(100.5, 2.0)]));
+        let event = feed_event(&out, 5);
         assert_eq!(event.exch_ts, 1_700_000_000_000_000_000, "exch_ts from cts");
         assert_eq!(event.local_ts, 9);
     }
 
     #[test]
     fn registration_with_a_book_is_answered_at_once_and_only_to_that_bot() {
-        let mut c = Connector::new(50, false);
-        c.register(BOT, "BTCUSDT", 0.1, 0.001, 5);
-        c.on_text(
-            &snapshot(10, &[("100.0", "1"), ("99.9", "3")], &[("100.5", "2")]),
-            9,
-            now(),
-        );
+        let mut c = synced(10, &[("100.0", "1"), ("99.9", "3")], &[("100.5", "2")]);
         let out = c.register(OTHER, "BTCUSDT", 0.1, 0.001, 11);
         assert!(out.ws.is_empty(), "already subscribed");
-        assert_eq!(
-            kinds(&out),
-            vec![
-                (OTHER, "start"),
-                (OTHER, "feed"),
-                (OTHER, "feed"),
-                (OTHER, "feed"),
-                (OTHER, "end")
-            ]
-        );
-        assert_eq!(
-            feeds(&out),
-            vec![
-                (OTHER, LOCAL_BID_DEPTH_EVENT, 100.0, 1.0),
-                (OTHER, LOCAL_BID_DEPTH_EVENT, 99.9, 3.0),
-                (OTHER, LOCAL_ASK_DEPTH_EVENT, 100.5, 2.0),
-            ]
-        );
+        assert_eq!(kinds(&out), batch(OTHER, 3));
+        let want = levels(OTHER, &[(100.0, 1.0), (99.9, 3.0)], &[(100.5, 2.0)]);
+        assert_eq!(feeds(&out), want);
     }
 
     #[test]
     fn deltas_and_trades_stream_to_all() {
-        let mut c = Connector::new(50, false);
-        c.register(BOT, "BTCUSDT", 0.1, 0.001, 5);
-        c.on_text(
-            &snapshot(10, &[("100.0", "1")], &[("100.5", "2")]),
-            9,
-            now(),
-        );
+        let mut c = synced(10, &[("100.0", "1")], &[("100.5", "2")]);
         let out = c.on_text(&delta(11, &[("100.0", "0"), ("99.8", "4")], &[]), 12, now());
         assert_eq!(
             feeds(&out),
-            vec![
-                (TO_ALL, LOCAL_BID_DEPTH_EVENT, 100.0, 0.0),
-                (TO_ALL, LOCAL_BID_DEPTH_EVENT, 99.8, 4.0)
-            ]
+            levels(TO_ALL, &[(100.0, 0.0), (99.8, 4.0)], &[])
         );
         let trades = r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[{"T":1700000000123,"s":"BTCUSDT","S":"Buy","v":"0.5","p":"100.5","L":"PlusTick","i":"a","BT":false}]}"#;
         let out = c.on_text(trades, 13, now());
-        assert_eq!(
-            feeds(&out),
-            vec![(TO_ALL, LOCAL_BUY_TRADE_EVENT, 100.5, 0.5)]
-        );
-        let LiveEvent::Feed { event, .. } = &out.events[0].1 else {
-            panic!()
-        };
-        assert_eq!(event.exch_ts, 1_700_000_000_123_000_000, "exch_ts from T");
+        assert_eq!(feeds(&out), [(TO_ALL, LOCAL_BUY_TRADE_EVENT, 100.5, 0.5)]);
+        let exch_ts = feed_event(&out, 0).exch_ts;
+        assert_eq!(exch_ts, 1_700_000_000_123_000_000, "exch_ts from T");
         assert_eq!(c.stats.trades, 1);
     }
 
     #[test]
     fn gap_resubscribes_and_the_fresh_snapshot_deletes_vanished_levels() {
-        let mut c = Connector::new(50, false);
-        c.register(BOT, "BTCUSDT", 0.1, 0.001, 5);
-        c.on_text(
-            &snapshot(10, &[("100.0", "1"), ("99.0", "1")], &[("101.0", "2")]),
-            9,
-            now(),
-        );
+        let mut c = synced(10, &[("100.0", "1"), ("99.0", "1")], &[("101.0", "2")]);
         let t0 = now();
         let out = c.on_text(&delta(12, &[("100.0", "5")], &[]), 12, t0);
         assert!(out.events.is_empty());
-        assert_eq!(
-            out.ws
-                .iter()
-                .map(|o| (o.op, o.args.clone()))
-                .collect::<Vec<_>>(),
-            vec![
-                ("unsubscribe", vec!["orderbook.50.BTCUSDT".to_string()]),
-                ("subscribe", vec!["orderbook.50.BTCUSDT".to_string()]),
-            ]
-        );
+        let ops: Vec<_> = out.ws.iter().map(|o| (o.op, o.args.clone())).collect();
+        let topic = vec!["orderbook.50.BTCUSDT".to_string()];
+        assert_eq!(ops, [("unsubscribe", topic.clone()), ("subscribe", topic)]);
         assert_eq!(c.stats.gaps, 1);
-        assert!(
-            c.overdue_resync(t0 + Duration::from_secs(11), Duration::from_secs(10))
-                .is_some()
-        );
+        let (late, timeout) = (t0 + Duration::from_secs(11), Duration::from_secs(10));
+        assert!(c.overdue_resync(late, timeout).is_some());
         // Deltas in between are dropped.
-        assert!(
-            c.on_text(&delta(13, &[("1", "1")], &[]), 13, now())
-                .events
-                .is_empty()
-        );
-        let out = c.on_text(
-            &snapshot(90, &[("100.0", "2")], &[("101.0", "2")]),
-            14,
-            now(),
-        );
-        assert_eq!(
-            feeds(&out),
-            vec![
-                (TO_ALL, LOCAL_BID_DEPTH_EVENT, 99.0, 0.0),
-                (TO_ALL, LOCAL_BID_DEPTH_EVENT, 100.0, 2.0),
-                (TO_ALL, LOCAL_ASK_DEPTH_EVENT, 101.0, 2.0),
-            ]
-        );
-        assert!(
-            c.overdue_resync(t0 + Duration::from_secs(11), Duration::from_secs(10))
-                .is_none()
-        );
+        let out = c.on_text(&delta(13, &[("1", "1")], &[]), 13, now());
+        assert!(out.events.is_empty());
+        let frame = snapshot(90, &[("100.0", "2")], &[("101.0", "2")]);
+        let out = c.on_text(&frame, 14, now());
+        let want = levels(TO_ALL, &[(99.0, 0.0), (100.0, 2.0)], &[(101.0, 2.0)]);
+        assert_eq!(feeds(&out), want);
+        assert!(c.overdue_resync(late, timeout).is_none());
     }
 
     #[test]
     fn delta_with_u_1_overwrites_the_book() {
-        let mut c = Connector::new(50, false);
-        c.register(BOT, "BTCUSDT", 0.1, 0.001, 5);
-        c.on_text(
-            &snapshot(500, &[("100.0", "1")], &[("101.0", "2")]),
-            9,
-            now(),
-        );
+        let mut c = synced(500, &[("100.0", "1")], &[("101.0", "2")]);
         let out = c.on_text(&delta(1, &[("99.0", "1")], &[("101.0", "2")]), 10, now());
         assert!(out.ws.is_empty(), "a restart is not a gap");
-        assert_eq!(
-            feeds(&out),
-            vec![
-                (TO_ALL, LOCAL_BID_DEPTH_EVENT, 100.0, 0.0),
-                (TO_ALL, LOCAL_BID_DEPTH_EVENT, 99.0, 1.0),
-                (TO_ALL, LOCAL_ASK_DEPTH_EVENT, 101.0, 2.0),
-            ]
-        );
+        let want = levels(TO_ALL, &[(100.0, 0.0), (99.0, 1.0)], &[(101.0, 2.0)]);
+        assert_eq!(feeds(&out), want);
         assert_eq!(c.stats.stream_restarts, 1);
         assert_eq!(c.stats.gaps, 0);
     }
@@ -846,23 +769,14 @@ mod tests {
             c.register(BOT, s, 0.1, 1.0, 1);
         }
         let out = c.on_disconnect("connection reset");
-        assert_eq!(
-            errors(&out),
-            vec![(
-                TO_ALL,
-                ErrorKind::ConnectionInterrupted,
-                "connection reset".to_string()
-            )]
-        );
+        let kind = ErrorKind::ConnectionInterrupted;
+        assert_eq!(errors(&out), [(TO_ALL, kind, "connection reset".into())]);
         let out = c.on_connect();
         let topics: Vec<String> = out.ws.iter().flat_map(|o| o.args.clone()).collect();
         assert_eq!(topics.len(), 12);
         assert!(topics.contains(&"orderbook.200.FUSDT".to_string()));
-        assert!(
-            out.ws
-                .iter()
-                .all(|o| o.op == "subscribe" && o.args.len() <= TOPICS_PER_REQUEST)
-        );
+        let chunked = |o: &WsOp| o.op == "subscribe" && o.args.len() <= TOPICS_PER_REQUEST;
+        assert!(out.ws.iter().all(chunked));
         // A bot registering while the book is stale waits for the next snapshot.
         let out = c.register(OTHER, "AUSDT", 0.1, 1.0, 2);
         assert!(out.events.is_empty());
@@ -872,32 +786,21 @@ mod tests {
     fn tick_and_lot_mismatch_are_reported_to_the_registering_bot() {
         let mut c = Connector::new(50, true);
         let out = c.register(BOT, "BTCUSDT", 0.5, 0.001, 1);
-        assert_eq!(out.checks, vec!["BTCUSDT".to_string()]);
-        let out = c.on_instrument(
-            "BTCUSDT",
-            Ok(InstrumentSpec {
-                tick_size: 0.1,
-                lot_size: 0.001,
-            }),
-        );
-        let e = errors(&out);
-        assert_eq!(e.len(), 1);
-        assert_eq!(
-            (e[0].0, e[0].1),
-            (BOT, ErrorKind::Custom(code::TICK_SIZE_MISMATCH))
-        );
-        assert!(
-            e[0].2.contains("0.5") && e[0].2.contains("0.1"),
-            "{}",
-            e[0].2
-        );
+        assert_eq!(out.checks, ["BTCUSDT"]);
+        let spec = InstrumentSpec {
+            tick_size: 0.1,
+            lot_size: 0.001,
+        };
+        let out = c.on_instrument("BTCUSDT", Ok(spec));
+        let tick = ErrorKind::Custom(code::TICK_SIZE_MISMATCH);
+        assert_eq!(error_kinds(&out), [(BOT, tick)]);
+        let text = &errors(&out)[0].2;
+        assert!(text.contains("0.5") && text.contains("0.1"), "{text}");
         // Later registrations are checked at once against the known spec.
         let out = c.register(OTHER, "BTCUSDT", 0.1, 0.01, 2);
         assert!(out.checks.is_empty());
-        assert_eq!(
-            errors(&out).iter().map(|e| (e.0, e.1)).collect::<Vec<_>>(),
-            vec![(OTHER, ErrorKind::Custom(code::LOT_SIZE_MISMATCH))]
-        );
+        let lot = ErrorKind::Custom(code::LOT_SIZE_MISMATCH);
+        assert_eq!(error_kinds(&out), [(OTHER, lot)]);
         let out = c.register(3, "BTCUSDT", 0.1, 0.001, 2);
         assert!(errors(&out).is_empty());
     }
@@ -906,14 +809,10 @@ mod tests {
     fn unknown_symbol_is_an_error_event_and_the_symbol_is_dropped() {
         let mut c = Connector::new(50, true);
         c.register(BOT, "NOPEUSDT", 0.1, 1.0, 1);
-        let out = c.on_instrument(
-            "NOPEUSDT",
-            Err(RestError::UnknownSymbol("empty list".into())),
-        );
-        assert_eq!(
-            errors(&out).iter().map(|e| (e.0, e.1)).collect::<Vec<_>>(),
-            vec![(BOT, ErrorKind::Custom(code::UNKNOWN_SYMBOL))]
-        );
+        let unknown = Err(RestError::UnknownSymbol("empty list".into()));
+        let out = c.on_instrument("NOPEUSDT", unknown);
+        let kind = ErrorKind::Custom(code::UNKNOWN_SYMBOL);
+        assert_eq!(error_kinds(&out), [(BOT, kind)]);
         assert_eq!(out.ws[0].op, "unsubscribe");
         assert_eq!(c.symbols().count(), 0);
         // It can be registered again later (and is checked again).
@@ -951,25 +850,15 @@ mod tests {
     #[test]
     fn order_requests_get_an_error_and_a_rejection() {
         let mut c = Connector::new(50, false);
-        let order = Order::new(
-            42,
-            1000,
-            0.1,
-            1.0,
-            Side::Buy,
-            OrdType::Limit,
-            TimeInForce::GTC,
-        );
+        let (side, kind, tif) = (Side::Buy, OrdType::Limit, TimeInForce::GTC);
+        let order = Order::new(42, 1000, 0.1, 1.0, side, kind, tif);
         let out = c.order_request(BOT, "BTCUSDT", &order, 5);
-        assert_eq!(kinds(&out), vec![(BOT, "error"), (BOT, "order")]);
+        assert_eq!(kinds(&out), [(BOT, "error"), (BOT, "order")]);
         assert_eq!(errors(&out)[0].1, ErrorKind::OrderError);
-        let LiveEvent::Order {
-            order: rejected, ..
-        } = &out.events[1].1
-        else {
-            panic!()
+        let LiveEvent::Order { order: echo, .. } = &out.events[1].1 else {
+            panic!("not an order")
         };
-        assert_eq!((rejected.order_id, rejected.status), (42, Status::Rejected));
+        assert_eq!((echo.order_id, echo.status), (42, Status::Rejected));
     }
 
     #[test]
@@ -977,31 +866,17 @@ mod tests {
         let mut c = Connector::new(50, false);
         c.register(BOT, "BTCUSDT", 0.1, 1.0, 1);
         assert!(c.on_text("garbage", 1, now()).events.is_empty());
-        assert!(
-            c.on_text(r#"{"topic":"tickers.BTCUSDT","data":{}}"#, 1, now())
-                .events
-                .is_empty()
-        );
+        let ticker = r#"{"topic":"tickers.BTCUSDT","data":{}}"#;
+        assert!(c.on_text(ticker, 1, now()).events.is_empty());
         // No cts: still applied, exch_ts from ts.
         let no_cts = r#"{"topic":"orderbook.50.BTCUSDT","type":"snapshot","ts":1700000000001,"data":{"s":"BTCUSDT","b":[["1","1"]],"a":[],"u":3}}"#;
         let out = c.on_text(no_cts, 1, now());
-        let LiveEvent::Feed { event, .. } = &out.events[1].1 else {
-            panic!()
-        };
-        assert_eq!(event.exch_ts, 1_700_000_000_001_000_000);
+        assert_eq!(feed_event(&out, 1).exch_ts, 1_700_000_000_001_000_000);
         // A symbol nobody registered is not forwarded.
         let other = r#"{"topic":"orderbook.50.ETHUSDT","type":"snapshot","ts":1,"data":{"s":"ETHUSDT","b":[],"a":[],"u":3},"cts":1}"#;
         assert!(c.on_text(other, 1, now()).events.is_empty());
-        assert_eq!(
-            (
-                c.stats.malformed,
-                c.stats.unknown,
-                c.stats.missing_cts,
-                c.stats.unsolicited,
-                c.stats.messages
-            ),
-            (1, 1, 1, 1, 4)
-        );
-        let _ = Value::Empty;
+        let s = &c.stats;
+        assert_eq!((s.malformed, s.unknown, s.missing_cts), (1, 1, 1));
+        assert_eq!((s.unsolicited, s.messages), (1, 4));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::{
     future::Future,
-    pin::pin,
+    pin::{Pin, pin},
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
@@ -24,8 +24,7 @@ use crate::{
         stream::{self, Backoff, WsSink},
     },
     config::Config,
-    connector::WsOp,
-    connector::{Connector, Outbox},
+    connector::{Connector, Outbox, WsOp},
     events::now_ns,
     heartbeat::Heartbeat,
     ipc::{EventSender, IpcStats},
@@ -123,17 +122,9 @@ impl Live {
         let tls = self.tls.clone();
         loop {
             info!(url, "connecting");
-            let attempt = {
-                let connect = stream::connect(&url, &tls, CONNECT_TIMEOUT);
-                let mut connect = pin!(connect);
-                loop {
-                    tokio::select! {
-                        _ = &mut shutdown => return Ok(()),
-                        result = &mut connect => break result,
-                        // Not connected: WebSocket requests wait for the next subscribe-all.
-                        input = self.inputs.next() => { self.handle(input?)?; }
-                    }
-                }
+            let connect = stream::connect(&url, &tls, CONNECT_TIMEOUT);
+            let Some(attempt) = self.offline(shutdown.as_mut(), connect).await? else {
+                return Ok(());
             };
             match attempt {
                 Ok((sink, source)) => {
@@ -173,14 +164,25 @@ impl Live {
                 delay_ms = delay.as_millis() as u64,
                 "waiting before reconnecting"
             );
-            let mut wait = pin!(sleep(delay));
-            loop {
-                tokio::select! {
-                    _ = &mut shutdown => return Ok(()),
-                    _ = &mut wait => break,
-                    // Not connected: WebSocket requests wait for the next subscribe-all.
-                        input = self.inputs.next() => { self.handle(input?)?; }
-                }
+            let Some(()) = self.offline(shutdown.as_mut(), sleep(delay)).await? else {
+                return Ok(());
+            };
+        }
+    }
+
+    /// Runs `task` while serving bots and REST answers; `None` on shutdown. Not connected:
+    /// WebSocket requests wait for the next subscribe-all.
+    async fn offline<T>(
+        &mut self,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
+        task: impl Future<Output = T>,
+    ) -> anyhow::Result<Option<T>> {
+        let mut task = pin!(task);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return Ok(None),
+                result = &mut task => return Ok(Some(result)),
+                input = self.inputs.next() => { self.handle(input?)?; }
             }
         }
     }
@@ -189,7 +191,7 @@ impl Live {
         &mut self,
         mut sink: WsSink,
         mut source: stream::WsSource,
-        mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
     ) -> anyhow::Result<End> {
         let ops = self.connector.on_connect();
         let ops = self.publish(ops)?;
@@ -211,32 +213,28 @@ impl Live {
                 }
                 frame = source.next() => {
                     let now = Instant::now();
-                    match frame {
+                    let out = match frame {
                         None => return Ok(End::Dropped("stream ended".into())),
                         Some(Err(error)) => return Ok(End::Dropped(error.to_string())),
                         Some(Ok(Message::Text(text))) => {
-                            last_frame = now;
-                            let out = self.connector.on_text(text.as_str(), now_ns(), now);
-                            if let Err(reason) = send_ops(&mut sink, self.publish(out)?).await {
-                                return Ok(End::Dropped(reason));
-                            }
+                            self.connector.on_text(text.as_str(), now_ns(), now)
                         }
+                        // Bybit sends text only; count it as unknown via the parser.
                         Some(Ok(Message::Binary(bytes))) => {
-                            last_frame = now;
-                            // Bybit sends text only; count it as unknown via the parser.
-                            let text = String::from_utf8_lossy(&bytes).into_owned();
-                            let out = self.connector.on_text(&text, now_ns(), now);
-                            if let Err(reason) = send_ops(&mut sink, self.publish(out)?).await {
-                                return Ok(End::Dropped(reason));
-                            }
+                            let text = String::from_utf8_lossy(&bytes);
+                            self.connector.on_text(&text, now_ns(), now)
                         }
                         // tungstenite answers pings itself; both prove the link is alive.
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_frame = now,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Outbox::default(),
                         Some(Ok(Message::Close(frame))) => {
                             let why = frame.map(|f| format!("{} {}", f.code, f.reason)).unwrap_or_default();
                             return Ok(End::Dropped(format!("closed by exchange {why}").trim().to_string()));
                         }
-                        Some(Ok(Message::Frame(_))) => {}
+                        Some(Ok(Message::Frame(_))) => continue,
+                    };
+                    last_frame = now;
+                    if let Err(reason) = send_ops(&mut sink, self.publish(out)?).await {
+                        return Ok(End::Dropped(reason));
                     }
                 }
                 _ = ping.tick() => {

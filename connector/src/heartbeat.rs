@@ -21,6 +21,10 @@ impl Heartbeat {
         let path = std::env::var_os("CONNECTOR_HEARTBEAT_FILE")
             .filter(|p| !p.is_empty())
             .map(PathBuf::from);
+        Self::new(path)
+    }
+
+    fn new(path: Option<PathBuf>) -> Self {
         Self {
             path,
             last: None,
@@ -35,11 +39,11 @@ impl Heartbeat {
             return;
         }
         self.last = Some(Instant::now());
-        if let Err(error) = std::fs::write(path, b"") {
-            if !self.warned {
-                self.warned = true;
-                warn!(%error, path = %path.display(), "cannot write the heartbeat file");
-            }
+        if let Err(error) = std::fs::write(path, b"")
+            && !self.warned
+        {
+            self.warned = true;
+            warn!(%error, path = %path.display(), "cannot write the heartbeat file");
         }
     }
 }
@@ -53,11 +57,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hftlive-heartbeat-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("beat");
-        let mut beat = Heartbeat {
-            path: Some(path.clone()),
-            last: None,
-            warned: false,
-        };
+        let mut beat = Heartbeat::new(Some(path.clone()));
         beat.beat();
         let first = std::fs::metadata(&path)
             .and_then(|m| m.modified())
@@ -66,12 +66,7 @@ mod tests {
         beat.beat(); // within the second: not rewritten
         assert!(!path.exists());
         assert!(first.elapsed().expect("clock") < Duration::from_secs(5));
-        let mut off = Heartbeat {
-            path: None,
-            last: None,
-            warned: false,
-        };
-        off.beat();
+        Heartbeat::new(None).beat();
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

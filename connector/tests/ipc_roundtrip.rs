@@ -4,7 +4,6 @@
 
 use std::{
     cell::RefCell,
-    io::Write,
     net::SocketAddr,
     process::{Child, Command, Stdio},
     rc::Rc,
@@ -144,14 +143,9 @@ impl Drop for Connector {
 
 type TestBot = LiveBot<IceoryxUnifiedChannel, HashMapMarketDepth>;
 
-/// Feeds the bot until `done` holds or the deadline passes.
-fn wait_until(
-    bot: &mut TestBot,
-    what: &str,
-    timeout: Duration,
-    mut done: impl FnMut(&TestBot) -> bool,
-) {
-    let deadline = Instant::now() + timeout;
+/// Feeds the bot until `done` holds or `secs` seconds pass.
+fn wait_until(bot: &mut TestBot, what: &str, secs: u64, mut done: impl FnMut(&TestBot) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
         if done(bot) {
             return;
@@ -163,6 +157,14 @@ fn wait_until(
 
 fn stub_ops(state: &Arc<Mutex<StubState>>) -> Vec<(String, Vec<String>)> {
     state.lock().map(|s| s.ops.clone()).unwrap_or_default()
+}
+
+fn connections(state: &Arc<Mutex<StubState>>) -> usize {
+    state.lock().map(|s| s.connections).unwrap_or(0)
+}
+
+fn b_qty(bot: &TestBot, tick: i64) -> f64 {
+    bot.depth(0).bid_qty_at_tick(tick)
 }
 
 #[test]
@@ -228,9 +230,7 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
 
     // Wait for the connector's channels and its WebSocket connection.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !(log_text().contains("iceoryx2 channels open")
-        && state.lock().map(|s| s.connections).unwrap_or(0) > 0)
-    {
+    while !(log_text().contains("iceoryx2 channels open") && connections(&state) > 0) {
         assert!(
             Instant::now() < deadline,
             "connector did not start:\n{}",
@@ -246,24 +246,14 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
 
     let errors: Rc<RefCell<Vec<(ErrorKind, String)>>> = Rc::default();
     let seen = errors.clone();
+    let instrument = |symbol, tick, lot, trades| {
+        let depth = HashMapMarketDepth::new(tick, lot);
+        Instrument::new(&name, symbol, tick, lot, depth, trades)
+    };
     let mut bot: TestBot = LiveBotBuilder::new()
-        .register(Instrument::new(
-            &name,
-            "BTCUSDT",
-            0.1,
-            0.001,
-            HashMapMarketDepth::new(0.1, 0.001),
-            100,
-        ))
+        .register(instrument("BTCUSDT", 0.1, 0.001, 100))
         // Wrong tick size on purpose: the connector must report it.
-        .register(Instrument::new(
-            &name,
-            "ETHUSDT",
-            0.05,
-            0.01,
-            HashMapMarketDepth::new(0.05, 0.01),
-            0,
-        ))
+        .register(instrument("ETHUSDT", 0.05, 0.01, 0))
         .error_handler(move |e| {
             seen.borrow_mut()
                 .push((e.kind, e.value().get_str().unwrap_or_default().to_string()));
@@ -271,14 +261,15 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
         })
         .build()
         .expect("bot");
+    let has_error = |kind: ErrorKind, text: &str| {
+        let errors = errors.borrow();
+        errors.iter().any(|(k, m)| *k == kind && m.contains(text))
+    };
 
     // 1. Registration batch: the stub's snapshot arrives in the bot's book.
-    wait_until(
-        &mut bot,
-        "registration snapshot",
-        Duration::from_secs(15),
-        |b| b.depth(0).best_bid_tick() == 1000 && b.depth(0).best_ask_tick() == 1001,
-    );
+    wait_until(&mut bot, "registration snapshot", 15, |b| {
+        b.depth(0).best_bid_tick() == 1000 && b.depth(0).best_ask_tick() == 1001
+    });
     assert_eq!(b_qty(&bot, 999), 2.0);
     let subscribed: Vec<String> = stub_ops(&state)
         .into_iter()
@@ -292,17 +283,9 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
     );
 
     // 2. The ETHUSDT tick mismatch comes back as an error event.
-    wait_until(
-        &mut bot,
-        "tick size mismatch error",
-        Duration::from_secs(10),
-        |_| {
-            errors
-                .borrow()
-                .iter()
-                .any(|(k, m)| *k == ErrorKind::Custom(1001) && m.contains("ETHUSDT"))
-        },
-    );
+    wait_until(&mut bot, "tick size mismatch error", 10, |_| {
+        has_error(ErrorKind::Custom(1001), "ETHUSDT")
+    });
 
     // 3. Deltas and trades stream to the bot.
     let send = |text: String| {
@@ -315,17 +298,12 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
         &[("100.1", "1")],
     ));
     send(r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1700000000100,"data":[{"T":1700000000099,"s":"BTCUSDT","S":"Sell","v":"0.25","p":"99.9","L":"MinusTick","i":"t1","BT":false}]}"#.to_string());
-    wait_until(
-        &mut bot,
-        "delta applied and trade seen",
-        Duration::from_secs(10),
-        |b| {
-            b.depth(0).best_bid_tick() == 999
-                && b.last_trades(0)
-                    .iter()
-                    .any(|t| t.px == 99.9 && t.qty == 0.25)
-        },
-    );
+    wait_until(&mut bot, "delta applied and trade seen", 10, |b| {
+        b.depth(0).best_bid_tick() == 999
+            && b.last_trades(0)
+                .iter()
+                .any(|t| t.px == 99.9 && t.qty == 0.25)
+    });
     assert_eq!(b_qty(&bot, 998), 7.0);
     assert_eq!(bot.depth(0).ask_qty_at_tick(1001), 1.0);
     let trade = bot
@@ -339,24 +317,18 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
     // Malformed frames are survived.
     send("{not json".to_string());
     send(r#"{"topic":"orderbook.50.BTCUSDT","type":"delta","data":{"s":"BTCUSDT","b":[["100.0","1"]],"a":[],"u":102}}"#.to_string());
-    wait_until(
-        &mut bot,
-        "delta without cts applied",
-        Duration::from_secs(10),
-        |b| b.depth(0).best_bid_tick() == 1000,
-    );
+    wait_until(&mut bot, "delta without cts applied", 10, |b| {
+        b.depth(0).best_bid_tick() == 1000
+    });
 
     // 4. A gap makes the connector resubscribe; the fresh snapshot removes vanished levels.
     if let Ok(mut s) = state.lock() {
         s.snapshot = book_frame("snapshot", 500, &[("98.0", "5")], &[("100.5", "2")]);
     }
     send(book_frame("delta", 110, &[("97.0", "1")], &[]));
-    wait_until(
-        &mut bot,
-        "book after gap resync",
-        Duration::from_secs(10),
-        |b| b.depth(0).best_bid_tick() == 980 && b.depth(0).best_ask_tick() == 1005,
-    );
+    wait_until(&mut bot, "book after gap resync", 10, |b| {
+        b.depth(0).best_bid_tick() == 980 && b.depth(0).best_ask_tick() == 1005
+    });
     for tick in [1000, 999, 998, 970] {
         assert_eq!(b_qty(&bot, tick), 0.0, "bid at tick {tick} should be gone");
     }
@@ -374,21 +346,12 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
         s.snapshot = book_frame("snapshot", 7, &[("97.5", "1")], &[("99.0", "1")]);
     }
     let _ = cmds.send(StubCmd::Close);
-    wait_until(
-        &mut bot,
-        "book after reconnect",
-        Duration::from_secs(15),
-        |b| b.depth(0).best_bid_tick() == 975 && b.depth(0).best_ask_tick() == 990,
-    );
-    assert!(
-        errors
-            .borrow()
-            .iter()
-            .any(|(k, _)| *k == ErrorKind::ConnectionInterrupted),
-        "{:?}",
-        errors.borrow()
-    );
-    assert!(state.lock().map(|s| s.connections).unwrap_or(0) >= 2);
+    wait_until(&mut bot, "book after reconnect", 15, |b| {
+        b.depth(0).best_bid_tick() == 975 && b.depth(0).best_ask_tick() == 990
+    });
+    let interrupted = has_error(ErrorKind::ConnectionInterrupted, "");
+    assert!(interrupted, "{:?}", errors.borrow());
+    assert!(connections(&state) >= 2);
     let resubscribed = stub_ops(&state)
         .iter()
         .filter(|(op, a)| op == "subscribe" && a.contains(&"orderbook.50.ETHUSDT".to_string()))
@@ -406,27 +369,21 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
         bot.orders(0).get(&1).map(|o| o.status),
         Some(Status::Rejected)
     );
-    wait_until(&mut bot, "order error", Duration::from_secs(5), |_| {
-        errors
-            .borrow()
-            .iter()
-            .any(|(k, _)| *k == ErrorKind::OrderError)
+    wait_until(&mut bot, "order error", 5, |_| {
+        has_error(ErrorKind::OrderError, "")
     });
 
     // 7. Pings go out every ping_interval_s (1 s here).
-    wait_until(&mut bot, "a ping", Duration::from_secs(5), |_| {
+    wait_until(&mut bot, "a ping", 5, |_| {
         stub_ops(&state).iter().any(|(op, _)| op == "ping")
     });
 
     // 8. A silent exchange trips the staleness watchdog (stale_after_s = 4): reconnect.
-    let before = state.lock().map(|s| s.connections).unwrap_or(0);
+    let before = connections(&state);
     let _ = cmds.send(StubCmd::Mute);
-    wait_until(
-        &mut bot,
-        "reconnect after staleness",
-        Duration::from_secs(15),
-        |_| state.lock().map(|s| s.connections).unwrap_or(0) > before,
-    );
+    wait_until(&mut bot, "reconnect after staleness", 15, |_| {
+        connections(&state) > before
+    });
     assert!(
         log_text().contains("stale: no message for"),
         "{}",
@@ -452,10 +409,5 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
     let log = log_text();
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(log.contains("stats") && log.contains("gaps=1"), "{log}");
-    let _ = std::io::stderr().write_all(b"");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn b_qty(bot: &TestBot, tick: i64) -> f64 {
-    bot.depth(0).bid_qty_at_tick(tick)
 }

@@ -75,10 +75,6 @@ pub struct Book {
 }
 
 impl Book {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// True once a snapshot has arrived and no gap has been seen since.
     pub fn is_synced(&self) -> bool {
         self.synced
@@ -92,34 +88,22 @@ impl Book {
     }
 
     pub fn apply(&mut self, msg: &OrderbookMsg) -> BookUpdate {
-        match msg.kind {
-            BookKind::Snapshot => BookUpdate::Reset {
-                cause: ResetCause::Snapshot,
-                changes: self.reset(msg),
-            },
-            BookKind::Delta if msg.u == 1 => BookUpdate::Reset {
-                cause: ResetCause::StreamRestart,
-                changes: self.reset(msg),
-            },
-            BookKind::Delta => {
-                if !self.synced {
-                    return BookUpdate::Ignored;
-                }
-                match self.last_u {
-                    Some(last) if msg.u != last.wrapping_add(1) => {
-                        self.invalidate();
-                        BookUpdate::Gap {
-                            expected: last.wrapping_add(1),
-                            got: msg.u,
-                        }
-                    }
-                    _ => {
-                        self.last_u = Some(msg.u);
-                        BookUpdate::Delta(self.apply_delta(msg))
-                    }
-                }
+        let cause = match (msg.kind, self.last_u) {
+            (BookKind::Snapshot, _) => ResetCause::Snapshot,
+            (BookKind::Delta, _) if msg.u == 1 => ResetCause::StreamRestart,
+            (BookKind::Delta, _) if !self.synced => return BookUpdate::Ignored,
+            (BookKind::Delta, Some(last)) if msg.u != last.wrapping_add(1) => {
+                self.invalidate();
+                let (expected, got) = (last.wrapping_add(1), msg.u);
+                return BookUpdate::Gap { expected, got };
             }
-        }
+            (BookKind::Delta, _) => {
+                self.last_u = Some(msg.u);
+                return BookUpdate::Delta(self.apply_delta(msg));
+            }
+        };
+        let changes = self.reset(msg);
+        BookUpdate::Reset { cause, changes }
     }
 
     fn apply_delta(&mut self, msg: &OrderbookMsg) -> Vec<LevelChange> {
@@ -227,31 +211,48 @@ mod tests {
         }
     }
 
+    fn snap(u: u64, bids: &[(f64, f64)], asks: &[(f64, f64)]) -> OrderbookMsg {
+        msg(BookKind::Snapshot, u, bids, asks)
+    }
+
+    fn delta(u: u64, bids: &[(f64, f64)], asks: &[(f64, f64)]) -> OrderbookMsg {
+        msg(BookKind::Delta, u, bids, asks)
+    }
+
+    /// A book that has applied one snapshot.
+    fn synced(u: u64, bids: &[(f64, f64)], asks: &[(f64, f64)]) -> Book {
+        let mut book = Book::default();
+        book.apply(&snap(u, bids, asks));
+        book
+    }
+
     fn ch(side: Side, px: f64, qty: f64) -> LevelChange {
         LevelChange { side, px, qty }
     }
 
+    fn bid(px: f64, qty: f64) -> LevelChange {
+        ch(Side::Bid, px, qty)
+    }
+
+    fn ask(px: f64, qty: f64) -> LevelChange {
+        ch(Side::Ask, px, qty)
+    }
+
+    fn gap(expected: u64, got: u64) -> BookUpdate {
+        BookUpdate::Gap { expected, got }
+    }
+
+    fn reset(cause: ResetCause, changes: Vec<LevelChange>) -> BookUpdate {
+        BookUpdate::Reset { cause, changes }
+    }
+
     #[test]
     fn first_snapshot_sets_every_level() {
-        let mut book = Book::new();
+        let mut book = Book::default();
         assert!(!book.is_synced());
-        let up = book.apply(&msg(
-            BookKind::Snapshot,
-            10,
-            &[(99.0, 1.0), (100.0, 2.0)],
-            &[(101.0, 3.0)],
-        ));
-        assert_eq!(
-            up,
-            BookUpdate::Reset {
-                cause: ResetCause::Snapshot,
-                changes: vec![
-                    ch(Side::Bid, 100.0, 2.0),
-                    ch(Side::Bid, 99.0, 1.0),
-                    ch(Side::Ask, 101.0, 3.0)
-                ],
-            }
-        );
+        let up = book.apply(&snap(10, &[(99.0, 1.0), (100.0, 2.0)], &[(101.0, 3.0)]));
+        let levels = vec![bid(100.0, 2.0), bid(99.0, 1.0), ask(101.0, 3.0)];
+        assert_eq!(up, reset(ResetCause::Snapshot, levels));
         assert!(book.is_synced());
         assert_eq!(book.best_bid(), Some(100.0));
         assert_eq!(book.best_ask(), Some(101.0));
@@ -259,162 +260,72 @@ mod tests {
 
     #[test]
     fn snapshot_reset_deletes_vanished_levels_first() {
-        let mut book = Book::new();
-        book.apply(&msg(
-            BookKind::Snapshot,
+        let mut book = synced(
             10,
             &[(99.0, 1.0), (100.0, 2.0)],
             &[(101.0, 3.0), (102.0, 1.0)],
-        ));
-        let up = book.apply(&msg(
-            BookKind::Snapshot,
-            500,
-            &[(100.0, 5.0)],
-            &[(102.0, 1.0), (103.0, 4.0)],
-        ));
-        assert_eq!(
-            up,
-            BookUpdate::Reset {
-                cause: ResetCause::Snapshot,
-                changes: vec![
-                    ch(Side::Bid, 99.0, 0.0),
-                    ch(Side::Ask, 101.0, 0.0),
-                    ch(Side::Bid, 100.0, 5.0),
-                    ch(Side::Ask, 102.0, 1.0),
-                    ch(Side::Ask, 103.0, 4.0),
-                ],
-            }
         );
+        let up = book.apply(&snap(500, &[(100.0, 5.0)], &[(102.0, 1.0), (103.0, 4.0)]));
+        let gone = vec![bid(99.0, 0.0), ask(101.0, 0.0)];
+        let now = vec![bid(100.0, 5.0), ask(102.0, 1.0), ask(103.0, 4.0)];
+        assert_eq!(up, reset(ResetCause::Snapshot, [gone, now].concat()));
         assert_eq!(book.len(), (1, 2));
     }
 
     #[test]
     fn delta_updates_inserts_and_deletes() {
-        let mut book = Book::new();
-        book.apply(&msg(
-            BookKind::Snapshot,
-            10,
-            &[(99.0, 1.0), (100.0, 2.0)],
-            &[(101.0, 3.0)],
-        ));
-        let up = book.apply(&msg(
-            BookKind::Delta,
-            11,
-            &[(100.0, 0.0), (98.0, 7.0)],
-            &[(101.0, 0.5)],
-        ));
-        assert_eq!(
-            up,
-            BookUpdate::Delta(vec![
-                ch(Side::Bid, 100.0, 0.0),
-                ch(Side::Bid, 98.0, 7.0),
-                ch(Side::Ask, 101.0, 0.5)
-            ])
-        );
+        let mut book = synced(10, &[(99.0, 1.0), (100.0, 2.0)], &[(101.0, 3.0)]);
+        let up = book.apply(&delta(11, &[(100.0, 0.0), (98.0, 7.0)], &[(101.0, 0.5)]));
+        let touched = vec![bid(100.0, 0.0), bid(98.0, 7.0), ask(101.0, 0.5)];
+        assert_eq!(up, BookUpdate::Delta(touched));
         assert_eq!(book.best_bid(), Some(99.0));
-        assert_eq!(
-            book.levels().collect::<Vec<_>>(),
-            vec![
-                ch(Side::Bid, 99.0, 1.0),
-                ch(Side::Bid, 98.0, 7.0),
-                ch(Side::Ask, 101.0, 0.5)
-            ]
-        );
+        let levels = vec![bid(99.0, 1.0), bid(98.0, 7.0), ask(101.0, 0.5)];
+        assert_eq!(book.levels().collect::<Vec<_>>(), levels);
     }
 
     #[test]
     fn gap_in_u_invalidates_until_next_snapshot() {
-        let mut book = Book::new();
-        book.apply(&msg(
-            BookKind::Snapshot,
-            10,
-            &[(100.0, 2.0)],
-            &[(101.0, 3.0)],
-        ));
-        assert!(matches!(
-            book.apply(&msg(BookKind::Delta, 11, &[], &[])),
-            BookUpdate::Delta(_)
-        ));
-        assert_eq!(
-            book.apply(&msg(BookKind::Delta, 13, &[(100.0, 9.0)], &[])),
-            BookUpdate::Gap {
-                expected: 12,
-                got: 13
-            }
-        );
+        let mut book = synced(10, &[(100.0, 2.0)], &[(101.0, 3.0)]);
+        assert_eq!(book.apply(&delta(11, &[], &[])), BookUpdate::Delta(vec![]));
+        assert_eq!(book.apply(&delta(13, &[(100.0, 9.0)], &[])), gap(12, 13));
         assert!(!book.is_synced());
         // Deltas after the gap are dropped, not applied.
-        assert_eq!(
-            book.apply(&msg(BookKind::Delta, 14, &[(100.0, 9.0)], &[])),
-            BookUpdate::Ignored
-        );
-        assert_eq!(book.levels().next(), Some(ch(Side::Bid, 100.0, 2.0)));
+        let up = book.apply(&delta(14, &[(100.0, 9.0)], &[]));
+        assert_eq!(up, BookUpdate::Ignored);
+        assert_eq!(book.levels().next(), Some(bid(100.0, 2.0)));
         // The fresh snapshot deletes what is gone and restores sync.
-        let up = book.apply(&msg(
-            BookKind::Snapshot,
-            40,
-            &[(100.5, 1.0)],
-            &[(101.0, 3.0)],
-        ));
+        let up = book.apply(&snap(40, &[(100.5, 1.0)], &[(101.0, 3.0)]));
         let BookUpdate::Reset { changes, .. } = up else {
             panic!("no reset")
         };
-        assert_eq!(changes[0], ch(Side::Bid, 100.0, 0.0));
+        assert_eq!(changes[0], bid(100.0, 0.0));
         assert!(book.is_synced());
-        assert!(matches!(
-            book.apply(&msg(BookKind::Delta, 41, &[], &[])),
-            BookUpdate::Delta(_)
-        ));
+        assert_eq!(book.apply(&delta(41, &[], &[])), BookUpdate::Delta(vec![]));
     }
 
     #[test]
     fn duplicate_or_old_u_is_a_gap() {
-        let mut book = Book::new();
-        book.apply(&msg(BookKind::Snapshot, 10, &[(100.0, 2.0)], &[]));
-        assert_eq!(
-            book.apply(&msg(BookKind::Delta, 10, &[], &[])),
-            BookUpdate::Gap {
-                expected: 11,
-                got: 10
-            }
-        );
+        let mut book = synced(10, &[(100.0, 2.0)], &[]);
+        assert_eq!(book.apply(&delta(10, &[], &[])), gap(11, 10));
     }
 
     #[test]
     fn delta_with_u_1_is_a_stream_restart_overwrite() {
-        let mut book = Book::new();
-        book.apply(&msg(
-            BookKind::Snapshot,
-            700,
-            &[(100.0, 2.0), (99.0, 1.0)],
-            &[(101.0, 3.0)],
-        ));
-        let up = book.apply(&msg(BookKind::Delta, 1, &[(99.5, 4.0)], &[(101.0, 1.0)]));
-        assert_eq!(
-            up,
-            BookUpdate::Reset {
-                cause: ResetCause::StreamRestart,
-                // 101.0 is still there after the restart, so it is set, not deleted.
-                changes: vec![
-                    ch(Side::Bid, 99.0, 0.0),
-                    ch(Side::Bid, 100.0, 0.0),
-                    ch(Side::Bid, 99.5, 4.0),
-                    ch(Side::Ask, 101.0, 1.0),
-                ],
-            }
-        );
+        let mut book = synced(700, &[(100.0, 2.0), (99.0, 1.0)], &[(101.0, 3.0)]);
+        let up = book.apply(&delta(1, &[(99.5, 4.0)], &[(101.0, 1.0)]));
+        // 101.0 is still there after the restart, so it is set, not deleted.
+        let gone = vec![bid(99.0, 0.0), bid(100.0, 0.0)];
+        let now = vec![bid(99.5, 4.0), ask(101.0, 1.0)];
+        assert_eq!(up, reset(ResetCause::StreamRestart, [gone, now].concat()));
         // The restarted stream continues from u=1.
-        assert!(matches!(
-            book.apply(&msg(BookKind::Delta, 2, &[], &[])),
-            BookUpdate::Delta(_)
-        ));
+        assert_eq!(book.apply(&delta(2, &[], &[])), BookUpdate::Delta(vec![]));
     }
 
     #[test]
     fn delta_before_any_snapshot_is_ignored() {
-        let mut book = Book::new();
+        let mut book = Book::default();
         assert_eq!(
-            book.apply(&msg(BookKind::Delta, 5, &[(1.0, 1.0)], &[])),
+            book.apply(&delta(5, &[(1.0, 1.0)], &[])),
             BookUpdate::Ignored
         );
         assert_eq!(book.len(), (0, 0));
@@ -422,18 +333,12 @@ mod tests {
 
     #[test]
     fn invalidate_keeps_levels_for_the_next_reset() {
-        let mut book = Book::new();
-        book.apply(&msg(BookKind::Snapshot, 3, &[(100.0, 2.0)], &[]));
+        let mut book = synced(3, &[(100.0, 2.0)], &[]);
         book.invalidate();
         assert!(!book.is_synced());
-        let BookUpdate::Reset { changes, .. } =
-            book.apply(&msg(BookKind::Snapshot, 1, &[], &[(5.0, 1.0)]))
-        else {
+        let BookUpdate::Reset { changes, .. } = book.apply(&snap(1, &[], &[(5.0, 1.0)])) else {
             panic!("no reset")
         };
-        assert_eq!(
-            changes,
-            vec![ch(Side::Bid, 100.0, 0.0), ch(Side::Ask, 5.0, 1.0)]
-        );
+        assert_eq!(changes, vec![bid(100.0, 0.0), ask(5.0, 1.0)]);
     }
 }

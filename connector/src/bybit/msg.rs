@@ -43,38 +43,33 @@ pub struct OpRequest<'a> {
 }
 
 /// The envelope every public frame shares; `data` is parsed once the topic is known.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 struct Envelope<'a> {
-    #[serde(default, borrow)]
+    #[serde(borrow)]
     topic: Option<&'a str>,
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     kind: Option<&'a str>,
-    #[serde(default)]
     ts: Option<i64>,
-    #[serde(default)]
     cts: Option<i64>,
-    #[serde(default, borrow)]
+    #[serde(borrow)]
     data: Option<&'a RawValue>,
-    #[serde(default)]
     op: Option<String>,
-    #[serde(default)]
     success: Option<bool>,
-    #[serde(default)]
     ret_msg: Option<String>,
-    #[serde(default)]
     req_id: Option<String>,
 }
 
+// A missing `Option` field is `None`; `&str` fields borrow from the frame without saying so.
 #[derive(Debug, Deserialize)]
 struct WireOrderbook<'a> {
-    #[serde(default, borrow)]
+    #[serde(borrow)]
     s: Option<&'a str>,
     #[serde(default, borrow)]
     b: Vec<[&'a str; 2]>,
     #[serde(default, borrow)]
     a: Vec<[&'a str; 2]>,
     u: u64,
-    #[serde(default)]
     seq: Option<i64>,
 }
 
@@ -82,13 +77,11 @@ struct WireOrderbook<'a> {
 struct WireTrade<'a> {
     #[serde(rename = "T")]
     time_ms: i64,
-    #[serde(default, borrow)]
+    #[serde(borrow)]
     s: Option<&'a str>,
-    #[serde(rename = "S", borrow)]
+    #[serde(rename = "S")]
     side: &'a str,
-    #[serde(borrow)]
     v: &'a str,
-    #[serde(borrow)]
     p: &'a str,
 }
 
@@ -259,11 +252,16 @@ mod tests {
         "a":[["16611.00","0.029"],["16612.00","0.213"]],"u":18521288,"seq":7961638724},
         "cts":1672304484976}"#;
 
+    fn book(text: &str) -> OrderbookMsg {
+        match parse_frame(text) {
+            Ok(Frame::Orderbook(m)) => m,
+            other => panic!("not an orderbook frame: {other:?}"),
+        }
+    }
+
     #[test]
     fn parses_snapshot() {
-        let Ok(Frame::Orderbook(m)) = parse_frame(SNAPSHOT) else {
-            panic!("not an orderbook frame");
-        };
+        let m = book(SNAPSHOT);
         assert_eq!(m.symbol, "BTCUSDT");
         assert_eq!(m.depth, 50);
         assert_eq!(m.kind, BookKind::Snapshot);
@@ -271,20 +269,8 @@ mod tests {
         assert_eq!(m.seq, Some(7961638724));
         assert_eq!(m.exch_ts_ms, Some(1672304484976));
         assert!(!m.cts_missing);
-        assert_eq!(
-            m.bids[0],
-            Level {
-                px: 16493.5,
-                qty: 0.006
-            }
-        );
-        assert_eq!(
-            m.asks[1],
-            Level {
-                px: 16612.0,
-                qty: 0.213
-            }
-        );
+        assert_eq!((m.bids[0].px, m.bids[0].qty), (16493.5, 0.006));
+        assert_eq!((m.asks[1].px, m.asks[1].qty), (16612.0, 0.213));
     }
 
     #[test]
@@ -292,9 +278,7 @@ mod tests {
         let text = r#"{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1687940967466,
             "data":{"s":"BTCUSDT","b":[["30247.20","30.028"],["30245.40","0"]],"a":[],"u":177400507,
             "seq":66544703342},"cts":1687940967464}"#;
-        let Ok(Frame::Orderbook(m)) = parse_frame(text) else {
-            panic!("not an orderbook frame");
-        };
+        let m = book(text);
         assert_eq!(m.kind, BookKind::Delta);
         assert_eq!(m.bids.len(), 2);
         assert_eq!(m.bids[1].qty, 0.0);
@@ -305,9 +289,7 @@ mod tests {
     fn missing_cts_falls_back_to_ts() {
         let text = r#"{"topic":"orderbook.1.ETHUSDT","type":"snapshot","ts":1000,
             "data":{"s":"ETHUSDT","b":[["1.5","2"]],"a":[],"u":5}}"#;
-        let Ok(Frame::Orderbook(m)) = parse_frame(text) else {
-            panic!("not an orderbook frame");
-        };
+        let m = book(text);
         assert_eq!(m.exch_ts_ms, Some(1000));
         assert!(m.cts_missing);
         assert_eq!(m.depth, 1);
@@ -316,9 +298,7 @@ mod tests {
     #[test]
     fn missing_cts_and_ts_is_still_a_frame() {
         let text = r#"{"topic":"orderbook.50.X","type":"delta","data":{"b":[],"a":[],"u":9}}"#;
-        let Ok(Frame::Orderbook(m)) = parse_frame(text) else {
-            panic!("not an orderbook frame");
-        };
+        let m = book(text);
         assert_eq!(m.exch_ts_ms, None);
         assert_eq!(m.symbol, "X");
     }
@@ -334,21 +314,17 @@ mod tests {
             panic!("not a trade frame");
         };
         assert_eq!(m.symbol, "BTCUSDT");
+        let trade = |time_ms, side, px, qty| Trade {
+            time_ms,
+            side,
+            px,
+            qty,
+        };
         assert_eq!(
             m.trades,
             vec![
-                Trade {
-                    time_ms: 1672304486865,
-                    side: TakerSide::Buy,
-                    px: 16578.5,
-                    qty: 0.001
-                },
-                Trade {
-                    time_ms: 1672304486866,
-                    side: TakerSide::Sell,
-                    px: 16578.0,
-                    qty: 2.0
-                },
+                trade(1672304486865, TakerSide::Buy, 16578.5, 0.001),
+                trade(1672304486866, TakerSide::Sell, 16578.0, 2.0),
             ]
         );
     }
@@ -422,20 +398,15 @@ mod tests {
 
     #[test]
     fn subscribe_request_serializes() {
-        let args = vec![
-            "orderbook.50.BTCUSDT".to_string(),
-            "publicTrade.BTCUSDT".to_string(),
-        ];
+        let args = ["orderbook.50.BTCUSDT", "publicTrade.BTCUSDT"].map(String::from);
         let req = OpRequest {
             req_id: Some("1".into()),
             op: "subscribe",
             args: &args,
         };
         assert_eq!(
-            serde_json::to_string(&req).ok().as_deref(),
-            Some(
-                r#"{"req_id":"1","op":"subscribe","args":["orderbook.50.BTCUSDT","publicTrade.BTCUSDT"]}"#
-            )
+            serde_json::to_string(&req).expect("json"),
+            r#"{"req_id":"1","op":"subscribe","args":["orderbook.50.BTCUSDT","publicTrade.BTCUSDT"]}"#
         );
         let ping = OpRequest {
             req_id: None,
@@ -443,8 +414,8 @@ mod tests {
             args: &[],
         };
         assert_eq!(
-            serde_json::to_string(&ping).ok().as_deref(),
-            Some(r#"{"op":"ping"}"#)
+            serde_json::to_string(&ping).expect("json"),
+            r#"{"op":"ping"}"#
         );
     }
 }

@@ -172,6 +172,18 @@ impl RestClient {
 mod tests {
     use super::*;
 
+    const BTCUSDT: InstrumentSpec = InstrumentSpec {
+        tick_size: 0.1,
+        lot_size: 0.001,
+    };
+
+    fn error_of(body: &str, symbol: &str) -> RestError {
+        match parse_instruments_info(body, symbol) {
+            Ok(spec) => panic!("accepted: {spec:?}"),
+            Err(e) => e,
+        }
+    }
+
     #[test]
     fn parses_tick_and_lot() {
         let body = r#"{"retCode":0,"retMsg":"OK","result":{"category":"linear","list":[{"symbol":"BTCUSDT",
@@ -180,46 +192,28 @@ mod tests {
             "lotSizeFilter":{"maxOrderQty":"100.000","minOrderQty":"0.001","qtyStep":"0.001"}}],
             "nextPageCursor":""},"retExtInfo":{},"time":1672712468011}"#;
         let spec = parse_instruments_info(body, "BTCUSDT").expect("spec");
-        assert_eq!(
-            spec,
-            InstrumentSpec {
-                tick_size: 0.1,
-                lot_size: 0.001
-            }
-        );
+        assert_eq!(spec, BTCUSDT);
     }
 
     #[test]
     fn empty_list_or_params_error_is_unknown_symbol() {
-        let empty = r#"{"retCode":0,"retMsg":"OK","result":{"category":"","list":[]},"time":1}"#;
-        assert!(matches!(
-            parse_instruments_info(empty, "NOPE"),
-            Err(RestError::UnknownSymbol(_))
-        ));
-        let params =
-            r#"{"retCode":10001,"retMsg":"params error: symbol invalid","result":{},"time":1}"#;
-        assert!(matches!(
-            parse_instruments_info(params, "NOPE"),
-            Err(RestError::UnknownSymbol(_))
-        ));
+        for body in [
+            r#"{"retCode":0,"retMsg":"OK","result":{"category":"","list":[]},"time":1}"#,
+            r#"{"retCode":10001,"retMsg":"params error: symbol invalid","result":{},"time":1}"#,
+        ] {
+            let e = error_of(body, "NOPE");
+            assert!(matches!(e, RestError::UnknownSymbol(_)), "{body}: {e}");
+        }
         let other = r#"{"retCode":10006,"retMsg":"Too many visits!","result":{},"time":1}"#;
-        assert!(matches!(
-            parse_instruments_info(other, "X"),
-            Err(RestError::Api { code: 10006, .. })
-        ));
+        let e = error_of(other, "X");
+        assert!(matches!(e, RestError::Api { code: 10006, .. }), "{e}");
     }
 
     #[test]
     fn bad_bodies_are_errors() {
-        assert!(matches!(
-            parse_instruments_info("<html>", "X"),
-            Err(RestError::Json(_))
-        ));
+        assert!(matches!(error_of("<html>", "X"), RestError::Json(_)));
         let bad_tick = r#"{"retCode":0,"result":{"list":[{"symbol":"X","priceFilter":{"tickSize":"0"},"lotSizeFilter":{"qtyStep":"1"}}]}}"#;
-        assert!(matches!(
-            parse_instruments_info(bad_tick, "X"),
-            Err(RestError::Decimal { .. })
-        ));
+        assert!(matches!(error_of(bad_tick, "X"), RestError::Decimal { .. }));
     }
 
     /// Manual check of https with the system store, e.g. a local TLS server whose CA is in
@@ -233,24 +227,14 @@ mod tests {
         let tls = Tls::from_system_store().expect("tls");
         let client = RestClient::new(&url, "linear", Duration::from_secs(5), &tls);
         let spec = client.instrument("BTCUSDT").expect("instrument over https");
-        assert_eq!(
-            spec,
-            InstrumentSpec {
-                tick_size: 0.1,
-                lot_size: 0.001
-            }
-        );
+        assert_eq!(spec, BTCUSDT);
     }
 
     #[test]
     fn url_uses_the_configured_category() {
         let tls = Tls::from_system_store().expect("tls");
-        let c = RestClient::new(
-            "http://127.0.0.1:1/",
-            "linear",
-            Duration::from_secs(1),
-            &tls,
-        );
+        let timeout = Duration::from_secs(1);
+        let c = RestClient::new("http://127.0.0.1:1/", "linear", timeout, &tls);
         assert_eq!(
             c.url("BTCUSDT"),
             "http://127.0.0.1:1/v5/market/instruments-info?category=linear&symbol=BTCUSDT"
