@@ -8,6 +8,8 @@ symbol (0 to 1,000,000); SIM_HOST [0.0.0.0], SIM_PORT [8090] for ws(s)://HOST:PO
 SIM_CONTROL_HOST [SIM_HOST], SIM_CONTROL_PORT [8091] for the test controls (a port of 0 picks a free one);
 SIM_IDLE_TIMEOUT_S [600]; SIM_MAX_BACKLOG_BYTES [4194304] (1 MiB to 1 GiB: a client further behind is cut off);
 SIM_TRADE_HISTORY [100000]; SIM_TLS_CERT and SIM_TLS_KEY (PEM files: serve wss/https); SIM_LOG_LEVEL [info].
+Trading on /v5/trade and /v5/private: SIM_API_KEY with SIM_API_SECRET or SIM_API_SECRET_FILE (unset: auth refused);
+SIM_MAKER_FEE_BPS [2], SIM_TAKER_FEE_BPS [5.5]; SIM_WALLET_USDT [100000].
 A bad value prints one line on stderr and exits with status 2. Once listening, one line on stdout names the bound
 addresses. See simulator/README.md for the control API.
 """

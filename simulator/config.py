@@ -4,7 +4,7 @@ from __future__ import annotations
 import ssl
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The same list and number parsing, and the same one-line error, as the service's settings.
@@ -48,6 +48,13 @@ class SimSettings(BaseSettings):
     tls_cert: str | None = Field(None, description="PEM certificate chain: serve wss:// and https://")
     tls_key: str | None = Field(None, description="PEM private key for TLS_CERT")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # Trading: one account. Without a key and secret, /v5/private and /v5/trade refuse every auth.
+    api_key: str | None = Field(None, description="the account's API key")
+    api_secret: SecretStr | None = Field(None, description="its secret (never shown, not even in errors)")
+    api_secret_file: str | None = Field(None, description="a file holding the secret (compose secrets)")
+    maker_fee_bps: float = Field(2.0, ge=-10, le=100, description="Bybit's linear default: 0.02%")
+    taker_fee_bps: float = Field(5.5, ge=0, le=100, description="Bybit's linear default: 0.055%")
+    wallet_usdt: float = Field(100_000.0, ge=0, description="the USDT wallet balance at start")
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -65,7 +72,8 @@ class SimSettings(BaseSettings):
     def _level(cls, value: Any) -> Any:
         return log_level(value, LOG_LEVELS)
 
-    @field_validator("tls_cert", "tls_key", "control_host", mode="before")
+    @field_validator("tls_cert", "tls_key", "control_host", "api_key", "api_secret", "api_secret_file",
+                     mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -82,6 +90,14 @@ class SimSettings(BaseSettings):
             raise ValueError("set both SIM_TLS_CERT and SIM_TLS_KEY, or neither")
         if self.tls_cert is not None:
             self.tls_context()
+        if self.api_secret_file is not None:
+            try:
+                with open(self.api_secret_file) as file:
+                    self.api_secret = SecretStr(file.read().strip())
+            except OSError as exc:
+                raise ValueError(f"cannot read SIM_API_SECRET_FILE: {exc.strerror or exc}") from None
+        if (self.api_key is None) != (self.api_secret is None):
+            raise ValueError("set SIM_API_KEY and SIM_API_SECRET (or SIM_API_SECRET_FILE), or neither")
         if self.port and self.port == self.control_port and self.bind_control == self.host:
             raise ValueError(f"SIM_PORT and SIM_CONTROL_PORT are both {self.port}; give them different ports")
         return self
@@ -89,6 +105,12 @@ class SimSettings(BaseSettings):
     @property
     def bind_control(self) -> str:
         return self.control_host or self.host
+
+    @property
+    def api_keys(self) -> dict[str, str]:
+        if self.api_key is None or self.api_secret is None:
+            return {}
+        return {self.api_key: self.api_secret.get_secret_value()}
 
     @property
     def instruments(self) -> tuple[Instrument, ...]:
@@ -117,4 +139,4 @@ def _env_name(field: str) -> str:
 
 def load_settings(**overrides: Any) -> SimSettings:
     """Settings from the environment (overrides win); a ConfigError with one line when something is wrong."""
-    return load(SimSettings, overrides, _env_name)
+    return load(SimSettings, overrides, _env_name, hidden={"SIM_API_SECRET"})

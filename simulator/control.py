@@ -11,6 +11,8 @@ from typing import Any
 from .book import DEPTHS
 from .exchange import Exchange
 from .gateway import Gateway
+from .trading.matching import Ledger
+from .trading.messages import ledger_data
 
 Query = Mapping[str, str]
 MAX_RATE = 1_000_000.0
@@ -26,8 +28,9 @@ class BadRequest(Exception):
 
 
 class Control:
-    def __init__(self, exchange: Exchange, gateway: Gateway) -> None:
+    def __init__(self, exchange: Exchange, gateway: Gateway, ledger: Ledger) -> None:
         self.exchange = exchange
+        self.ledger = ledger
         self.gateway = gateway
         self.faults: Counter[str] = Counter()
         self.started = asyncio.get_running_loop().time()
@@ -45,6 +48,7 @@ class Control:
             "/control/book": ("GET", self.book),
             "/control/trades": ("GET", self.trades),
             "/control/stats": ("GET", self.stats),
+            "/control/ledger": ("GET", lambda query: ledger_data(self.ledger)),
         }
 
     def handle(self, method: str, path: str, query: Query) -> tuple[int, dict[str, Any]]:

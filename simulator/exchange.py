@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from market.instrument import Instrument
-from market.model import BUY, TRADE, MarketModel
+from market.model import ASK, BID, BUY, TRADE, Event, MarketModel
 from market.pacing import pace
 from market.seed import symbol_seed
 
@@ -22,6 +22,13 @@ class Outlet(Protocol):
 
     def subscribed(self, topic: str) -> bool: ...
     def publish(self, topic: str, texts: list[str], kind: str) -> None: ...
+
+
+class Trader(Protocol):
+    """Who trades on the books (the desk): it sees the model's events while it has orders resting."""
+
+    def watching(self, symbol: str) -> bool: ...
+    def on_event(self, symbol: str, event: Event, now: int) -> None: ...
 
 
 class SymbolFeed:
@@ -42,18 +49,40 @@ class SymbolFeed:
         self._last_tick: int | None = None
         self._last_move = "ZeroPlusTick"
 
-    def step(self, actions: int, stamp: int) -> list[dict[str, Any]]:
+    def step(self, actions: int, stamp: int, trader: Trader | None = None) -> list[dict[str, Any]]:
         """Run the model for `actions` actions; the trades they made, as Bybit writes them."""
         trades = []
-        for kind, side, tick, lots in self.model.step(actions):
+        watching = trader is not None and trader.watching(self.inst.symbol)
+        for event in self.model.step(actions):
+            kind, side, tick, lots = event
             self.seq += 1
             if kind == TRADE:
                 trades.append(self._trade(side, tick, lots, stamp))
+            if watching:
+                trader.on_event(self.inst.symbol, event, stamp)   # type: ignore[union-attr]
         self.actions += actions
         self.cts = stamp
+        self.record(trades)
+        return trades
+
+    def record(self, trades: list[dict[str, Any]]) -> None:
         self.trades.extend(trades)
         self.trades_sent += len(trades)
-        return trades
+
+    def take(self, side: int, tick: int, lots: int, stamp: int) -> dict[str, Any]:
+        """A trader's order took `lots` displayed at `tick` on `side`: the book shrinks and a trade prints."""
+        model = self.model
+        book = model.bids if side == BID else model.asks
+        left = book[tick] - lots
+        if left:
+            book[tick] = left
+        else:
+            del book[tick]   # the desk never empties a side, so the touch below stays defined
+        model.best_bid, model.best_ask = max(model.bids), min(model.asks)
+        self.seq += 1
+        trade = self._trade(ASK if side == BID else BID, tick, lots, stamp)   # the taker is on the other side
+        self.record([trade])
+        return trade
 
     def _trade(self, side: int, tick: int, lots: int, stamp: int) -> dict[str, Any]:
         last = self._last_tick
@@ -86,6 +115,7 @@ class Exchange:
         self.rate = rate
         self.paused = False
         self.outlet = outlet
+        self.trader: Trader | None = None
         self.launch_ms = now_ms()
         stamp = now_ms()
         for feed in self.feeds.values():
@@ -125,9 +155,21 @@ class Exchange:
     def step(self, actions: int) -> None:
         stamp = now_ms()
         for feed in self.feeds.values():
-            trades = feed.step(actions, stamp)
-            if trades and self.outlet.subscribed(feed.trade_topic):
-                self.outlet.publish(feed.trade_topic, trade_messages(feed.trade_topic, trades, stamp), "trade")
+            self._print(feed, feed.step(actions, stamp, self.trader), stamp)
+
+    def _print(self, feed: SymbolFeed, trades: list[dict[str, Any]], stamp: int) -> None:
+        if trades and self.outlet.subscribed(feed.trade_topic):
+            self.outlet.publish(feed.trade_topic, trade_messages(feed.trade_topic, trades, stamp), "trade")
+
+    def book_of(self, symbol: str) -> tuple[dict[int, int], dict[int, int]]:
+        """The model's book (what the depth streams show at their next push)."""
+        model = self.feeds[symbol].model
+        return model.bids, model.asks
+
+    def take(self, symbol: str, side: int, tick: int, lots: int) -> None:
+        stamp = now_ms()
+        feed = self.feeds[symbol]
+        self._print(feed, [feed.take(side, tick, lots, stamp)], stamp)
 
     def publish_books(self, depth: int, symbols: Sequence[str] | None = None) -> None:
         stamp = now_ms()

@@ -8,6 +8,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -63,6 +64,8 @@ class Gateway:
         # Set by the server once the exchange exists: the topics there are, and a book topic's first message.
         self.topics: set[str] = set()
         self.snapshot_for: Callable[[str], str | None] = lambda topic: None
+        # Set by the server: the handler of each other WebSocket path (the trading desk's).
+        self.routes: dict[str, Callable[[Session, str | bytes], None]] = {}
 
     # --- the outlet the exchange publishes to ---
 
@@ -81,11 +84,13 @@ class Gateway:
         self.sessions.add(session)
         self.connections_total += 1
         writer = asyncio.create_task(session.write(), name=f"writer-{session.conn_id}")
+        path = urlsplit(ws.request.path).path if ws.request else ""
+        on_message = self.routes.get(path, self.on_message)
         LOG.info("%s connected (%s)", session.peer, session.conn_id)
         try:
             async for raw in ws:
                 session.heard = asyncio.get_running_loop().time()
-                self.on_message(session, raw)
+                on_message(session, raw)
         except ConnectionClosed:
             pass
         finally:
@@ -116,7 +121,7 @@ class Gateway:
         else:
             session.send(reply(str(op or ""), session.conn_id, req_id, False, "error:invalid op"), "reply")
 
-    def subscribe(self, session: Session, args: Any, req_id: Any) -> None:
+    def subscribe(self, session: Session, args: Any, req_id: Any, known: set[str] | None = None) -> None:
         topics = args if isinstance(args, list) and args and all(isinstance(a, str) for a in args) else None
         if topics is None:
             session.send(reply("subscribe", session.conn_id, req_id, False, "error:args must be a list of topics"),
@@ -124,7 +129,7 @@ class Gateway:
             return
         # One bad topic fails the whole request, and nothing in it is subscribed (as on Bybit).
         for topic in topics:
-            problem = ("handler not found" if topic not in self.topics
+            problem = ("handler not found" if topic not in (self.topics if known is None else known)
                        else "already subscribed" if topic in session.topics or topics.count(topic) > 1 else None)
             if problem:
                 session.send(reply("subscribe", session.conn_id, req_id, False, f"error:{problem},topic:{topic}"),

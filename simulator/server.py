@@ -20,6 +20,8 @@ from .config import SimSettings
 from .control import Control
 from .exchange import Exchange
 from .gateway import Gateway
+from .trading.desk import Desk
+from .trading.matching import Ledger
 
 LOG = logging.getLogger("simulator")
 WS_PATH = "/v5/public/linear"
@@ -44,7 +46,12 @@ class Simulator:
                                  settings.trade_history, self.gateway)
         self.gateway.topics = self.exchange.topics
         self.gateway.snapshot_for = self.exchange.snapshot_for
-        self.control = Control(self.exchange, self.gateway)
+        ledger = Ledger({i.symbol: i for i in settings.instruments}, settings.maker_fee_bps / 1e4,
+                        settings.taker_fee_bps / 1e4, settings.wallet_usdt)
+        self.desk = Desk(ledger, settings.api_keys, self.gateway, self.exchange)
+        self.gateway.routes = self.desk.routes
+        self.exchange.trader = self.desk
+        self.control = Control(self.exchange, self.gateway, ledger)
         self._servers: list[Server] = []
         self.tasks: list[asyncio.Task[None]] = []   # the market loop and the reaper of idle and slow clients
 
@@ -71,7 +78,7 @@ class Simulator:
 
     def _bybit_http(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
-        if url.path == WS_PATH:
+        if url.path == WS_PATH or url.path in self.desk.routes:
             return None   # the WebSocket handshake proceeds
         if request.method != "GET":
             return respond(405, f"{url.path} takes GET\n")

@@ -1,0 +1,146 @@
+"""The trading desk: /v5/private (auth, then order, execution, position, wallet) and /v5/trade (orders)."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from market.model import TRADE, Event
+
+from ..gateway import Gateway, decode
+from ..session import Session
+from ..wire import now_ms, reply
+from . import auth, messages
+from .matching import Book, Ledger, Outcome, Refused
+
+LOG = logging.getLogger("simulator")
+PRIVATE_TOPICS = {"order", "execution", "position", "wallet"}
+TRADE_OPS = ("order.create", "order.amend", "order.cancel")
+
+
+class Market(Protocol):
+    """The exchange as the desk sees it: its books, and taking liquidity from them."""
+
+    def book_of(self, symbol: str) -> Book: ...
+    def take(self, symbol: str, side: int, tick: int, lots: int) -> None: ...
+
+
+class Desk:
+    def __init__(self, ledger: Ledger, keys: Mapping[str, str], gateway: Gateway, market: Market) -> None:
+        self.ledger = ledger
+        self.keys = dict(keys)    # api key -> secret; never logged
+        self.gateway = gateway
+        self.market = market
+
+    @property
+    def routes(self) -> dict[str, Callable[[Session, str | bytes], None]]:
+        return {"/v5/private": self.on_private, "/v5/trade": self.on_trade}
+
+    # --- the market model's events ---
+
+    def watching(self, symbol: str) -> bool:
+        return bool(self.ledger.open[symbol])
+
+    def on_event(self, symbol: str, event: Event, now: int) -> None:
+        kind, side, tick, lots = event
+        if kind == TRADE:
+            self.publish(self.ledger.on_trade(symbol, side, tick, lots, now), now)
+        else:
+            self.ledger.on_level(symbol, side, tick, lots)
+
+    # --- connections ---
+
+    def _request(self, session: Session, raw: str | bytes) -> dict[str, Any] | None:
+        try:
+            return decode(raw)
+        except ValueError as exc:
+            session.send(reply("", session.conn_id, None, False, f"Failed to decode incoming data: {exc}"),
+                         "reply")
+            return None
+
+    def _auth(self, session: Session, args: Any) -> auth.Failure:
+        failure = auth.check_ws(self.keys, args, now_ms())
+        session.authed = failure is None
+        if failure:
+            LOG.info("%s failed to authenticate: %s", session.peer, failure[1])
+        return failure
+
+    def on_private(self, session: Session, raw: str | bytes) -> None:
+        request = self._request(session, raw)
+        if request is None:
+            return
+        op, req_id, args = request.get("op"), request.get("req_id"), request.get("args")
+        if op == "ping":
+            session.send(reply("ping", session.conn_id, req_id, True, "pong"), "pong")
+        elif op == "auth":
+            failure = self._auth(session, args)
+            message = failure[1] if failure else ""
+            session.send(reply("auth", session.conn_id, req_id, failure is None, message), "reply")
+        elif op in ("subscribe", "unsubscribe") and not session.authed:
+            session.send(reply(op, session.conn_id, req_id, False, "Request not authorized"), "reply")
+        elif op == "subscribe":
+            self.gateway.subscribe(session, args, req_id, PRIVATE_TOPICS)
+        elif op == "unsubscribe":
+            self.gateway.unsubscribe(session, args, req_id)
+        else:
+            session.send(reply(str(op or ""), session.conn_id, req_id, False, "error:invalid op"), "reply")
+
+    def on_trade(self, session: Session, raw: str | bytes) -> None:
+        request = self._request(session, raw)
+        if request is None:
+            return
+        op, req_id, args = str(request.get("op") or ""), request.get("reqId"), request.get("args")
+        now = now_ms()
+
+        def answer(code: int = 0, msg: str = "OK", data: dict[str, Any] | None = None) -> None:
+            session.send(messages.trade_reply(op, session.conn_id, req_id, code, msg, data, now), "reply")
+
+        if op == "ping":
+            session.send(reply("ping", session.conn_id, req_id, True, "pong"), "pong")
+        elif op == "auth":
+            failure = self._auth(session, args)
+            answer(*(failure or (0, "OK")))
+        elif op not in TRADE_OPS:
+            answer(10404, f"op type is not found: {op}")
+        elif not session.authed:
+            answer(10003, "Request not authorized: send op auth first")
+        elif (late := auth.check_time(request.get("header") or {}, now)) is not None:
+            answer(*late)
+        elif not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], dict)):
+            answer(10001, "params error: args must hold one order")
+        else:
+            try:
+                order, out = self._execute(op, args[0], now)
+            except Refused as refused:
+                answer(refused.code, refused.msg)
+                return
+            answer(data={"orderId": order.order_id, "orderLinkId": order.link_id})
+            self.publish(out, now)
+
+    def _execute(self, op: str, args: dict[str, Any], now: int) -> tuple[Any, Outcome]:
+        symbol = str(args.get("symbol"))
+        book = self.market.book_of(symbol) if symbol in self.ledger.insts else ({}, {})
+        if op == "order.create":
+            return self.ledger.create(args, book, now)
+        if op == "order.amend":
+            return self.ledger.amend(args, book, now)
+        return self.ledger.cancel(args, now)
+
+    # --- the private streams ---
+
+    def publish(self, out: Outcome, now: int) -> None:
+        """Take what orders took from the displayed book; push order, execution, position and wallet."""
+        for symbol, side, tick, lots in out.takes:
+            self.market.take(symbol, side, tick, lots)
+        insts, ledger = self.ledger.insts, self.ledger
+        orders = {o.order_id: o for o in out.orders}   # each order once, as it is now
+        pushes = {
+            "order": [messages.order_data(o, insts[o.symbol]) for o in orders.values()],
+            "execution": [messages.execution_data(e, insts[e.order.symbol]) for e in out.executions],
+            "position": [messages.position_data(ledger.positions[s], insts[s])
+                         for s in dict.fromkeys(e.order.symbol for e in out.executions)],
+            "wallet": [messages.wallet_data(ledger)] if out.executions else [],
+        }
+        for topic, data in pushes.items():
+            if data and self.gateway.subscribed(topic):
+                self.gateway.publish(topic, [messages.stream(topic, data, now)], topic)
