@@ -25,6 +25,7 @@ from .feed import Feed
 from .hub import Hub, Subscriber, SubscriberClosed
 from .metrics import Metrics
 from .protocol import CloseCode, SnapshotMessage, StatusResponse, TradesResponse, unknown_symbol_reason
+from .recorder import Recorder
 from .server import INBOUND_MAX_BYTES, RELEASED
 from .sources import source_for
 from .sources.base import Source
@@ -44,8 +45,11 @@ class Service:
         self.metrics = Metrics(source.kind, settings.symbols, {"connector": settings.connector_name},
                                exchange=source.exchange)
         self.hub = Hub(on_slow=self.metrics.on_slow, max_lag_s=settings.client_max_lag_s)
+        self.recorder = None if settings.record_dir is None else Recorder(
+            settings.record_dir, settings.instruments, settings.record_rotate_s,
+            settings.record_rotate_events, on_error=self.metrics.record_errors.inc)
         self.feed = Feed(settings.instruments, source.kind, self.hub, self.metrics, settings.trade_history,
-                         exchange=source.exchange)
+                         exchange=source.exchange, recorder=self.recorder)
         self.started = time.monotonic()
         self.streams = 0   # stream connections open (the clients gauge, readable)
         self.token = settings.api_token.get_secret_value() if settings.api_token is not None else None
@@ -93,6 +97,8 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
             service.hub.close_all()
             await asyncio.sleep(0)   # let stream handlers send their close frames
             await service.source.stop()
+            if service.recorder is not None:   # the last partial files, written off the event loop
+                await asyncio.to_thread(service.recorder.close)
 
     app = FastAPI(
         title="hftlive connector service",
@@ -153,7 +159,8 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
             source=service.source.kind, exchange=service.source.exchange, state=feed.state, detail=feed.detail,
             state_since_s=round(time.monotonic() - feed.state_since, 3), ready=ready,
             uptime_s=round(time.monotonic() - service.started, 3), clients=len(service.hub),
-            source_info=service.source.describe(),
+            source_info={**service.source.describe(),
+                         **(service.recorder.describe() if service.recorder is not None else {})},
             symbols={s: feed.symbol_status(s) for s in feed.symbols},
         )
 

@@ -1,9 +1,11 @@
 """The service's configuration, read from the environment; a mistake becomes one line saying what to fix."""
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -125,6 +127,12 @@ class Settings(BaseSettings):
     live_rebuild_after_s: float = Field(15.0, gt=0, le=DAY_S, description="no feed this long: the bot is rebuilt")
     live_trades_capacity: int = Field(1000, ge=1, le=1_000_000)
 
+    record_dir: str | None = Field(
+        None, description="record the feed here as hftbacktest .npz files (needs numpy); unset: no recording")
+    record_rotate_s: float = Field(3600.0, ge=1, le=DAY_S, description="a new recording file after this long")
+    record_rotate_events: int = Field(1_000_000, ge=100, le=100_000_000,
+                                      description="a new recording file after this many rows")
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -134,7 +142,7 @@ class Settings(BaseSettings):
         return init_settings, UnambiguousEnv(settings_cls), dotenv_settings, file_secret_settings
 
     @field_validator("port", "client_buffer", "trade_history", "mock_seed", "live_book_ticks", "live_trades_capacity",
-                     mode="before")
+                     "record_rotate_events", mode="before")
     @classmethod
     def _whole(cls, value: Any) -> Any:
         # pydantic would take "8000.0", "1_024" or True as whole numbers.
@@ -229,6 +237,13 @@ class Settings(BaseSettings):
             return None
         return check_channel_config(str(value))
 
+    @field_validator("record_dir", mode="before")
+    @classmethod
+    def _record_dir(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return check_record_dir(str(value).strip())
+
     @model_validator(mode="after")
     def _per_symbol(self) -> Settings:
         check_per_symbol(len(self.symbols), {"TICK_SIZE": self.tick_size, "LOT_SIZE": self.lot_size})
@@ -277,6 +292,20 @@ def check_channel_config(path: str) -> str:
             raise ValueError(f"{path}: unknown key {key!r}; hftbacktest reads {' and '.join(CHANNEL_KEYS)}")
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{path}: {key} must be a positive integer")
+    return path
+
+
+def check_record_dir(path: str) -> str:
+    """Recording fails at startup, not an hour in: the directory must take a file, and numpy must be there."""
+    if importlib.util.find_spec("numpy") is None:
+        raise ValueError("recording needs numpy, which this image lacks (service-mock has none); "
+                         "use the service image, or unset RECORD_DIR")
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot write to {path} ({exc.strerror}); mount a directory writable by uid "
+                         f"{os.getuid()}, or unset RECORD_DIR") from None
     return path
 
 

@@ -13,6 +13,7 @@ from .events import BookDelta, BookSnapshot, Exchange, SourceKind, SourceState, 
 from .hub import Hub, Subscriber
 from .metrics import Metrics
 from .protocol import SymbolStatus, delta_message, encode, snapshot_message, status_message, trade_message
+from .recorder import Recorder
 
 
 class SymbolFeed:
@@ -46,8 +47,10 @@ class Feed:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], int] = time.time_ns,
         exchange: Exchange | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.source_kind = source_kind
+        self.recorder = recorder
         self.exchange = exchange
         self.hub = hub
         self.metrics = metrics
@@ -67,6 +70,8 @@ class Feed:
         if feed is None:
             return
         feed.book.load(feed.book.seq + 1, snapshot.bids, snapshot.asks)
+        if self.recorder is not None:
+            self.recorder.snapshot(snapshot, feed.book.seq)
         self._received(feed, snapshot.exch_ts, snapshot.local_ts)
         self.metrics.snapshots_in[snapshot.symbol].inc()
         self.hub.publish(snapshot.symbol, encode(self.snapshot(snapshot.symbol)))
@@ -78,6 +83,8 @@ class Feed:
         book = feed.book
         seq = book.seq + 1
         book.apply(seq, delta.bids, delta.asks)
+        if self.recorder is not None:
+            self.recorder.delta(delta, seq, book)
         self._received(feed, delta.exch_ts, delta.local_ts)
         self.metrics.deltas_in[delta.symbol].inc()
         self.hub.publish(delta.symbol, encode(delta_message(
@@ -90,6 +97,8 @@ class Feed:
             return
         seq = feed.book.seq + 1
         feed.book.advance(seq)
+        if self.recorder is not None:
+            self.recorder.trade(trade, seq, feed.book)
         self._received(feed, trade.exch_ts, trade.local_ts)
         feed.trades_total += 1
         message = trade_message(

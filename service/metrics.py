@@ -35,6 +35,10 @@ class Metrics:
         self.dropped = Counter(
             "hftlive_events_dropped", "Messages discarded with the slow consumers that could not take them",
             registry=r)
+        self.record_errors = Counter(
+            "hftlive_record_write_errors",
+            "Recording files that failed to write (once each; their rows are kept and retried)",
+            registry=r)
         self.clients = Gauge("hftlive_stream_clients", "Connected stream clients", registry=r)
         self.lag = Histogram(
             "hftlive_feed_lag_seconds", "Service receive time minus exchange time, per event",
