@@ -227,9 +227,10 @@ def test_both_profiles_are_valid_and_hardened(tmp_path):
         assert [p["host_ip"] for p in service.get("ports", [])] in ([], ["127.0.0.1"]), name
         assert service["pull_policy"] == "never", name
     # The live pair shares one /dev/shm and one /tmp/iceoryx2 (tmpfs volumes), and starts in order.
-    for name in ("connector", "service"):
+    # The service alone mounts the recordings volume (RECORD_DIR=/var/lib/hftlive/recordings).
+    for name, more in (("connector", []), ("service", [("recordings", "/var/lib/hftlive/recordings")])):
         assert [(v["source"], v["target"]) for v in services[name]["volumes"]] == [
-            ("iceoryx2-shm", "/dev/shm"), ("iceoryx2", "/tmp/iceoryx2")], name
+            ("iceoryx2-shm", "/dev/shm"), ("iceoryx2", "/tmp/iceoryx2"), *more], name
     assert services["service"]["depends_on"]["connector"]["condition"] == "service_healthy"
     assert services["service"]["environment"]["DATA_SOURCE"] == "hft_connector"
     assert services["service-mock"]["environment"]["DATA_SOURCE"] == "mock"
