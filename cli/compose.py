@@ -79,9 +79,9 @@ class Project(DockerCompose):
                                   capture_output=True, text=True).stdout
             raise Failed(f"docker compose up failed for project {self.name}: {done.stderr.strip()}\n{logs}")
 
-    def stop(self, down: bool = True) -> None:
-        """`down`: containers, network and volumes removed (or, with down=False, only stopped)."""
-        args = ["down", "--volumes", "--remove-orphans"] if down else ["stop"]
+    def stop(self, down: bool = True, volumes: bool = True) -> None:
+        """`down`: containers, network and (unless volumes=False) volumes removed; down=False only stops."""
+        args = (["down", *(["--volumes"] if volumes else []), "--remove-orphans"] if down else ["stop"])
         done = subprocess.run([*self.docker_compose_command(), *args, "--timeout", "5"], cwd=ROOT,
                               capture_output=True, text=True)
         if down and self.scratch is not None:
@@ -228,7 +228,7 @@ def up(plan_: Plan) -> str:
             url = f"http://{stack.published()}/"
         except (Failed, subprocess.CalledProcessError, ContainerIsNotRunning) as error:
             with contextlib.suppress(Failed, subprocess.CalledProcessError):
-                Project(images.PROFILES).stop()
+                Project(images.PROFILES).stop(volumes=False)   # keeps the recordings
             fail(f"{one_line(error)}; stopped what had started")
         finally:
             if starting.poll() is None:
@@ -247,7 +247,7 @@ def one_line(error: Exception) -> str:
 
 def down() -> int:
     try:
-        Project(images.PROFILES).stop()
+        Project(images.PROFILES).stop(volumes=False)   # keeps the recordings
     except Failed as error:
         fail(str(error))
     return 0

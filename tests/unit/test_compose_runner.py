@@ -31,7 +31,7 @@ def test_a_compose_error_while_waiting_is_one_line_and_the_background_up_is_stop
     # The runner's `up --wait`, still running.
     background = mock.Mock(**{"poll.return_value": None})
     monkeypatch.setattr(compose.subprocess, "Popen", lambda *a, **k: background)
-    monkeypatch.setattr(compose.Project, "stop", lambda self: None)
+    monkeypatch.setattr(compose.Project, "stop", lambda self, **kwargs: None)
 
     def broken_daemon(*args):
         raise subprocess.CalledProcessError(1, ["docker", "compose", "ps"], stderr="Cannot connect to the Docker daemon\n")
@@ -44,3 +44,15 @@ def test_a_compose_error_while_waiting_is_one_line_and_the_background_up_is_stop
     assert [line for line in err.splitlines() if line.startswith("hftlive: error:")] == [
         "hftlive: error: docker compose failed: Cannot connect to the Docker daemon; stopped what had started"]
     assert "Traceback" not in err
+
+
+def test_down_keeps_the_volumes_a_test_stack_removes_them(monkeypatch):
+    asked = []
+    monkeypatch.setattr(compose.subprocess, "run", lambda command, **kwargs: asked.append(command) or
+                        subprocess.CompletedProcess(command, 0, "", ""))
+    assert compose.down() == 0   # ./hftlive down: the recordings volume outlives it
+    stack = Stack("mock")
+    stack.stop()
+    user, test = asked
+    assert user[user.index("down"):] == ["down", "--remove-orphans", "--timeout", "5"]
+    assert test[test.index("down"):] == ["down", "--volumes", "--remove-orphans", "--timeout", "5"]
