@@ -11,11 +11,13 @@ from typing import Any
 from .book import DEPTHS
 from .exchange import Exchange
 from .gateway import Gateway
-from .trading.matching import Ledger
+from .trading.desk import Desk
 from .trading.messages import ledger_data
 
 Query = Mapping[str, str]
 MAX_RATE = 1_000_000.0
+MAX_REJECTS = 1_000_000
+MAX_ACK_DELAY_MS = 60_000.0
 # Query numbers are plain ASCII decimals; float() and int() also take "1e3", " 5", "1_0" and other scripts' digits.
 DECIMAL = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,16})?")
 DEPTH_WORDS = {str(depth): depth for depth in DEPTHS}   # "50" is a depth; "050", "50.0" and "５０" are not
@@ -28,9 +30,9 @@ class BadRequest(Exception):
 
 
 class Control:
-    def __init__(self, exchange: Exchange, gateway: Gateway, ledger: Ledger) -> None:
+    def __init__(self, exchange: Exchange, gateway: Gateway, desk: Desk) -> None:
         self.exchange = exchange
-        self.ledger = ledger
+        self.desk = desk
         self.gateway = gateway
         self.faults: Counter[str] = Counter()
         self.started = asyncio.get_running_loop().time()
@@ -48,7 +50,11 @@ class Control:
             "/control/book": ("GET", self.book),
             "/control/trades": ("GET", self.trades),
             "/control/stats": ("GET", self.stats),
-            "/control/ledger": ("GET", lambda query: ledger_data(self.ledger)),
+            "/control/ledger": ("GET", lambda query: ledger_data(self.desk.ledger)),
+            "/control/reject": ("POST", self.reject),
+            "/control/delay-acks": ("POST", self.delay_acks),
+            "/control/drop-private": ("POST", lambda query: self._drop("drop_private", "/v5/private")),
+            "/control/restart-trade": ("POST", lambda query: self._drop("restart_trade", "/v5/trade")),
         }
 
     def handle(self, method: str, path: str, query: Query) -> tuple[int, dict[str, Any]]:
@@ -101,8 +107,25 @@ class Control:
         return {"routes": {path: method for path, (method, _) in self.routes.items()}}
 
     def drop(self, query: Query) -> dict[str, Any]:
-        self.faults["drop"] += 1
-        return {"ok": True, "closed": self.gateway.drop()}
+        return self._drop("drop")
+
+    def _drop(self, fault: str, path: str | None = None) -> dict[str, Any]:
+        self.faults[fault] += 1
+        return {"ok": True, "closed": self.gateway.drop(path)}
+
+    def reject(self, query: Query) -> dict[str, Any]:
+        count = self._number(query, "count", 0, MAX_REJECTS)
+        if not count.is_integer():
+            raise BadRequest(f"count={_shown(query['count'])}: give a whole number from 0 to {MAX_REJECTS}")
+        self.faults["reject"] += 1
+        self.desk.rejects = int(count)
+        return {"ok": True, "rejects": self.desk.rejects}
+
+    def delay_acks(self, query: Query) -> dict[str, Any]:
+        ms = self._number(query, "ms", 0, MAX_ACK_DELAY_MS)
+        self.faults["delay_acks"] += 1
+        self.desk.ack_delay_s = ms / 1000
+        return {"ok": True, "ms": ms}
 
     def snapshot(self, query: Query) -> dict[str, Any]:
         symbols = self._symbols(query)

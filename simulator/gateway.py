@@ -84,7 +84,7 @@ class Gateway:
         self.sessions.add(session)
         self.connections_total += 1
         writer = asyncio.create_task(session.write(), name=f"writer-{session.conn_id}")
-        path = urlsplit(ws.request.path).path if ws.request else ""
+        session.path = path = urlsplit(ws.request.path).path if ws.request else ""
         on_message = self.routes.get(path, self.on_message)
         LOG.info("%s connected (%s)", session.peer, session.conn_id)
         try:
@@ -174,8 +174,9 @@ class Gateway:
 
     # --- faults ---
 
-    def drop(self) -> int:
-        sessions = list(self.sessions)
+    def drop(self, path: str | None = None) -> int:
+        """Abort every connection (or those on one WebSocket path); the count aborted."""
+        sessions = [s for s in self.sessions if path is None or s.path == path]
         for session in sessions:
             session.abort()
         return len(sessions)

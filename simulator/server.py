@@ -6,25 +6,32 @@ import contextlib
 import http
 import json
 import logging
+import re
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 
 from . import rest
 from .config import SimSettings
 from .control import Control
 from .exchange import Exchange
 from .gateway import Gateway
+from .trading import rest as signed
 from .trading.desk import Desk
 from .trading.matching import Ledger
 
 LOG = logging.getLogger("simulator")
 WS_PATH = "/v5/public/linear"
+HEAD_END = b"\r\n\r\n"
+CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*([0-9]{1,7})[ \t]*\r?$")
+MAX_POST_BYTES = 1 << 20
 
 
 def respond(status: int, body: Any) -> Response:
@@ -34,6 +41,29 @@ def respond(status: int, body: Any) -> Response:
     kind = "text/plain; charset=utf-8" if isinstance(body, str) else "application/json"
     headers = Headers([("Connection", "close"), ("Content-Length", str(len(payload))), ("Content-Type", kind)])
     return Response(status, http.HTTPStatus(status).phrase, headers, payload)
+
+
+class BybitConnection(ServerConnection):
+    """websockets hangs up without a word on a request with a body, before process_request sees it: a POST's
+    body (up to MAX_POST_BYTES) is dropped from the read buffer, so the refusal of signed POSTs arrives."""
+
+    def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
+        protocol.parser = _without_post_body(protocol.reader, protocol.parser)
+        super().__init__(protocol, *args, **kwargs)
+
+
+def _without_post_body(reader: StreamReader, parse: Generator[None]) -> Generator[None]:
+    """Runs before websockets' own parser (resumed as data arrives): wait for the head, then for the body."""
+    buffer = reader.buffer
+    while (end := buffer.find(HEAD_END)) < 0 and not reader.eof and len(buffer) < MAX_POST_BYTES:
+        yield
+    found = CONTENT_LENGTH.search(buffer, 0, end) if end > 0 and buffer.startswith(b"POST ") else None
+    if found and int(found[1]) <= MAX_POST_BYTES:
+        while len(buffer) < end + 4 + int(found[1]) and not reader.eof:
+            yield
+        del buffer[end + 4:end + 4 + int(found[1])]
+        buffer[found.start(1):found.end(1)] = b"0"
+    yield from parse
 
 
 class Simulator:
@@ -51,7 +81,7 @@ class Simulator:
         self.desk = Desk(ledger, settings.api_keys, self.gateway, self.exchange)
         self.gateway.routes = self.desk.routes
         self.exchange.trader = self.desk
-        self.control = Control(self.exchange, self.gateway, ledger)
+        self.control = Control(self.exchange, self.gateway, self.desk)
         self._servers: list[Server] = []
         self.tasks: list[asyncio.Task[None]] = []   # the market loop and the reaper of idle and slow clients
 
@@ -59,6 +89,7 @@ class Simulator:
         """Listen on both ports and start the market; the ports actually bound (a configured 0 picks one)."""
         s = self.settings
         bybit = await serve(self.gateway.handle, s.host, s.port, process_request=self._bybit_http,
+                            create_connection=BybitConnection,
                             ssl=s.tls_context(), ping_interval=None)   # Bybit sends no protocol pings
         control = await serve(self._never, s.bind_control, s.control_port, process_request=self._control_http)
         self._servers = [bybit, control]
@@ -78,10 +109,18 @@ class Simulator:
 
     def _bybit_http(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
+        if request.method == "POST":
+            # 200 with a retCode, as Bybit answers: pybit then raises retMsg, not "status code is not 200".
+            return respond(200, signed.refuse_post())
         if url.path == WS_PATH or url.path in self.desk.routes:
             return None   # the WebSocket handshake proceeds
         if request.method != "GET":
             return respond(405, f"{url.path} takes GET\n")
+        # Header names upper-cased, a repeated header's last value kept: auth looks up X-BAPI-*.
+        headers = {name.upper(): value for name, value in request.headers.raw_items()}
+        account = signed.answer(self.desk.keys, self.desk.ledger, url.path, url.query, headers)
+        if account is not None:
+            return respond(200, account)
         query = dict(parse_qsl(url.query))
         if url.path == "/v5/market/instruments-info":
             return respond(200, rest.instruments(query, self.settings.instruments, self.exchange.launch_ms))

@@ -27,6 +27,7 @@ class Session:
         self.conn_id = new_conn_id()
         self.topics: set[str] = set()
         self.authed = False   # on /v5/private and /v5/trade: after a good `op: auth`
+        self.path = ""        # the WebSocket path it connected to, set by the gateway
         self.heard = asyncio.get_running_loop().time()   # when the client last sent anything
         self.max_backlog_bytes = max_backlog_bytes
         self.cut_off = False                             # for falling too far behind

@@ -1,8 +1,9 @@
 """The trading desk: /v5/private (auth, then order, execution, position, wallet) and /v5/trade (orders)."""
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from market.model import TRADE, Event
@@ -16,6 +17,8 @@ from .matching import Book, Ledger, Outcome, Refused
 LOG = logging.getLogger("simulator")
 PRIVATE_TOPICS = {"order", "execution", "position", "wallet"}
 TRADE_OPS = ("order.create", "order.amend", "order.cancel")
+INSUFFICIENT_BALANCE = (110007, "ab not enough for new order")   # Bybit's answer to an order it cannot afford
+Pushes = Sequence[tuple[str, str]]   # (private topic, message)
 
 
 class Market(Protocol):
@@ -31,6 +34,8 @@ class Desk:
         self.keys = dict(keys)    # api key -> secret; never logged
         self.gateway = gateway
         self.market = market
+        self.rejects = 0          # a fault: order.create requests to refuse before matching
+        self.ack_delay_s = 0.0    # a fault: how long trade replies, and the pushes they caused, are held
 
     @property
     def routes(self) -> dict[str, Callable[[Session, str | bytes], None]]:
@@ -44,7 +49,7 @@ class Desk:
     def on_event(self, symbol: str, event: Event, now: int) -> None:
         kind, side, tick, lots = event
         if kind == TRADE:
-            self.publish(self.ledger.on_trade(symbol, side, tick, lots, now), now)
+            self.send(self.apply(self.ledger.on_trade(symbol, side, tick, lots, now), now))
         else:
             self.ledger.on_level(symbol, side, tick, lots)
 
@@ -92,8 +97,18 @@ class Desk:
         op, req_id, args = str(request.get("op") or ""), request.get("reqId"), request.get("args")
         now = now_ms()
 
-        def answer(code: int = 0, msg: str = "OK", data: dict[str, Any] | None = None) -> None:
-            session.send(messages.trade_reply(op, session.conn_id, req_id, code, msg, data, now), "reply")
+        def answer(code: int = 0, msg: str = "OK", data: dict[str, Any] | None = None,
+                   pushes: Pushes = ()) -> None:
+            text = messages.trade_reply(op, session.conn_id, req_id, code, msg, data, now)
+
+            def ack() -> None:   # the reply, then its pushes: one callback keeps them in order when delayed
+                session.send(text, "reply")
+                self.send(pushes)
+
+            if self.ack_delay_s and op in TRADE_OPS:
+                asyncio.get_running_loop().call_later(self.ack_delay_s, ack)
+            else:
+                ack()
 
         if op == "ping":
             session.send(reply("ping", session.conn_id, req_id, True, "pong"), "pong")
@@ -108,14 +123,17 @@ class Desk:
             answer(*late)
         elif not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], dict)):
             answer(10001, "params error: args must hold one order")
+        elif op == "order.create" and self.rejects:
+            self.rejects -= 1
+            answer(*INSUFFICIENT_BALANCE)
         else:
             try:
                 order, out = self._execute(op, args[0], now)
             except Refused as refused:
                 answer(refused.code, refused.msg)
                 return
-            answer(data={"orderId": order.order_id, "orderLinkId": order.link_id})
-            self.publish(out, now)
+            ids = {"orderId": order.order_id, "orderLinkId": order.link_id}
+            answer(data=ids, pushes=self.apply(out, now))
 
     def _execute(self, op: str, args: dict[str, Any], now: int) -> tuple[Any, Outcome]:
         symbol = str(args.get("symbol"))
@@ -128,8 +146,8 @@ class Desk:
 
     # --- the private streams ---
 
-    def publish(self, out: Outcome, now: int) -> None:
-        """Take what orders took from the displayed book; push order, execution, position and wallet."""
+    def apply(self, out: Outcome, now: int) -> Pushes:
+        """Take what orders took from the displayed book now; the pushes to send: order, execution, etc."""
         for symbol, side, tick, lots in out.takes:
             self.market.take(symbol, side, tick, lots)
         insts, ledger = self.ledger.insts, self.ledger
@@ -141,6 +159,9 @@ class Desk:
                          for s in dict.fromkeys(e.order.symbol for e in out.executions)],
             "wallet": [messages.wallet_data(ledger)] if out.executions else [],
         }
-        for topic, data in pushes.items():
-            if data and self.gateway.subscribed(topic):
-                self.gateway.publish(topic, [messages.stream(topic, data, now)], topic)
+        return [(topic, messages.stream(topic, data, now)) for topic, data in pushes.items()
+                if data and self.gateway.subscribed(topic)]
+
+    def send(self, pushes: Pushes) -> None:
+        for topic, text in pushes:
+            self.gateway.publish(topic, [text], topic)

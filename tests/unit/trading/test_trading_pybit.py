@@ -5,38 +5,7 @@ import threading
 import time
 
 from pybit.unified_trading import WebSocket, WebSocketTrading
-
-
-def wait_for(done, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
-def pointed_at(cls, url: str, refusals: list | None = None):
-    """pybit opens (and re-opens) its socket only in _connect(url): the one place to swap in the simulator."""
-
-    class Pointed(cls):
-        def _connect(self, _url):
-            super()._connect(url)
-
-        def _process_auth_message(self, message):
-            # pybit raises on a refused auth inside its reader thread, which then waits on itself in exit():
-            # keep what it said and the reply instead.
-            try:
-                super()._process_auth_message(message)
-            except Exception as exc:
-                refusals.append((message, str(exc)))   # type: ignore[union-attr]
-
-    return Pointed
-
-
-def close(client) -> None:
-    """pybit's exit() can wait for ever on a reader thread that is gone; close the socket without waiting."""
-    client.exited = True
-    client._stop_custom_ping_timer()
-    client.ws.close()
+from pybit_client import close, pointed_at, wait_for
 
 
 def test_pybit_trades_and_its_streams_equal_the_simulators_ledger(trading_sim):

@@ -1,0 +1,73 @@
+"""Signed REST reads of the account, GET /v5/position/list and /v5/order/realtime, checked as on Bybit."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ..rest import CATEGORIES
+from ..wire import instrument_info, now_ms, rest
+from . import auth
+from .matching import Ledger, Refused
+from .messages import order_data, position_data
+
+
+def answer(keys: Mapping[str, str], ledger: Ledger, path: str, query_string: str,
+           headers: Mapping[str, str]) -> dict[str, Any] | None:
+    """Bybit's envelope for a signed read (None when `path` is not one); the raw query is what is signed."""
+    read = READS.get(path)
+    if read is None:
+        return None
+    failure = auth.check_rest(keys, headers, query_string, now_ms())
+    if failure:
+        return rest({}, *failure)
+    query = dict(parse_qsl(query_string))
+    category = query.get("category", "")
+    if category not in CATEGORIES:
+        return rest({}, 10001, "Illegal category")
+    try:
+        found = read(ledger, query) if category == "linear" else []
+    except Refused as refused:
+        return rest({}, refused.code, refused.msg)
+    return rest({"category": category, "list": found, "nextPageCursor": ""})
+
+
+def refuse_post() -> dict[str, Any]:
+    """process_request sees the request line and headers, never the body: a POST's sign is uncheckable."""
+    return rest({}, 10017, "signed POST requests are not emulated by the simulator; "
+                           "place, amend and cancel orders on the /v5/trade WebSocket")
+
+
+def _symbols(ledger: Ledger, query: Mapping[str, str], needs: tuple[str, ...]) -> list[str]:
+    """The symbols the query's symbol, baseCoin and settleCoin select; linear needs one of `needs`."""
+    if not query.keys() & set(needs):
+        raise Refused(10001, f"params error: give {' or '.join(needs)}")
+    infos = {symbol: instrument_info(inst, 0) for symbol, inst in ledger.insts.items()}
+    keys = ("symbol", "baseCoin", "settleCoin")
+    return [s for s, info in infos.items() if all(query.get(k, info[k]) == info[k] for k in keys)]
+
+
+def positions(ledger: Ledger, query: Mapping[str, str]) -> list[dict[str, Any]]:
+    """A symbol asked for is listed even when flat; by settleCoin, only open positions (as on Bybit)."""
+    out = []
+    for symbol in _symbols(ledger, query, ("symbol", "settleCoin")):
+        pos = ledger.positions[symbol]
+        if pos.size or "symbol" in query:
+            data = position_data(pos, ledger.insts[symbol])
+            data["avgPrice"] = data.pop("entryPrice")   # the stream says entryPrice, REST avgPrice
+            out.append(data)
+    return out
+
+
+def open_orders(ledger: Ledger, query: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Open orders, newest first, narrowed by orderId or orderLinkId when given."""
+    symbols = _symbols(ledger, query, ("symbol", "baseCoin", "settleCoin"))
+    found = [o for s in symbols for o in ledger.open[s].values()
+             if query.get("orderId", o.order_id) == o.order_id
+             and query.get("orderLinkId", o.link_id) == o.link_id]
+    found.sort(key=lambda o: o.created, reverse=True)
+    return [order_data(o, ledger.insts[o.symbol]) for o in found]
+
+
+READS: dict[str, Callable[[Ledger, Mapping[str, str]], list[dict[str, Any]]]] = {
+    "/v5/position/list": positions, "/v5/order/realtime": open_orders}
