@@ -91,11 +91,15 @@ class SimSettings(BaseSettings):
         if self.tls_cert is not None:
             self.tls_context()
         if self.api_secret_file is not None:
+            if self.api_secret is not None:
+                raise ValueError("set SIM_API_SECRET or SIM_API_SECRET_FILE, not both")
             try:
                 with open(self.api_secret_file) as file:
                     self.api_secret = SecretStr(file.read().strip())
             except OSError as exc:
                 raise ValueError(f"cannot read SIM_API_SECRET_FILE: {exc.strerror or exc}") from None
+            if not self.api_secret.get_secret_value():
+                raise ValueError("SIM_API_SECRET_FILE is empty; put the secret in it")
         if (self.api_key is None) != (self.api_secret is None):
             raise ValueError("set SIM_API_KEY and SIM_API_SECRET (or SIM_API_SECRET_FILE), or neither")
         if self.port and self.port == self.control_port and self.bind_control == self.host:

@@ -138,8 +138,10 @@ class Ledger:
     # --- the market model's events ---
 
     def on_trade(self, symbol: str, taker: int, tick: int, lots: int, now: int) -> Outcome:
-        """A model trade eats the queue ahead of each order at its price; one through its price fills it."""
+        """A model trade eats the queue ahead of each order at its price; one through its price fills it.
+        At its price our orders share the trade's lots in the order they queued, never more than it traded."""
         out = Outcome()
+        taken = 0   # of the trade's lots, by our orders at its price
         for order in [o for o in self.open[symbol].values() if o.side != taker]:
             assert order.tick is not None
             through = tick < order.tick if order.side == BID else tick > order.tick
@@ -151,7 +153,8 @@ class Ledger:
             else:
                 eaten = min(order.ahead, lots)
                 order.ahead -= eaten
-                fill = min(left, lots - eaten)
+                fill = max(0, min(left, lots - eaten - taken))
+                taken += fill
             if fill:
                 self._fill(order, order.tick, fill, True, now, out)
                 if order.filled == order.lots:

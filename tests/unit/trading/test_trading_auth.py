@@ -1,6 +1,8 @@
 """Bybit v5 authentication: known-answer signatures, the recv_window rule, and each error code."""
 from __future__ import annotations
 
+import pytest
+
 from simulator.trading import auth
 
 KEYS = {"KEY": "SECRET"}
@@ -57,3 +59,17 @@ def test_the_secret_comes_from_a_file_and_never_shows_in_an_error(tmp_path, monk
         raise AssertionError("a negative wallet was accepted")
     assert load_settings(api_key="KEY", wallet_usdt=5).api_keys == {"KEY": "s3cret-value"}
     assert "s3cret" not in repr(load_settings(api_key="KEY", wallet_usdt=5))
+
+
+def test_an_empty_secret_file_or_two_secrets_are_refused_without_showing_either(tmp_path, monkeypatch):
+    from simulator.config import ConfigError, load_settings
+
+    empty, secret = tmp_path / "empty", tmp_path / "secret"
+    empty.write_text("\n")
+    secret.write_text("s3cret-value\n")
+    with pytest.raises(ConfigError, match="SIM_API_SECRET_FILE is empty"):
+        load_settings(api_key="KEY", api_secret_file=str(empty))
+    monkeypatch.setenv("SIM_API_SECRET", "other-s3cret")
+    with pytest.raises(ConfigError, match="not both") as refused:
+        load_settings(api_key="KEY", api_secret_file=str(secret))
+    assert "s3cret" not in str(refused.value)

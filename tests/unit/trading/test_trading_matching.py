@@ -38,6 +38,15 @@ def test_a_marketable_order_walks_the_levels_at_book_prices_and_pays_taker_fees(
     assert market.status == "Cancelled" and market.filled == 9
 
 
+def test_orders_stacked_at_one_price_share_a_trade_in_the_order_they_queued():
+    led = ledger()
+    first, _ = led.create(order("Buy", "0.001", "99.7"), book(), 1)    # nothing displayed there: no queue
+    second, _ = led.create(order("Buy", "0.001", "99.7"), book(), 2)
+    out = led.on_trade("BTCUSDT", ASK, 997, 1, 3)                        # one lot traded: one fill
+    assert [(e.order.order_id, e.lots) for e in out.executions] == [(first.order_id, 1)]
+    assert led.positions["BTCUSDT"].size == 1 and second.status == "New"
+
+
 def test_a_resting_order_fills_only_after_the_queue_ahead_of_it_trades():
     led = ledger()
     placed, out = led.create(order("Buy", "0.004", "99.9"), book(), 1)
