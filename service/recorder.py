@@ -46,11 +46,13 @@ def file_name(symbol: str, start_ns: int) -> str:
 class SymbolRecording:
     """One symbol's rows since its file started, and what its next rows need to know."""
 
-    __slots__ = ("instrument", "rows", "start_ns", "last_local", "last_name_ns", "low_bid", "high_ask")
+    __slots__ = ("instrument", "rows", "whole", "start_ns", "last_local", "last_name_ns", "low_bid",
+                 "high_ask")
 
     def __init__(self, instrument: Instrument) -> None:
         self.instrument = instrument
         self.rows: list[Row] = []
+        self.whole = 0           # rows of the whole book the file starts with: not counted for rotation
         self.start_ns = 0
         self.last_local = 0      # local_ts is clamped to never go back
         self.last_name_ns = -1   # the last file's start: the next one's is later, so names never collide
@@ -142,13 +144,16 @@ class Recorder:
         if not recording.rows:
             # Every file starts with the whole book (the feed's, this event applied: its levels are
             # absolute, so they apply again harmlessly), so each file backtests on its own.
+            whole: list[Row] = []
             if book is not None:
-                whole = BookSnapshot(event.symbol, event.exch_ts, event.local_ts,
-                                     tuple(book.bids.items()), tuple(book.asks.items()))
-                rows = recording.snapshot_rows(whole, seq) + rows
+                now = BookSnapshot(event.symbol, event.exch_ts, event.local_ts,
+                                   tuple(book.bids.items()), tuple(book.asks.items()))
+                whole = recording.snapshot_rows(now, seq)
+            rows, recording.whole = whole + rows, len(whole)
             recording.start_ns = rows[0][2] if rows else event.local_ts
         recording.rows += rows
-        if len(recording.rows) >= self.rotate_events:
+        # A book deeper than rotate_events must not make every event a file of its own.
+        if len(recording.rows) - recording.whole >= self.rotate_events:
             self._flush(recording)
 
     def _flush(self, recording: SymbolRecording) -> None:

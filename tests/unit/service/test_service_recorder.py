@@ -128,6 +128,19 @@ def test_each_file_starts_with_the_whole_book_so_it_backtests_on_its_own():
     assert second[-1][0] == BUY | 2 and all(row[6] == 3 for row in second)
 
 
+def test_a_book_deeper_than_a_file_still_lets_each_file_hold_rotate_events_rows():
+    disk = Disk()
+    rec = recorder(disk, rotate_events=3)
+    feed = Feed([BTC], "mock", Hub(), Metrics("mock", ("BTCUSDT",), {}), recorder=rec)
+    deep = tuple((1000 - i, 1.0) for i in range(10))
+    feed.book_snapshot(BookSnapshot("BTCUSDT", T0, T0, deep, ((1010, 1.0),)))
+    for i in range(6):
+        feed.trade(Trade("BTCUSDT", T0, T0 + i, 1010, 0.5, "buy"))
+    rec.close()
+    trades = [sum(row[0] & 0xF == 2 for row in rows) for rows in disk.files.values()]
+    assert trades == [0, 3, 3]   # the snapshot's file, then whole book + 3 trades, twice
+
+
 @pytest.fixture
 def no_record_env(monkeypatch):
     for name in ("RECORD_DIR", "RECORD_ROTATE_S", "RECORD_ROTATE_EVENTS"):
