@@ -26,6 +26,7 @@ EXCHANGE_DEADLINE_S = 40.0   # the connector has streamed by then, or the exchan
 REFUSED_AFTER_S = 20.0       # ... or sooner, once it has only been refused for this long
 HEALTH_DEADLINE_S = 180.0    # everything healthy by then (the live bot's first JIT takes a while)
 WEB = ("service", "service-mock")   # the services that serve the page and the API
+KEPT_VOLUMES = ("recordings",)   # what `down` leaves: the data a user would miss
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")   # colours, and compose's erase-line before log lines
 
 
@@ -80,7 +81,8 @@ class Project(DockerCompose):
             raise Failed(f"docker compose up failed for project {self.name}: {done.stderr.strip()}\n{logs}")
 
     def stop(self, down: bool = True, volumes: bool = True) -> None:
-        """`down`: containers, network and (unless volumes=False) volumes removed; down=False only stops."""
+        """`down`: containers, network and volumes removed — with volumes=False all but KEPT_VOLUMES;
+        down=False only stops."""
         args = (["down", *(["--volumes"] if volumes else []), "--remove-orphans"] if down else ["stop"])
         done = subprocess.run([*self.docker_compose_command(), *args, "--timeout", "5"], cwd=ROOT,
                               capture_output=True, text=True)
@@ -89,6 +91,17 @@ class Project(DockerCompose):
         if done.returncode != 0:
             said = done.stderr.strip().splitlines() or ["no message"]
             raise Failed(f"docker compose {args[0]} failed for project {self.name}: {said[-1]}")
+        if down and not volumes:
+            # The tmpfs volumes hold nothing once stopped; left behind, a changed uid or size in
+            # compose.yaml would clash with them at the next `up`.
+            listed = subprocess.run(["docker", "volume", "ls", "--filter",
+                                     f"label=com.docker.compose.project={self.name}", "--format",
+                                     '{{.Name}} {{.Label "com.docker.compose.volume"}}'],
+                                    capture_output=True, text=True).stdout.split("\n")
+            spare = [name for name, _, key in (line.partition(" ") for line in listed)
+                     if name and key not in KEPT_VOLUMES]
+            if spare:
+                subprocess.run(["docker", "volume", "rm", *spare], capture_output=True, text=True)
 
     def states(self) -> dict[str, ComposeContainer]:
         """Every container of the project, running or not, by service: State, Health, ExitCode, ID."""

@@ -48,11 +48,14 @@ def test_a_compose_error_while_waiting_is_one_line_and_the_background_up_is_stop
 
 def test_down_keeps_the_volumes_a_test_stack_removes_them(monkeypatch):
     asked = []
+    volumes = "hftlive_iceoryx2 iceoryx2\nhftlive_recordings recordings\n"
     monkeypatch.setattr(compose.subprocess, "run", lambda command, **kwargs: asked.append(command) or
-                        subprocess.CompletedProcess(command, 0, "", ""))
+                        subprocess.CompletedProcess(command, 0, volumes if "ls" in command else "", ""))
     assert compose.down() == 0   # ./hftlive down: the recordings volume outlives it
     stack = Stack("mock")
     stack.stop()
-    user, test = asked
+    user, listing, removal, test = asked
     assert user[user.index("down"):] == ["down", "--remove-orphans", "--timeout", "5"]
+    assert listing[:3] == ["docker", "volume", "ls"] and "label=com.docker.compose.project=hftlive" in listing
+    assert removal == ["docker", "volume", "rm", "hftlive_iceoryx2"]   # the tmpfs one, not the recordings
     assert test[test.index("down"):] == ["down", "--volumes", "--remove-orphans", "--timeout", "5"]
