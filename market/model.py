@@ -159,6 +159,16 @@ class MarketModel:
         out.extend(changes)
         self._repair(ASK if taker == BUY else BID)
 
+    def take(self, side: int, tick: int, lots: int) -> None:
+        """A trader outside the model took `lots` displayed at `tick` on `side` (never a side's last lot)."""
+        book = self.bids if side == BID else self.asks
+        left = book[tick] - lots
+        if left:
+            book[tick] = left
+        else:
+            del book[tick]
+        self._repair(side)
+
     def _repair(self, side: int) -> None:
         if side == BID:
             self.best_bid = max(self.bids)

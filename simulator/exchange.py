@@ -71,14 +71,7 @@ class SymbolFeed:
 
     def take(self, side: int, tick: int, lots: int, stamp: int) -> dict[str, Any]:
         """A trader's order took `lots` displayed at `tick` on `side`: the book shrinks and a trade prints."""
-        model = self.model
-        book = model.bids if side == BID else model.asks
-        left = book[tick] - lots
-        if left:
-            book[tick] = left
-        else:
-            del book[tick]   # the desk never empties a side, so the touch below stays defined
-        model.best_bid, model.best_ask = max(model.bids), min(model.asks)
+        self.model.take(side, tick, lots)
         self.seq += 1
         trade = self._trade(ASK if side == BID else BID, tick, lots, stamp)   # the taker is on the other side
         self.record([trade])
