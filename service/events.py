@@ -12,6 +12,10 @@ Exchange = Literal["simulator", "bybit", "bybit-testnet"]
 EXCHANGES: tuple[Exchange, ...] = get_args(Exchange)
 TakerSide = Literal["buy", "sell"]
 
+# hftbacktest's documented event flags: what its bot reports (live_bot) and its data files hold (recorder).
+DEPTH_EVENT, TRADE_EVENT, DEPTH_CLEAR_EVENT, DEPTH_SNAPSHOT_EVENT = 1, 2, 3, 4
+EXCH_EVENT, LOCAL_EVENT, BUY_EVENT, SELL_EVENT = 1 << 31, 1 << 30, 1 << 29, 1 << 28
+
 # A level as it travels inside the service: (integer tick, quantity); quantity 0 deletes the level.
 Levels = tuple[tuple[int, float], ...]
 

@@ -12,11 +12,21 @@ from pathlib import Path
 from market.instrument import Instrument
 
 from .book import Book
-from .events import BookDelta, BookSnapshot, Levels, Trade
+from .events import (
+    BUY_EVENT,
+    DEPTH_CLEAR_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    EXCH_EVENT,
+    LOCAL_EVENT,
+    SELL_EVENT,
+    TRADE_EVENT,
+    BookDelta,
+    BookSnapshot,
+    Levels,
+    Trade,
+)
 
-# hftbacktest's documented event flags.
-DEPTH_EVENT, TRADE_EVENT, DEPTH_CLEAR_EVENT, DEPTH_SNAPSHOT_EVENT = 1, 2, 3, 4
-EXCH_EVENT, LOCAL_EVENT, BUY_EVENT, SELL_EVENT = 1 << 31, 1 << 30, 1 << 29, 1 << 28
 FEED = EXCH_EVENT | LOCAL_EVENT
 EVENT_DTYPE = [("ev", "u8"), ("exch_ts", "i8"), ("local_ts", "i8"), ("px", "f8"), ("qty", "f8"),
                ("order_id", "u8"), ("ival", "i8"), ("fval", "f8")]

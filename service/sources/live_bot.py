@@ -13,12 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..events import BookDelta, BookSnapshot, Levels, SourceState, SourceStatus, Trade
+from ..events import BUY_EVENT, BookDelta, BookSnapshot, Levels, SourceState, SourceStatus, Trade
 from .live_messages import BotConfig, Message, send
 
 # wait_next_feed's answers (hftbacktest's ElapseResult); anything else is an error code.
 TIMEOUT_OR_BATCH_END, INTERRUPTED, MARKET_FEED, ORDER_RESPONSE = 0, 1, 2, 3
-BUY_EVENT = 1 << 29
 INVALID_MIN = -(1 << 63)
 INVALID_MAX = (1 << 63) - 1
 

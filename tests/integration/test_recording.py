@@ -8,7 +8,7 @@ import uuid
 
 
 from cli import versions
-from service.recorder import DEPTH_CLEAR_EVENT, TRADE_EVENT
+from service.events import DEPTH_CLEAR_EVENT, TRADE_EVENT
 from tests.support.stack import get
 
 TICK, LOT = 0.1, 0.001
