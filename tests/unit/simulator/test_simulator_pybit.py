@@ -3,30 +3,17 @@ from __future__ import annotations
 
 import copy
 import threading
-import time
 
 from pybit.unified_trading import WebSocket
 from sim_harness import truth
 
+from tests.support.bybit_clients import pointed_at, wait_for
+
 TOPIC = "orderbook.50.BTCUSDT"
-
-
-def wait_for(done, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_pybit_rebuilds_the_simulators_book_and_receives_its_trades(start_sim):
     sim = start_sim(rate=2000, seed=11)
-
-    class SimWebSocket(WebSocket):
-        # pybit builds its mainnet public stream URL in __init__ and opens it (and re-opens it after an
-        # error) through _connect(url): the one place to swap in the simulator's address, nothing else changes.
-        def _connect(self, url):
-            super()._connect(sim.ws_url)
-
     lock = threading.Lock()
     books: list[dict] = []
     trades: list[dict] = []
@@ -39,7 +26,7 @@ def test_pybit_rebuilds_the_simulators_book_and_receives_its_trades(start_sim):
         with lock:
             trades.extend(message["data"])
 
-    ws = SimWebSocket(channel_type="linear", testnet=False)
+    ws = pointed_at(WebSocket, sim.ws_url)(channel_type="linear", testnet=False)
     try:
         ws.orderbook_stream(depth=50, symbol="BTCUSDT", callback=on_book)
         ws.trade_stream(symbol="BTCUSDT", callback=on_trade)

@@ -5,7 +5,7 @@ import threading
 import time
 
 from pybit.unified_trading import WebSocket, WebSocketTrading
-from pybit_client import close, pointed_at, wait_for
+from tests.support.bybit_clients import close, pointed_at, wait_for
 
 DELAY_MS = 600
 

@@ -5,7 +5,7 @@ import threading
 import time
 
 from pybit.unified_trading import WebSocket, WebSocketTrading
-from pybit_client import close, pointed_at, wait_for
+from tests.support.bybit_clients import close, pointed_at, wait_for
 
 
 def test_pybit_trades_and_its_streams_equal_the_simulators_ledger(trading_sim):

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from pybit.exceptions import InvalidRequestError
 from pybit.unified_trading import WebSocketTrading
-from pybit_client import close, http, pointed_at, wait_for
+from tests.support.bybit_clients import close, http, pointed_at, wait_for
 
 from simulator.trading.auth import rest_signature
 
