@@ -1,10 +1,12 @@
 //! The connector's TOML file: upstream hftbacktest's Bybit keys plus our own, with defaults,
 //! checked once at start so a bad value is one clear line, not a failure later.
 
-use std::{path::Path, time::Duration};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
 use serde::Deserialize;
 use thiserror::Error;
+
+use crate::trading::desk::Limits;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -22,8 +24,7 @@ pub enum ConfigError {
 /// Bybit linear/inverse order-book depths the public stream offers.
 pub const DEPTHS: [u32; 5] = [1, 50, 200, 500, 1000];
 
-/// The file as written. Upstream's keys are all accepted (so its `bybit.toml` works as is);
-/// the private ones are ignored because this connector does not trade.
+/// The file as written. Upstream's keys are all accepted (so its `bybit.toml` works as is).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -44,6 +45,22 @@ struct RawConfig {
     #[serde(default)]
     order_prefix: Option<String>,
     // Ours.
+    #[serde(default)]
+    api_key_file: Option<String>,
+    #[serde(default)]
+    secret_file: Option<String>,
+    #[serde(default)]
+    trade_on_mainnet: bool,
+    #[serde(default = "default_max_order_qty")]
+    max_order_qty: f64,
+    #[serde(default = "default_max_position")]
+    max_position: f64,
+    #[serde(default = "default_max_open_orders")]
+    max_open_orders: usize,
+    #[serde(default = "default_max_orders_per_s")]
+    max_orders_per_s: f64,
+    #[serde(default)]
+    control_listen: Option<String>,
     #[serde(default = "default_depth")]
     depth: u32,
     #[serde(default = "default_ping")]
@@ -78,6 +95,34 @@ defaults! {
     default_resync: f64 = 10.0;
     default_rest_timeout: f64 = 10.0;
     default_stats: f64 = 60.0;
+    default_max_order_qty: f64 = 0.01;
+    default_max_position: f64 = 0.05;
+    default_max_open_orders: usize = 10;
+    default_max_orders_per_s: f64 = 5.0;
+}
+
+/// Hosts of Bybit's real-money endpoints: trading there needs `trade_on_mainnet = true`.
+const MAINNET_HOSTS: [&str; 2] = ["stream.bybit.com", "api.bybit.com"];
+
+/// Order routing, when keys are configured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trading {
+    pub private_url: String,
+    pub trade_url: String,
+    /// Signed REST reads (reconcile); required with keys.
+    pub rest_url: String,
+    pub api_key: String,
+    /// Never logged: `Debug` of the config hides it.
+    pub secret: Secret,
+}
+
+#[derive(Clone, PartialEq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(hidden)")
+    }
 }
 
 /// The validated configuration the connector runs with.
@@ -95,8 +140,13 @@ pub struct Config {
     pub resync_timeout: Duration,
     pub rest_timeout: Duration,
     pub stats_interval: Duration,
-    /// Upstream keys present in the file that this connector ignores (for one log line).
-    pub ignored_keys: Vec<&'static str>,
+    /// Order routing; None: market data only, orders refused with `trading_off` as the reason.
+    pub trading: Option<Trading>,
+    pub trading_off: String,
+    pub order_prefix: String,
+    pub limits: Limits,
+    /// The control API (GET /trading, POST /kill); None: off.
+    pub control_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -145,7 +195,7 @@ impl RawConfig {
             }
         };
         let category = match self.category.as_str() {
-            "linear" | "inverse" => self.category,
+            "linear" | "inverse" => self.category.clone(),
             other => {
                 return Err(invalid(
                     "category",
@@ -181,18 +231,28 @@ impl RawConfig {
                 ),
             ));
         }
-        let mut ignored_keys = Vec::new();
-        for (key, value) in [
-            ("private_url", &self.private_url),
-            ("trade_url", &self.trade_url),
-            ("api_key", &self.api_key),
-            ("secret", &self.secret),
-            ("order_prefix", &self.order_prefix),
-        ] {
-            if value.as_deref().is_some_and(|v| !v.is_empty()) {
-                ignored_keys.push(key);
-            }
+        let limits = self.limits()?;
+        let order_prefix = self
+            .order_prefix
+            .clone()
+            .unwrap_or_else(|| "hl".to_string());
+        if order_prefix.len() > 16
+            || !order_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                "order_prefix",
+                format!("{order_prefix:?}: up to 16 of letters, digits, '-' and '_'"),
+            ));
         }
+        let control_listen = match self.control_listen.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                invalid("control_listen", format!("{text:?} is not an address:port"))
+            })?),
+        };
+        let (trading, trading_off) = self.trading(rest_url.as_deref(), &category)?;
         Ok(Config {
             public_url,
             rest_url,
@@ -205,9 +265,139 @@ impl RawConfig {
             resync_timeout: seconds("resync_timeout_s", self.resync_timeout_s)?,
             rest_timeout: seconds("rest_timeout_s", self.rest_timeout_s)?,
             stats_interval: seconds("stats_interval_s", self.stats_interval_s)?,
-            ignored_keys,
+            trading,
+            trading_off,
+            order_prefix,
+            limits,
+            control_listen,
         })
     }
+
+    fn limits(&self) -> Result<Limits, ConfigError> {
+        for (key, value) in [
+            ("max_order_qty", self.max_order_qty),
+            ("max_position", self.max_position),
+            ("max_orders_per_s", self.max_orders_per_s),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(invalid(key, format!("{value} must be a positive number")));
+            }
+        }
+        if self.max_open_orders == 0 {
+            return Err(invalid("max_open_orders", "must be at least 1".into()));
+        }
+        Ok(Limits {
+            max_order_qty: self.max_order_qty,
+            max_position: self.max_position,
+            max_open_orders: self.max_open_orders,
+            max_orders_per_s: self.max_orders_per_s,
+        })
+    }
+
+    /// Keys (inline, as upstream, or from files) and the private endpoints; none → market data only.
+    fn trading(
+        &self,
+        rest_url: Option<&str>,
+        category: &str,
+    ) -> Result<(Option<Trading>, String), ConfigError> {
+        let api_key = key_value("api_key", &self.api_key, "api_key_file", &self.api_key_file)?;
+        let secret = key_value("secret", &self.secret, "secret_file", &self.secret_file)?;
+        let (api_key, secret) = match (api_key, secret) {
+            (None, None) => {
+                let why = "no API keys configured: market data only".to_string();
+                return Ok((None, why));
+            }
+            (Some(key), Some(secret)) => (key, secret),
+            (Some(_), None) => {
+                return Err(invalid(
+                    "secret",
+                    "an API key needs its secret (secret_file)".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "api_key",
+                    "a secret needs its API key (api_key_file)".into(),
+                ));
+            }
+        };
+        let ws = |key: &'static str, value: &Option<String>| -> Result<String, ConfigError> {
+            let url = value.as_deref().map(str::trim).unwrap_or_default();
+            if url.starts_with("ws://") || url.starts_with("wss://") {
+                Ok(url.to_string())
+            } else {
+                Err(invalid(
+                    key,
+                    format!("{url:?}: trading needs a ws:// or wss:// URL"),
+                ))
+            }
+        };
+        let private_url = ws("private_url", &self.private_url)?;
+        let trade_url = ws("trade_url", &self.trade_url)?;
+        let Some(rest_url) = rest_url else {
+            return Err(invalid(
+                "rest_url",
+                "trading needs it (open orders and position at start)".into(),
+            ));
+        };
+        if category != "linear" {
+            return Err(invalid(
+                "category",
+                format!("{category:?}: trading supports linear only"),
+            ));
+        }
+        let mainnet = [&private_url, &trade_url, rest_url]
+            .iter()
+            .any(|url| MAINNET_HOSTS.iter().any(|host| host_of(url) == *host));
+        if mainnet && !self.trade_on_mainnet {
+            return Err(invalid(
+                "trade_on_mainnet",
+                "keys with Bybit mainnet endpoints trade real money: set trade_on_mainnet = true to allow it".into(),
+            ));
+        }
+        let trading = Trading {
+            private_url,
+            trade_url,
+            rest_url: rest_url.to_string(),
+            api_key,
+            secret: Secret(secret),
+        };
+        Ok((Some(trading), String::new()))
+    }
+}
+
+/// A key given inline or as a file (whose content, trimmed, is the key); never both.
+fn key_value(
+    key: &'static str,
+    inline: &Option<String>,
+    file_key: &'static str,
+    file: &Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    let inline = inline.as_deref().map(str::trim).filter(|v| !v.is_empty());
+    let file = file.as_deref().map(str::trim).filter(|v| !v.is_empty());
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(invalid(
+            file_key,
+            format!("give {key} or {file_key}, not both"),
+        )),
+        (Some(value), None) => Ok(Some(value.to_string())),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| invalid(file_key, format!("cannot read {path}: {e}")))?;
+            let value = text.trim();
+            if value.is_empty() {
+                return Err(invalid(file_key, format!("{path} is empty")));
+            }
+            Ok(Some(value.to_string()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
 }
 
 /// toml's own message spans lines (it quotes the source); logs want one line naming the spot.
@@ -271,11 +461,8 @@ secret = ""
         assert_eq!(c.stale_after, Duration::from_secs(30));
         assert_eq!(c.reconnect_min, Duration::from_millis(500));
         assert_eq!(c.reconnect_max, Duration::from_secs(30));
-        assert!(c.ignored_keys.contains(&"private_url"));
-        assert!(
-            !c.ignored_keys.contains(&"api_key"),
-            "empty keys are not reported"
-        );
+        assert!(c.trading.is_none(), "empty keys: market data only");
+        assert_eq!(c.trading_off, "no API keys configured: market data only");
     }
 
     #[test]
@@ -303,7 +490,7 @@ reconnect_max_s = 2
         let c = Config::parse(r#"public_url = "wss://stream.bybit.com/v5/public/linear""#)
             .expect("config");
         assert_eq!(c.rest_url, None);
-        assert!(c.ignored_keys.is_empty());
+        assert!(c.trading.is_none() && c.control_listen.is_none());
     }
 
     fn error_of(text: &str) -> String {
@@ -339,6 +526,90 @@ reconnect_max_s = 2
             let e = error_of(&text);
             assert!(e.contains(needle) && !e.contains('\n'), "{text:?}: {e}");
         }
+    }
+
+    fn with_keys(extra: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("hftlive-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("key"), "k3y\n").expect("key");
+        std::fs::write(dir.join("secret"), "s3cret-value\n").expect("secret");
+        std::fs::write(dir.join("empty"), "\n").expect("empty");
+        format!(
+            "public_url = \"ws://sim/v5/public/linear\"\nrest_url = \"http://sim\"\n\
+             private_url = \"ws://sim/v5/private\"\ntrade_url = \"ws://sim/v5/trade\"\n\
+             api_key_file = \"{0}/key\"\nsecret_file = \"{0}/secret\"\n{extra}",
+            dir.display()
+        )
+    }
+
+    #[test]
+    fn keys_from_files_turn_trading_on_and_stay_hidden() {
+        let c = Config::parse(&with_keys("control_listen = \"0.0.0.0:8092\"")).expect("config");
+        let t = c.trading.as_ref().expect("trading on");
+        assert_eq!(
+            (t.api_key.as_str(), t.secret.0.as_str()),
+            ("k3y", "s3cret-value")
+        );
+        assert!(
+            !format!("{c:?}").contains("s3cret-value"),
+            "Debug hides the secret"
+        );
+        assert_eq!(c.order_prefix, "hl");
+        assert_eq!(c.limits.max_open_orders, 10);
+        assert_eq!(
+            c.control_listen,
+            Some("0.0.0.0:8092".parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn trading_settings_are_checked() {
+        let mainnet = "private_url = \"wss://stream.bybit.com/v5/private\"";
+        let cases = [
+            (with_keys("api_key = \"inline\""), "not both"),
+            (with_keys("max_position = 0"), "`max_position`"),
+            (with_keys("max_open_orders = 0"), "`max_open_orders`"),
+            (with_keys("order_prefix = \"bad prefix\""), "`order_prefix`"),
+            (
+                with_keys("control_listen = \"nowhere\""),
+                "`control_listen`",
+            ),
+            (with_keys("category = \"inverse\""), "linear only"),
+            (with_keys("").replace("/secret\"", "/empty\""), "is empty"),
+            (
+                with_keys("").replace("/secret\"", "/missing\""),
+                "cannot read",
+            ),
+            (
+                with_keys("").replace("private_url = \"ws://sim/v5/private\"", mainnet),
+                "trade_on_mainnet",
+            ),
+            (
+                with_keys("").replace("rest_url = \"http://sim\"\n", ""),
+                "`rest_url`",
+            ),
+            (
+                with_keys("").replace("trade_url = \"ws://sim/v5/trade\"\n", ""),
+                "`trade_url`",
+            ),
+            (
+                "public_url = \"ws://x\"\nsecret = \"s\"".to_string(),
+                "`api_key`",
+            ),
+        ];
+        for (text, needle) in cases {
+            let e = error_of(&text);
+            assert!(e.contains(needle) && !e.contains('\n'), "{needle}: {e}");
+            assert!(!e.contains("s3cret-value"), "{e}");
+        }
+        let allowed = with_keys("trade_on_mainnet = true")
+            .replace("private_url = \"ws://sim/v5/private\"", mainnet);
+        assert!(
+            Config::parse(&allowed)
+                .expect("mainnet allowed")
+                .trading
+                .is_some()
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::{
 
 use hftbacktest::{
     live::ipc::TO_ALL,
-    types::{ErrorKind, LiveEvent, Order, Status},
+    types::{ErrorKind, LiveEvent},
 };
 use tracing::{error, info, warn};
 
@@ -212,44 +212,6 @@ impl Connector {
             );
             state.awaiting_batch.push(bot);
         }
-        out
-    }
-
-    /// `LiveRequest::Order`: this connector carries market data only.
-    pub fn order_request(
-        &mut self,
-        bot: u64,
-        symbol: &str,
-        order: &Order,
-        local_ts: i64,
-    ) -> Outbox {
-        self.stats.order_requests += 1;
-        error!(
-            bot,
-            symbol,
-            order_id = order.order_id,
-            req = ?order.req,
-            "order request refused: this connector carries market data only"
-        );
-        let mut out = Outbox::default();
-        out.error(
-            bot,
-            ErrorKind::OrderError,
-            "orders are not supported: market-data-only connector",
-        );
-        // Echo the order as rejected so a bot waiting for the response returns at once.
-        let mut rejected = order.clone();
-        rejected.status = Status::Rejected;
-        rejected.req = Status::None;
-        rejected.exch_timestamp = local_ts;
-        rejected.local_timestamp = local_ts;
-        out.events.push((
-            bot,
-            LiveEvent::Order {
-                symbol: symbol.to_string(),
-                order: rejected,
-            },
-        ));
         out
     }
 
@@ -570,7 +532,6 @@ fn valid_symbol(symbol: &str) -> Result<(), &'static str> {
 mod tests {
     use hftbacktest::types::{
         Event, LOCAL_ASK_DEPTH_EVENT, LOCAL_BID_DEPTH_EVENT, LOCAL_BUY_TRADE_EVENT, LiveError,
-        OrdType, Side, TimeInForce,
     };
 
     use super::*;
@@ -845,20 +806,6 @@ mod tests {
                 .all(|e| e.0 == BOT && e.2.contains("handler not found"))
         );
         assert_eq!(c.stats.op_failures, 1);
-    }
-
-    #[test]
-    fn order_requests_get_an_error_and_a_rejection() {
-        let mut c = Connector::new(50, false);
-        let (side, kind, tif) = (Side::Buy, OrdType::Limit, TimeInForce::GTC);
-        let order = Order::new(42, 1000, 0.1, 1.0, side, kind, tif);
-        let out = c.order_request(BOT, "BTCUSDT", &order, 5);
-        assert_eq!(kinds(&out), [(BOT, "error"), (BOT, "order")]);
-        assert_eq!(errors(&out)[0].1, ErrorKind::OrderError);
-        let LiveEvent::Order { order: echo, .. } = &out.events[1].1 else {
-            panic!("not an order")
-        };
-        assert_eq!((echo.order_id, echo.status), (42, Status::Rejected));
     }
 
     #[test]

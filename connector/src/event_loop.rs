@@ -29,6 +29,7 @@ use crate::{
     heartbeat::Heartbeat,
     ipc::{EventSender, IpcStats},
     tls::Tls,
+    trading::link::{self, DeskInput},
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,6 +70,8 @@ struct Live {
     events: EventSender,
     ipc_stats: Arc<IpcStats>,
     inputs: Inputs,
+    /// The order desk: order requests, registrations (for open orders and position).
+    desk: UnboundedSender<DeskInput>,
 }
 
 /// Why a connection ended.
@@ -93,7 +96,9 @@ pub async fn run(
     let mut stats = interval(config.stats_interval);
     stats.set_missed_tick_behavior(MissedTickBehavior::Delay);
     stats.reset();
+    let desk = link::spawn(&config, &tls, events.clone());
     let mut live = Live {
+        desk,
         connector: Connector::new(config.depth, rest.is_some()),
         config,
         tls,
@@ -274,11 +279,24 @@ impl Live {
                     tick_size,
                     lot_size,
                 },
-            ) => self
-                .connector
-                .register(id, &symbol, tick_size, lot_size, now_ns()),
-            Input::Bot(id, LiveRequest::Order { symbol, order }) => {
-                self.connector.order_request(id, &symbol, &order, now_ns())
+            ) => {
+                let _ = self.desk.send(DeskInput::Register {
+                    bot: id,
+                    symbol: symbol.clone(),
+                });
+                self.connector
+                    .register(id, &symbol, tick_size, lot_size, now_ns())
+            }
+            Input::Bot(bot, LiveRequest::Order { symbol, order }) => {
+                self.connector.stats.order_requests += 1;
+                if self
+                    .desk
+                    .send(DeskInput::Order { bot, symbol, order })
+                    .is_err()
+                {
+                    return Err(anyhow!("the order desk has stopped"));
+                }
+                Outbox::default()
             }
             Input::Instrument(symbol, result) => self.connector.on_instrument(&symbol, result),
             Input::StatsTick => {

@@ -23,6 +23,10 @@ pub mod code {
     pub const UNKNOWN_SYMBOL: i64 = 1003;
     /// The symbol cannot be a Bybit topic (empty, too long, odd characters).
     pub const INVALID_SYMBOL: i64 = 1004;
+    /// The private or trade stream is down, or the exchange refused the keys: no new orders.
+    pub const TRADING_DOWN: i64 = 1005;
+    /// The kill switch was engaged: open orders cancelled, new ones refused.
+    pub const KILL_SWITCH: i64 = 1006;
 }
 
 /// Longest error text we put in one 512-byte IPC slot (bincode adds a few bytes around it).

@@ -1,4 +1,4 @@
-//! hftlive's Bybit v5 public market-data connector for hftbacktest 0.9.4 live bots.
+//! hftlive's Bybit v5 connector for hftbacktest 0.9.4 live bots: market data and orders.
 //! Wires the command line, config, logging, the IPC thread and the live loop.
 
 mod bybit;
@@ -10,6 +10,7 @@ mod events;
 mod heartbeat;
 mod ipc;
 mod tls;
+mod trading;
 
 use std::{io::IsTerminal, process::ExitCode, str::FromStr};
 
@@ -74,8 +75,15 @@ fn run(name: &str, config: Config) -> anyhow::Result<()> {
         depth = config.depth,
         "starting bybit connector"
     );
-    if !config.ignored_keys.is_empty() {
-        info!(keys = ?config.ignored_keys, "ignoring upstream keys for private streams: this connector does not trade");
+    match &config.trading {
+        Some(t) => info!(
+            private_url = t.private_url,
+            trade_url = t.trade_url,
+            order_prefix = config.order_prefix,
+            limits = ?config.limits,
+            "order routing on"
+        ),
+        None => info!(reason = config.trading_off, "order routing off"),
     }
     let channel = ipc::describe_channel_config();
     let batch = 2 * config.depth as usize + 2;

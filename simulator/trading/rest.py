@@ -60,9 +60,13 @@ def positions(ledger: Ledger, query: Mapping[str, str]) -> list[dict[str, Any]]:
 
 
 def open_orders(ledger: Ledger, query: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Open orders, newest first, narrowed by orderId or orderLinkId when given."""
+    """Open orders, newest first, narrowed by orderId or orderLinkId when given; openOnly=1 adds
+    the closed ones (Bybit keeps the recent 500: here, all of this run)."""
     symbols = _symbols(ledger, query, ("symbol", "baseCoin", "settleCoin"))
-    found = [o for s in symbols for o in ledger.open[s].values()
+    closed_too = query.get("openOnly") == "1"
+    pool = [o for o in ledger.orders.values() if o.symbol in symbols] if closed_too else \
+        [o for s in symbols for o in ledger.open[s].values()]
+    found = [o for o in pool
              if query.get("orderId", o.order_id) == o.order_id
              and query.get("orderLinkId", o.link_id) == o.link_id]
     found.sort(key=lambda o: o.created, reverse=True)

@@ -144,6 +144,28 @@ impl RestClient {
         )
     }
 
+    /// A GET with extra headers (signed reads): the body, whatever the status (Bybit's retCode
+    /// says more than the status does).
+    pub fn get_body(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+    ) -> Result<String, RestError> {
+        let mut request = self
+            .agent
+            .get(&format!("{}{path_and_query}", self.base_url));
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        let mut response = request.call().map_err(|e| RestError::Http(e.to_string()))?;
+        response
+            .body_mut()
+            .with_config()
+            .limit(4 << 20)
+            .read_to_string()
+            .map_err(|e| RestError::Http(e.to_string()))
+    }
+
     pub fn instrument(&self, symbol: &str) -> Result<InstrumentSpec, RestError> {
         let mut response = self
             .agent

@@ -1,0 +1,452 @@
+//! The trading link: the private stream (auth; order, execution, position, wallet), the trade
+//! stream (order.create, order.cancel), the signed REST reads that reconcile after every
+//! (re)connect, and the control API. One task owns the [`Desk`] and carries out what it returns.
+
+use std::{future::Future, pin::pin, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use hftbacktest::types::Order;
+use serde_json::{Value, json};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::{MissedTickBehavior, interval_at, sleep, timeout},
+};
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{error, info, warn};
+
+use super::{
+    desk::{Desk, DeskOut, TradeOp},
+    msg::{self, OrderUpdate, PositionUpdate, PrivateFrame},
+    sign::{Keys, RECV_WINDOW_MS},
+};
+use crate::{
+    bybit::{
+        rest::RestClient,
+        stream::{self, Backoff, WsSink, WsSource},
+    },
+    config::{Config, Trading},
+    events::now_ns,
+    ipc::EventSender,
+    tls::Tls,
+};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const PRIVATE_TOPICS: [&str; 4] = ["order", "execution", "position", "wallet"];
+
+/// What the rest of the connector asks of the desk.
+pub enum DeskInput {
+    Order {
+        bot: u64,
+        symbol: String,
+        order: Order,
+    },
+    Register {
+        bot: u64,
+        symbol: String,
+    },
+    Status(oneshot::Sender<Value>),
+    Kill(oneshot::Sender<Value>),
+}
+
+type Lookup = (String, Result<Option<OrderUpdate>, String>);
+type Reconciled = Result<(Vec<OrderUpdate>, Vec<PositionUpdate>), String>;
+
+struct Link {
+    desk: Desk,
+    events: EventSender,
+    inputs: mpsc::UnboundedReceiver<DeskInput>,
+    lookups_tx: mpsc::UnboundedSender<Lookup>,
+    lookups_rx: mpsc::UnboundedReceiver<Lookup>,
+    exchange_url: String,
+    /// Random per start: a bot watching GET /trading sees the connector restart (its IPC
+    /// registration died with the old process) and starts over.
+    instance: String,
+}
+
+/// Why a trading session ended.
+enum End {
+    Dropped(String),
+    /// The exchange refused the keys: stop, do not retry.
+    Refused(String),
+}
+
+/// Starts the desk task (and the control API when configured); returns where to send inputs.
+pub fn spawn(config: &Config, tls: &Tls, events: EventSender) -> mpsc::UnboundedSender<DeskInput> {
+    let (tx, inputs) = mpsc::unbounded_channel();
+    let off = config.trading.is_none().then(|| config.trading_off.clone());
+    let desk = Desk::new(
+        &config.category,
+        &config.order_prefix,
+        config.limits.clone(),
+        off,
+    );
+    let (lookups_tx, lookups_rx) = mpsc::unbounded_channel();
+    let link = Link {
+        desk,
+        events,
+        inputs,
+        lookups_tx,
+        lookups_rx,
+        exchange_url: config
+            .trading
+            .as_ref()
+            .map(|t| t.trade_url.clone())
+            .unwrap_or_default(),
+        instance: format!("{:016x}", rand::random::<u64>()),
+    };
+    let session = config.trading.clone().map(|t| {
+        let rest = RestClient::new(&t.rest_url, &config.category, config.rest_timeout, tls);
+        (
+            t,
+            rest,
+            tls.clone(),
+            config.reconnect_min,
+            config.reconnect_max,
+            config.ping_interval,
+        )
+    });
+    tokio::spawn(async move {
+        let mut link = link;
+        match session {
+            Some((t, rest, tls, min, max, ping)) => {
+                link.run(t, rest, tls, Backoff::new(min, max), ping).await
+            }
+            None => link.serve_forever().await,
+        }
+    });
+    if let Some(addr) = config.control_listen {
+        super::control::spawn(addr, tx.clone());
+    }
+    tx
+}
+
+impl Link {
+    fn publish(&self, out: &mut DeskOut) -> bool {
+        self.events.send(std::mem::take(&mut out.events)).is_ok()
+    }
+
+    /// Applies one input; returns the trade ops to send (only meaningful when connected).
+    fn handle(&mut self, input: DeskInput) -> Vec<TradeOp> {
+        let mut out = match input {
+            DeskInput::Order { bot, symbol, order } => {
+                let now = std::time::Instant::now();
+                self.desk.request(bot, &symbol, &order, now, now_ns())
+            }
+            DeskInput::Register { bot, symbol } => self.desk.register(bot, &symbol),
+            DeskInput::Status(reply) => {
+                let mut view = self.desk.snapshot(&self.exchange_url);
+                view["instance"] = self.instance.clone().into();
+                let _ = reply.send(view);
+                DeskOut::default()
+            }
+            DeskInput::Kill(reply) => {
+                let out = self.desk.kill();
+                let _ = reply.send(json!({"killed": true, "cancel_requests": out.ops.len()}));
+                out
+            }
+        };
+        self.publish(&mut out);
+        out.ops
+    }
+
+    /// Trading is off: answer bots (refusals) and the control API until the end.
+    async fn serve_forever(&mut self) {
+        while let Some(input) = self.inputs.recv().await {
+            self.handle(input);
+        }
+    }
+
+    /// Runs `task` while answering inputs (trade ops are dropped: not connected).
+    async fn serve_while<T>(&mut self, task: impl Future<Output = T>) -> Option<T> {
+        let mut task = pin!(task);
+        loop {
+            tokio::select! {
+                result = &mut task => return Some(result),
+                input = self.inputs.recv() => {
+                    let input = input?;
+                    self.handle(input);
+                }
+            }
+        }
+    }
+
+    async fn run(
+        &mut self,
+        t: Trading,
+        rest: RestClient,
+        tls: Tls,
+        mut backoff: Backoff,
+        ping: Duration,
+    ) {
+        let keys = Keys::new(&t.api_key, &t.secret.0);
+        loop {
+            info!(
+                private_url = t.private_url,
+                trade_url = t.trade_url,
+                "trading: connecting"
+            );
+            let started = std::time::Instant::now();
+            let end = self.session(&t, &keys, &rest, &tls, ping).await;
+            let Some(end) = end else { return };
+            match end {
+                End::Refused(reason) => {
+                    error!(
+                        reason,
+                        "trading: the exchange refused the API keys; orders stay off until restart"
+                    );
+                    let mut out = self.desk.switch_off(&format!("API keys refused: {reason}"));
+                    self.publish(&mut out);
+                    return self.serve_forever().await;
+                }
+                End::Dropped(reason) => {
+                    warn!(reason, "trading link lost: reconnecting");
+                    let mut out = self.desk.on_link_down(&reason);
+                    self.publish(&mut out);
+                    if started.elapsed() > Duration::from_secs(30) {
+                        backoff.reset();
+                    }
+                }
+            }
+            let delay = backoff.next_delay();
+            if self.serve_while(sleep(delay)).await.is_none() {
+                return;
+            }
+        }
+    }
+
+    /// One connection of both streams: auth, subscribe, reconcile, then trade until a drop.
+    /// None when the connector is shutting down.
+    async fn session(
+        &mut self,
+        t: &Trading,
+        keys: &Keys,
+        rest: &RestClient,
+        tls: &Tls,
+        ping: Duration,
+    ) -> Option<End> {
+        let private = self
+            .serve_while(open(&t.private_url, tls, keys, false))
+            .await?;
+        let (mut psink, mut psource) = match private {
+            Ok(pair) => pair,
+            Err(end) => return Some(end),
+        };
+        let trade = self
+            .serve_while(open(&t.trade_url, tls, keys, true))
+            .await?;
+        let (mut tsink, mut tsource) = match trade {
+            Ok(pair) => pair,
+            Err(end) => return Some(end),
+        };
+        let topics: Vec<String> = PRIVATE_TOPICS.iter().map(|s| s.to_string()).collect();
+        if let Err(e) = stream::send_op(&mut psink, Some("sub".into()), "subscribe", &topics).await
+        {
+            return Some(End::Dropped(format!("subscribe failed: {e}")));
+        }
+        // Reconcile before any new order; stream frames meanwhile wait and are applied after.
+        let reconciled = self
+            .serve_while(reconcile(rest.clone(), keys.clone()))
+            .await?;
+        let (open_orders, positions) = match reconciled {
+            Ok(state) => state,
+            Err(e) if is_key_error(&e) => return Some(End::Refused(e)),
+            Err(e) => return Some(End::Dropped(format!("reconcile failed: {e}"))),
+        };
+        let mut out = self.desk.reconcile(open_orders, positions, now_ns());
+        self.publish(&mut out);
+        for (symbol, link) in std::mem::take(&mut out.lookups) {
+            let (rest, keys, tx) = (rest.clone(), keys.clone(), self.lookups_tx.clone());
+            tokio::spawn(async move {
+                let found = lookup(rest, keys, symbol, link.clone()).await;
+                let _ = tx.send((link, found));
+            });
+        }
+        if let Err(e) = send_trade_ops(&mut tsink, out.ops).await {
+            return Some(End::Dropped(e));
+        }
+        let mut pinger = interval_at(tokio::time::Instant::now() + ping, ping);
+        pinger.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let ops = tokio::select! {
+                frame = psource.next() => match frame_text(frame) {
+                    Ok(Some(text)) => self.on_text(&text),
+                    Ok(None) => continue,
+                    Err(e) => return Some(End::Dropped(format!("private stream: {e}"))),
+                },
+                frame = tsource.next() => match frame_text(frame) {
+                    Ok(Some(text)) => self.on_text(&text),
+                    Ok(None) => continue,
+                    Err(e) => return Some(End::Dropped(format!("trade stream: {e}"))),
+                },
+                input = self.inputs.recv() => self.handle(input?),
+                Some((link, found)) = self.lookups_rx.recv() => {
+                    let mut out = self.desk.on_lookup(&link, found, now_ns());
+                    self.publish(&mut out);
+                    out.ops
+                }
+                _ = pinger.tick() => {
+                    let ping_private = stream::send_op(&mut psink, None, "ping", &[]).await;
+                    let ping_trade = tsink.send(Message::text(json!({"op": "ping"}).to_string())).await;
+                    if ping_private.is_err() || ping_trade.is_err() {
+                        return Some(End::Dropped("ping failed".into()));
+                    }
+                    continue;
+                }
+            };
+            if let Err(e) = send_trade_ops(&mut tsink, ops).await {
+                return Some(End::Dropped(e));
+            }
+        }
+    }
+
+    fn on_text(&mut self, text: &str) -> Vec<TradeOp> {
+        match msg::parse(text) {
+            Ok(frame) => {
+                let mut out = self.desk.on_frame(frame, now_ns());
+                self.publish(&mut out);
+                out.ops
+            }
+            Err(e) => {
+                let head: String = text.chars().take(200).collect();
+                warn!(error = %e, frame = head, "trading: malformed frame");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// The text of a frame; Ok(None) for control frames; Err when the stream is over.
+fn frame_text(
+    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<Option<String>, String> {
+    match frame {
+        None => Err("stream ended".into()),
+        Some(Err(e)) => Err(e.to_string()),
+        Some(Ok(Message::Text(t))) => Ok(Some(t.as_str().to_string())),
+        Some(Ok(Message::Binary(b))) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+        Some(Ok(Message::Close(f))) => Err(format!(
+            "closed by exchange {}",
+            f.map(|f| format!("{} {}", f.code, f.reason))
+                .unwrap_or_default()
+        )),
+        Some(Ok(_)) => Ok(None),
+    }
+}
+
+fn is_key_error(e: &str) -> bool {
+    ["10003", "10004", "10005", "33004"]
+        .iter()
+        .any(|code| e.contains(&format!("error {code}")))
+}
+
+/// Connects and authenticates one stream; the auth reply decides.
+async fn open(url: &str, tls: &Tls, keys: &Keys, trade: bool) -> Result<(WsSink, WsSource), End> {
+    let (mut sink, mut source) = stream::connect(url, tls, CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| End::Dropped(format!("cannot connect {url}: {e}")))?;
+    let expires = (now_ns() / 1_000_000) as u64 + 10_000;
+    let request = json!({"req_id": "auth", "op": "auth", "args": keys.ws_auth_args(expires)});
+    sink.send(Message::text(request.to_string()))
+        .await
+        .map_err(|e| End::Dropped(format!("auth send failed: {e}")))?;
+    let reply = timeout(CONNECT_TIMEOUT, async {
+        loop {
+            match frame_text(source.next().await) {
+                Ok(Some(text)) => match msg::parse(&text) {
+                    Ok(PrivateFrame::Op {
+                        op,
+                        success,
+                        ret_msg,
+                    }) if op == "auth" => {
+                        return Ok((success, ret_msg));
+                    }
+                    Ok(PrivateFrame::TradeReply { op, code, msg, .. }) if op == "auth" => {
+                        return Ok((code == 0, format!("{code} {msg}")));
+                    }
+                    _ => continue,
+                },
+                Ok(None) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    let which = if trade { "trade" } else { "private" };
+    match reply {
+        Err(_) => Err(End::Dropped(format!("{which} stream: no auth reply"))),
+        Ok(Err(e)) => Err(End::Dropped(format!("{which} stream: {e}"))),
+        Ok(Ok((true, _))) => {
+            info!(url, "trading: {which} stream authenticated");
+            Ok((sink, source))
+        }
+        Ok(Ok((false, why))) => Err(End::Refused(format!("{which} stream auth: {why}"))),
+    }
+}
+
+async fn send_trade_ops(sink: &mut WsSink, ops: Vec<TradeOp>) -> Result<(), String> {
+    for op in ops {
+        let now_ms = now_ns() / 1_000_000;
+        let request = json!({
+            "reqId": op.req_id,
+            "header": {"X-BAPI-TIMESTAMP": now_ms.to_string(), "X-BAPI-RECV-WINDOW": RECV_WINDOW_MS.to_string()},
+            "op": op.op,
+            "args": [op.args],
+        });
+        if let Err(e) = sink.send(Message::text(request.to_string())).await {
+            return Err(format!("{} failed: {e}", op.op));
+        }
+    }
+    Ok(())
+}
+
+/// A signed GET's body (blocking client, run off the runtime).
+async fn signed_get(
+    rest: RestClient,
+    keys: Keys,
+    path: &str,
+    query: String,
+) -> Result<String, String> {
+    let path = format!("{path}?{query}");
+    tokio::task::spawn_blocking(move || {
+        let ts = (now_ns() / 1_000_000) as u64;
+        let headers = [
+            ("X-BAPI-API-KEY", keys.api_key.clone()),
+            ("X-BAPI-TIMESTAMP", ts.to_string()),
+            ("X-BAPI-RECV-WINDOW", RECV_WINDOW_MS.to_string()),
+            ("X-BAPI-SIGN", keys.rest_sign(ts, &query)),
+        ];
+        rest.get_body(&path, &headers).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("REST task failed: {e}"))?
+}
+
+/// Open orders and positions of the USDT-settled linear account.
+async fn reconcile(rest: RestClient, keys: Keys) -> Reconciled {
+    let query = "category=linear&settleCoin=USDT".to_string();
+    let orders = signed_get(
+        rest.clone(),
+        keys.clone(),
+        "/v5/order/realtime",
+        query.clone(),
+    )
+    .await?;
+    let orders = msg::rest_list::<OrderUpdate>(&orders)?;
+    let positions = signed_get(rest, keys, "/v5/position/list", query).await?;
+    let positions = msg::rest_list::<PositionUpdate>(&positions)?;
+    Ok((orders, positions))
+}
+
+/// One order by orderLinkId, open or recently closed (`openOnly=1`); None if the exchange
+/// does not know it.
+async fn lookup(
+    rest: RestClient,
+    keys: Keys,
+    symbol: String,
+    link: String,
+) -> Result<Option<OrderUpdate>, String> {
+    let query = format!("category=linear&symbol={symbol}&orderLinkId={link}&openOnly=1");
+    let body = signed_get(rest, keys, "/v5/order/realtime", query).await?;
+    let list = msg::rest_list::<OrderUpdate>(&body)?;
+    Ok(list.into_iter().find(|o| o.order_link_id == link))
+}
