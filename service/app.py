@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import html
 import json
+import logging
 import secrets
 import time
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from importlib import resources
 from typing import Annotated
 
 import anyio
-from fastapi import Depends, FastAPI, HTTPException, Query, WebSocket
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -29,11 +30,16 @@ from .recorder import Recorder
 from .server import INBOUND_MAX_BYTES, RELEASED
 from .sources import source_for
 from .sources.base import Source
+from .trading import ConnectorControl, ControlError, KillResponse, TradingResponse, trading_off, with_origin
 
 CLOSE_TIMEOUT_S = 5.0
 GOODBYE_DRAIN_S = 1.0   # of the final status, at shutdown; then once more for the close itself
 MAX_DEPTH = 1000
 MAX_TRADES = 10_000
+KILL_NEEDS_TOKEN = ("the kill switch needs the service's API_TOKEN: set API_TOKEN and send it as "
+                    "'Authorization: Bearer …' (without a token, anyone who reaches the port could stop the bot)")
+
+log = logging.getLogger("hftlive.trading")
 
 
 class Service:
@@ -53,6 +59,11 @@ class Service:
         self.started = time.monotonic()
         self.streams = 0   # stream connections open (the clients gauge, readable)
         self.token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+        url = settings.connector_control_url
+        self.control = ConnectorControl(url) if source.kind == "live" and url is not None else None
+        self.trading_off = (
+            "the mock source has no connector: trading needs DATA_SOURCE=hft_connector" if source.kind == "mock"
+            else "CONNECTOR_CONTROL_URL is off: this service does not ask the connector about trading")
 
     def authorized(self, presented: str | None) -> bool:
         if self.token is None:
@@ -86,7 +97,7 @@ class Service:
 def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
     """A new app serving `source` (by default the one the settings ask for)."""
     service = Service(settings, source if source is not None else source_for(settings))
-    page = _page(settings, service.source.kind, service.source.exchange)
+    page = _page(settings, service.source.kind, service.source.exchange, trading=service.control is not None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -184,6 +195,44 @@ def create_app(settings: Settings, source: Source | None = None) -> FastAPI:
         return {"source": service.source.kind, "exchange": service.source.exchange, "symbol": name,
                 "seq": service.feed.symbols[name].book.seq, "trades": service.feed.trades(name, limit)}
 
+    @app.get("/v1/trading", tags=["trading"], dependencies=guard, response_model=TradingResponse,
+             response_model_exclude_unset=True, responses={**refusals, **_CONTROL_FAILED})
+    async def trading() -> TradingResponse:
+        """The bot's position, average price, realised P&L and open orders per symbol, from the connector's
+        control API (CONNECTOR_CONTROL_URL), labelled with the exchange; `enabled: false` and a `reason` when
+        the connector trades nothing, or this service does not ask it (the mock, or CONNECTOR_CONTROL_URL=off)."""
+        kind, exchange = service.source.kind, service.source.exchange
+        if service.control is None:
+            return trading_off(kind, exchange, service.trading_off)
+        try:
+            return with_origin(await service.control.trading(), TradingResponse, kind, exchange)
+        except ControlError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+
+    # A service without a token refuses the kill switch outright, so only a service with one declares bearer auth.
+    @app.post("/v1/trading/kill", tags=["trading"], dependencies=guard, response_model=KillResponse,
+              response_model_exclude_unset=True,
+              responses={**(refusals or {403: _KILL_REFUSED}), 409: _TRADING_OFF, **_CONTROL_FAILED})
+    async def kill(request: Request) -> KillResponse:
+        """The kill switch: the connector cancels every open order and refuses new ones until it restarts.
+        Needs the service's API_TOKEN as a bearer token, always: a service without one refuses (403)."""
+        if service.token is None:
+            raise HTTPException(403, KILL_NEEDS_TOKEN)
+        if service.control is None:
+            raise HTTPException(409, f"trading is off: {service.trading_off}")
+        who = request.client.host if request.client is not None else "a client"
+        log.warning("kill switch pulled by %s: POST /kill to %s", who, service.control.url)
+        try:
+            # Shielded: once pulled, the kill goes through even if the asking client hangs up.
+            answer = with_origin(await asyncio.shield(service.control.kill()), KillResponse, service.source.kind,
+                                 service.source.exchange)
+        except ControlError as exc:
+            log.error("kill switch: %s", exc)
+            raise HTTPException(exc.status, str(exc)) from None
+        log.warning("kill switch: the connector says killed=%s after %d cancel requests",
+                    answer.killed, answer.cancel_requests)
+        return answer
+
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket) -> None:
         await _stream(service, websocket)
@@ -277,11 +326,12 @@ async def _listen(websocket: WebSocket) -> dict:
         return {"code": None}
 
 
-def _page(settings: Settings, kind: SourceKind, exchange: Exchange | None) -> str:
+def _page(settings: Settings, kind: SourceKind, exchange: Exchange | None, trading: bool) -> str:
     # Outside static/: the raw template, placeholders and all, must never be served as a file.
     template = resources.files("service").joinpath("templates/index.html").read_text(encoding="utf-8")
     config = {"source": kind, "exchange": exchange, "symbols": list(settings.symbols),
               "auth": settings.api_token is not None,
+              "trading": trading,   # the page polls /v1/trading only when the service asks a connector
               "close_codes": {code.name: code.value for code in CloseCode}}   # app.js has no copy
     label = ("LIVE" if kind == "live" else "MOCK") + (f" · {exchange}" if exchange else "")
     explain = (f"live market data from {exchange or 'the exchange'} through hftbacktest's bot via connector "
@@ -333,6 +383,16 @@ _UNAUTHORIZED = {
     "description": "Missing or wrong bearer token",
     "headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
     "content": _error_body(CloseCode.UNAUTHORIZED.reason),
+}
+_KILL_REFUSED = {"description": "The service has no API_TOKEN: the kill switch is never open to anyone",
+                 "content": _error_body(KILL_NEEDS_TOKEN)}
+_TRADING_OFF = {"description": "Trading is off (the mock source, or CONNECTOR_CONTROL_URL=off)",
+                "content": _error_body("why")}
+_CONTROL_FAILED = {
+    502: {"description": "The connector's control API answered, but not as agreed",
+          "content": _error_body("what it answered, in one line")},
+    503: {"description": "The connector's control API is unreachable or did not answer in time",
+          "content": _error_body("why, in one line")},
 }
 _UNKNOWN_SYMBOL = {
     "description": "Unknown symbol",

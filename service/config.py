@@ -9,6 +9,7 @@ import tempfile
 import tomllib
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -37,6 +38,9 @@ from .events import EXCHANGES, Exchange
 CONNECTOR_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 SOURCE_NAMES = {"hft_connector": "hft_connector", "live": "hft_connector", "mock": "mock"}
 DEFAULT_EXCHANGE: Exchange = "bybit"
+# The connector's control API on the compose network (its control_listen port, CONNECTOR_CONTROL_PORT).
+DEFAULT_CONNECTOR_CONTROL_URL = "http://connector:8092"
+CONTROL_OFF = "off"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 CHANNEL_KEYS = ("buffer_size", "max_bots")
 WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
@@ -94,6 +98,11 @@ class Settings(BaseSettings):
     exchange: Exchange | None = Field(
         None, validate_default=True, description=f"live only: {', '.join(EXCHANGES)}; default {DEFAULT_EXCHANGE}")
     connector_name: str = "bybit_hft"
+    # After data_source, like exchange: only the live source has a connector to ask.
+    connector_control_url: str | None = Field(
+        None, validate_default=True,
+        description=f"live only: the connector's control API (GET /trading, POST /kill); "
+                    f"default {DEFAULT_CONNECTOR_CONTROL_URL}; {CONTROL_OFF}: no trading view")
     symbols: Annotated[tuple[str, ...], NoDecode] = Field(
         ("BTCUSDT",), validation_alias=AliasChoices("SYMBOL", "symbols"),
         description="one symbol, or a comma list")
@@ -186,6 +195,19 @@ class Settings(BaseSettings):
             raise ValueError("EXCHANGE applies only to the live source (DATA_SOURCE=hft_connector); "
                              "unset it for DATA_SOURCE=mock")
         return name
+
+    @field_validator("connector_control_url", mode="before")
+    @classmethod
+    def _control_url(cls, value: Any, info: ValidationInfo) -> Any:
+        source = info.data.get("data_source")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return DEFAULT_CONNECTOR_CONTROL_URL if source == "hft_connector" else None
+        text = str(value).strip()
+        if text.lower() == CONTROL_OFF:
+            return None
+        if source == "mock":
+            raise ValueError("the mock source has no connector; unset CONNECTOR_CONTROL_URL for DATA_SOURCE=mock")
+        return check_control_url(text)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -293,6 +315,31 @@ def check_channel_config(path: str) -> str:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{path}: {key} must be a positive integer")
     return path
+
+
+def check_control_url(url: str) -> str:
+    """An http://host[:port][/path] URL (no lookup), without a trailing slash; the control API is plain HTTP."""
+    like = f"like {DEFAULT_CONNECTOR_CONTROL_URL}, or {CONTROL_OFF} for no trading view"
+    try:
+        parts = urlsplit(url)
+        parts.port   # raises on a port that is no number or out of range
+    except ValueError:
+        raise ValueError(f"is not a URL ({like})") from None
+    if parts.scheme.lower() != "http":
+        raise ValueError(f"must start with http:// (the connector's control API is plain HTTP; {like})")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry a user or password (the control API takes none)")
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not HOST_NAME.fullmatch(host) or host.rstrip(".").rsplit(".", 1)[-1].isdigit():
+            raise ValueError(f"has no valid host ({like})") from None
+    if parts.port == 0:
+        raise ValueError(f"port 0 is no port ({like})")
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise ValueError(f"must not have a query or fragment ({like})")
+    return url.rstrip("/")
 
 
 def check_record_dir(path: str) -> str:

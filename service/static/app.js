@@ -5,6 +5,7 @@ const config = JSON.parse(document.getElementById("config").textContent);
 const CLOSE = config.close_codes;   // by name, as the service serves them (service/protocol.py)
 const LEVELS = 15;
 const TAPE_LENGTH = 60;
+const TRADING_POLL_S = 1;
 const $ = (id) => document.getElementById(id);
 
 let socket = null;
@@ -15,6 +16,7 @@ let trades = [];
 let digits = { price: 2, qty: 3 };
 let drawPending = false;
 let retryMs = 500;
+let trading = null;        // the latest /v1/trading answer, or {failed: status, detail} when it could not be had
 
 function decimalsOf(step) {
   const text = String(step);
@@ -93,7 +95,7 @@ function handle(msg) {
     if (trades.length > TAPE_LENGTH) trades.length = TAPE_LENGTH;
     seq = msg.seq;
   }
-  if (!drawPending) { drawPending = true; requestAnimationFrame(draw); }
+  requestDraw();
 }
 
 function cell(text, className, style) {
@@ -104,16 +106,36 @@ function cell(text, className, style) {
   return td;
 }
 
-function ladderRow(price, qty, side, widest) {
+function ladderRow(price, qty, side, widest, mine) {
   const tr = document.createElement("tr");
   const width = `--w:${Math.round((100 * qty) / widest)}%`;
   const amount = qty.toFixed(digits.qty);
+  const key = price.toFixed(digits.price);
   tr.append(
     side === "bid" ? cell(amount, "bar-bid", width) : cell(""),
-    cell(price.toFixed(digits.price), "price"),
+    cell(key, "price"),
     side === "ask" ? cell(amount, "bar-ask", width) : cell(""),
   );
+  if (config.trading) {
+    // The bot's orders resting at this price: side and leaves qty, e.g. "B 0.002".
+    const orders = mine.get(key) || [];
+    if (orders.length) tr.className = "mine";
+    const sides = new Set(orders.map((o) => o.side));
+    const text = orders.map((o) => `${o.side === "Buy" ? "B" : "S"} ${o.leaves_qty.toFixed(digits.qty)}`).join(" ");
+    tr.append(cell(text, "bot-col" + (sides.size === 1 ? (sides.has("Buy") ? " bot-buy" : " bot-sell") : "")));
+  }
   return tr;
+}
+
+function botOrders() {
+  // The current symbol's open orders by price (as the ladder prints it).
+  const mine = new Map();
+  const state = trading && !trading.failed && trading.enabled && (trading.symbols || {})[symbol];
+  for (const order of (state && state.open_orders) || []) {
+    const key = order.price.toFixed(digits.price);
+    mine.set(key, [...(mine.get(key) || []), order]);
+  }
+  return mine;
 }
 
 function draw() {
@@ -123,8 +145,9 @@ function draw() {
     const bids = [...book.bids].sort((a, b) => b[0] - a[0]).slice(0, LEVELS);
     const asks = [...book.asks].sort((a, b) => a[0] - b[0]).slice(0, LEVELS);
     const widest = Math.max(1e-12, ...bids.map((l) => l[1]), ...asks.map((l) => l[1]));
-    $("asks").replaceChildren(...asks.reverse().map(([p, q]) => ladderRow(p, q, "ask", widest)));
-    $("bids").replaceChildren(...bids.map(([p, q]) => ladderRow(p, q, "bid", widest)));
+    const mine = botOrders();
+    $("asks").replaceChildren(...asks.reverse().map(([p, q]) => ladderRow(p, q, "ask", widest, mine)));
+    $("bids").replaceChildren(...bids.map(([p, q]) => ladderRow(p, q, "bid", widest, mine)));
     $("spread").textContent = bids.length && asks.length
       ? `spread ${(asks[asks.length - 1][0] - bids[0][0]).toFixed(digits.price)}` : "";
   }
@@ -138,6 +161,78 @@ function draw() {
     );
     return tr;
   }));
+  if (config.trading) drawTrading();
+}
+
+function requestDraw() {
+  if (!drawPending) { drawPending = true; requestAnimationFrame(draw); }
+}
+
+function tradingState() {
+  // [pill class, pill text, detail]
+  if (trading === null) return ["", "asking the connector…", ""];
+  if (trading.failed === 401) return ["unreachable", "token refused", "reload the page to give the API token"];
+  if (trading.failed) return ["unreachable", "connector unreachable", trading.detail];
+  if (!trading.enabled) return ["trading-off", "trading off", trading.reason || ""];
+  if (trading.killed) {
+    return ["killed", "KILLED", "kill switch pulled: orders cancelled, new ones refused until the connector restarts"];
+  }
+  if (!trading.reconciled) return ["reconciling", "reconciling", "reading open orders and position from the exchange"];
+  return ["trading-on", "trading", trading.exchange_url || ""];
+}
+
+function drawTrading() {
+  const [kind, text, detail] = tradingState();
+  const pill = $("trading-state");
+  pill.className = "pill " + kind;
+  pill.textContent = text;
+  $("trading-detail").textContent = detail;
+  const state = trading && !trading.failed && trading.enabled ? (trading.symbols || {})[symbol] : null;
+  const show = (id, value, className) => { $(id).textContent = value; $(id).className = className || ""; };
+  show("trading-position", state ? state.position.toFixed(digits.qty) : "–");
+  show("trading-avg", state && state.avg_price !== null && state.avg_price !== undefined
+    ? state.avg_price.toFixed(digits.price) : "–");
+  show("trading-pnl", state ? state.realised_pnl.toFixed(4) : "–",
+    state ? (state.realised_pnl > 0 ? "gain" : state.realised_pnl < 0 ? "loss" : "") : "");
+  show("trading-fills", state ? String(state.fills) : "–");
+  const orders = state ? [...(state.open_orders || [])].sort((a, b) => b.price - a.price) : [];
+  show("trading-open", state ? String(orders.length) : "–");
+  $("orders").replaceChildren(...orders.map((o) => {
+    const tr = document.createElement("tr");
+    tr.append(cell(o.side, o.side), cell(o.price.toFixed(digits.price), o.side), cell(o.leaves_qty.toFixed(digits.qty)),
+      cell(o.qty.toFixed(digits.qty)), cell(o.status), cell(o.link_id));
+    return tr;
+  }));
+}
+
+async function pollTrading() {
+  // The page's own token (the stream asked for it); never a prompt from here, every second.
+  const headers = { Accept: "application/json" };
+  const secret = sessionStorage.getItem("hftlive-token");
+  if (secret) headers.Authorization = `Bearer ${secret}`;
+  try {
+    const answer = await fetch("/v1/trading", { headers, cache: "no-store" });
+    const body = await answer.json().catch(() => ({}));
+    if (answer.ok && (body.source !== config.source || body.exchange !== config.exchange)) {
+      location.reload();   // another service behind this URL now: the labels must not lie
+      return;
+    }
+    trading = answer.ok ? body : { failed: answer.status, detail: body.detail || `HTTP ${answer.status}` };
+  } catch (error) {
+    trading = { failed: -1, detail: `the service did not answer: ${error.message}` };
+  }
+  requestDraw();
+  setTimeout(pollTrading, TRADING_POLL_S * 1e3);
+}
+
+function initTrading() {
+  const label = $("trading-exchange");
+  label.textContent = config.exchange === "bybit" ? "bybit · mainnet, real money" : config.exchange;
+  label.className = `exchange exchange-${config.exchange}`;
+  label.dataset.exchange = config.exchange;
+  $("trading").hidden = false;
+  document.body.classList.add("trading-shown");
+  pollTrading();
 }
 
 function init() {
@@ -151,6 +246,7 @@ function init() {
     connect();
   };
   connect();
+  if (config.trading) initTrading();
 }
 
 init();

@@ -1,4 +1,4 @@
-"""The live page in a real headless browser (Debian's chromium): a moving ladder and tape, labelled mock."""
+"""The live page in a real headless browser (Debian's chromium): a moving ladder and tape, labelled mock, no trading."""
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +14,7 @@ READ_PAGE = """(() => {
   const rows = (id) => [...document.getElementById(id).rows].map((r) => [...r.cells].map((c) => c.textContent));
   return {banner: document.getElementById("banner").innerText, seq: document.getElementById("seq").textContent,
           state: document.getElementById("state").textContent, asks: rows("asks"), bids: rows("bids"),
-          trades: rows("trades"),
+          trades: rows("trades"), tradingHidden: document.getElementById("trading").hidden,
           resources: performance.getEntriesByType("resource").map((r) => r.name).concat([location.href])};
 })()"""
 
@@ -55,3 +55,6 @@ def test_the_page_shows_a_moving_ladder_and_tape_labelled_mock(runtime_images, b
     assert best_ask > best_bid
     assert all(cell in ("buy", "sell") for cell in (row[3] for row in later["trades"]))
     assert all(url.startswith(stack.url) for url in later["resources"]), later["resources"]
+    # The mock has no connector: no trading panel, and the page never asks for /v1/trading.
+    assert later["tradingHidden"] is True
+    assert not any("/v1/trading" in url for url in later["resources"]), later["resources"]

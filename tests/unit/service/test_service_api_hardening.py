@@ -10,7 +10,8 @@ from starlette.testclient import TestClient
 
 from service.app import create_app
 
-V1_OPERATIONS = (("/v1/status", False), ("/v1/book", True), ("/v1/trades", True))   # (path, takes `symbol`)
+V1_OPERATIONS = (("/v1/status", False), ("/v1/book", True), ("/v1/trades", True),   # (path, takes `symbol`)
+                 ("/v1/trading", False))
 
 
 def _error_body_schema(schema: dict, operation: dict, status: str) -> dict:
