@@ -1,5 +1,5 @@
 """The packages import only what they may: the market kernel stands alone, the simulator and the service share
-only it, and the benchmarks never import the tests."""
+only it, the benchmarks never import the tests, and the bot and strategies need only hftbacktest."""
 from __future__ import annotations
 
 import ast
@@ -16,6 +16,9 @@ FORBIDDEN = {
     "service": {"simulator"},
     "simulator": {"service"},
     "bench": {"tests"},
+    # The bot image holds only the live wheel's runtime: no web stack, no simulator, no CLI.
+    "bot": {"service", "simulator", "market", "cli", "tests", "fastapi", "pydantic"},
+    "strategies": {"service", "simulator", "market", "cli", "tests"},
 }
 
 
