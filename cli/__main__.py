@@ -1,6 +1,7 @@
 """hftlive: build hftbacktest's live wheels and run the connector service, with Docker.
 
   ./hftlive up           build what is missing or stale, start the live path (the bundled simulator)
+                         (--strategy FILE: and a bot trading FILE's strategy through the connector)
   ./hftlive test         the same builds, then every test tier (unit, integration, end to end)
   ./hftlive down         stop what `up` started
   ./hftlive setup        check (and with --install, add) Docker tooling; prepare base images
@@ -124,12 +125,12 @@ def prepare(targets: list[str]) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    plan = compose.plan(args.exchange, args.mock)   # argument errors before any Docker
+    plan = compose.plan(args.exchange, args.mock, args.strategy)   # argument errors before any Docker
     prepare([t for p in plan.profiles for t in images.PROFILES[p]])
     url = compose.up(plan)
     print(f"hftlive: up after {time.monotonic() - started:.0f} s: {url}  profile {' + '.join(plan.profiles)}, "
           f"{'exchange ' + plan.exchange if plan.exchange else 'MOCK market, no exchange'}"
-          f"  (./hftlive down stops it)")
+          f"{', strategy ' + str(plan.strategy) if plan.strategy else ''}  (./hftlive down stops it)")
     return 0
 
 
@@ -223,6 +224,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--exchange", metavar="NAME",
                    help=f"{' | '.join(compose.EXCHANGES)} (default: simulator, bundled; the others are real)")
     p.add_argument("--mock", action="store_true", help="the labelled mock market instead (no exchange)")
+    p.add_argument("--strategy", metavar="FILE",
+                   help="also run this strategy (a Python file with a numba `strategy(hbt)`) in the bot image, "
+                   "trading through the connector; against the simulator with a key pair made for it")
 
     p = command("bundle", cmd_bundle, "one verified archive for air-gapped hosts: images, compose, "
                 "wheelhouse, install.sh (builds what is missing first)")

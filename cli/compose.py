@@ -16,7 +16,7 @@ from pathlib import Path
 from testcontainers.compose import ComposeContainer, DockerCompose
 from testcontainers.core.exceptions import ContainerIsNotRunning
 
-from . import images
+from . import apikeys, images
 from .progress import Step, fail
 from .versions import ROOT
 
@@ -138,10 +138,13 @@ class Project(DockerCompose):
 class Plan:
     profiles: tuple[str, ...]
     exchange: str | None   # None: the mock market
+    strategy: Path | None = None   # the bot profile's strategy file
 
     @property
     def label(self) -> str:
-        return "mock market" if self.exchange is None else f"live, exchange {self.exchange}"
+        if self.exchange is None:
+            return "mock market"
+        return f"live, exchange {self.exchange}" + (f", strategy {self.strategy.name}" if self.strategy else "")
 
     @property
     def services(self) -> list[str]:
@@ -149,15 +152,36 @@ class Plan:
         return [service for p in self.profiles for service in images.PROFILES[p]]
 
 
-def plan(exchange: str | None, mock: bool) -> Plan:
+def plan(exchange: str | None, mock: bool, strategy: str | None = None) -> Plan:
     if mock:
         if exchange:
             fail("--mock serves the mock market, which has no exchange; drop --exchange, or drop --mock")
+        if strategy:
+            fail("--mock has no exchange to trade on; drop --strategy, or drop --mock")
         return Plan(("mock",), None)
     exchange = exchange or "simulator"
     if exchange not in EXCHANGES:
         fail(f"no exchange {exchange!r}; choose from {', '.join(EXCHANGES)}")
-    return Plan(("live", "sim") if exchange == "simulator" else ("live",), exchange)
+    profiles = ("live", "sim") if exchange == "simulator" else ("live",)
+    if strategy is None:
+        return Plan(profiles, exchange)
+    path = Path(strategy).expanduser().resolve()
+    if not path.is_file():
+        fail(f"no strategy file {strategy} (--strategy takes a Python file with a numba `strategy(hbt)`, "
+             "such as strategies/market_maker.py)", code=2)
+    return Plan((*profiles, "bot"), exchange, path)
+
+
+def settings(plan_: Plan) -> dict[str, str]:
+    """What `up` sets for compose beyond the user's .env (the command line beats .env and the shell alike,
+    as compose's own environment does): the exchange, the strategy, and against the simulator with a
+    strategy the key pair both sides share."""
+    found = {"HFTLIVE_EXCHANGE": plan_.exchange} if plan_.exchange else {}
+    if plan_.strategy:
+        found["HFTLIVE_STRATEGY"] = str(plan_.strategy)
+        if plan_.exchange == "simulator":
+            found.update(apikeys.simulator_pair().settings())
+    return found
 
 
 def project() -> str:
@@ -227,8 +251,7 @@ def watch(plan_: Plan, stack: Project, step: Step, starting: subprocess.Popen, s
 def up(plan_: Plan) -> str:
     """Start the plan's profiles and wait for health; returns the page's URL."""
     stack = Project(plan_.profiles)
-    # The flag beats .env and the shell alike, as compose's own environment does.
-    env = dict(os.environ, **({"HFTLIVE_EXCHANGE": plan_.exchange} if plan_.exchange else {}))
+    env = dict(os.environ, **settings(plan_))
     with Step("up") as step, tempfile.TemporaryDirectory(prefix="hftlive-up-") as scratch:
         step.say(f"starting {', '.join(plan_.services)} ({plan_.label})")
         down()   # whatever another profile left running would hold the port: stop every profile

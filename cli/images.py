@@ -22,9 +22,9 @@ SERVICE_PYTHON = FACTS["SERVICE_PYTHON"]
 BASE = f"python{SERVICE_PYTHON}-bookworm"   # the runtime images' base: a key of bases.BASES
 SERVICE_TAG = "cp" + SERVICE_PYTHON.replace(".", "")   # the wheelhouse must have this CPython's locks
 # The images people run, in build order, and the base each starts from.
-TARGETS = dict.fromkeys(("service-mock", "service", "connector", "simulator"), BASE)
+TARGETS = dict.fromkeys(("service-mock", "service", "connector", "simulator", "bot"), BASE)
 # compose.yaml's profiles and the images each runs.
-PROFILES = {"mock": ["service-mock"], "live": ["service", "connector"], "sim": ["simulator"]}
+PROFILES = {"mock": ["service-mock"], "live": ["service", "connector"], "sim": ["simulator"], "bot": ["bot"]}
 BASE_ARG = {BASE: "SERVICE_BASE"}
 LABEL_INPUTS = "io.hftlive.inputs"
 

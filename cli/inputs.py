@@ -12,7 +12,7 @@ WHEELHOUSE = ("Dockerfile.build", "docker/build", "docker/patches", "docker/vers
               "connector/Cargo.toml", "connector/Cargo.lock", "connector/src", "connector/tests",
               "service/requirements.txt")
 IMAGES = ("Dockerfile.runtime", "docker/runtime", "docker/runtime.env", "docker/channel.toml", "market", "service",
-          "simulator", "wheels/SHA256SUMS")
+          "simulator", "bot", "strategies", "wheels/SHA256SUMS")
 SKIPPED = {"__pycache__", ".pytest_cache"}
 
 

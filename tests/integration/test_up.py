@@ -1,8 +1,9 @@
-"""`./hftlive up` as a newcomer runs it: the live path against the bundled simulator, and a fast,
-clear failure when the exchange cannot be reached. Each test runs its own compose project on 127.0.0.1
+"""`./hftlive up` as a newcomer runs it: the live path against the bundled simulator, with a strategy
+beside it, and a fast, clear failure when the exchange cannot be reached. Each test runs its own compose project on 127.0.0.1
 ports Docker picks, so a stack the user started is left alone."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -12,6 +13,7 @@ import uuid
 
 import pytest
 
+from cli import apikeys
 from cli.compose import Project
 from tests.support import ROOT
 from tests.support.stack import get
@@ -23,7 +25,7 @@ def project(runtime_images):
     name = f"hftlive-test-up-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, PYTHONPATH=str(ROOT), HFTLIVE_PROJECT=name, HFTLIVE_PORT="0", SIM_CONTROL_PORT="0")
     yield env
-    Project(["live", "sim", "mock"], name=name, settings={}).stop()
+    Project(["live", "sim", "mock", "bot"], name=name, settings={}).stop()
 
 
 def hftlive(env: dict, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
@@ -54,6 +56,44 @@ def test_up_starts_the_live_path_against_the_simulator(project):
     assert book["bids"] and book["asks"], "the live path serves the simulator's book"
     assert sorted(n.split("-")[-2] for n in running(project["HFTLIVE_PROJECT"])) == [
         "connector", "service", "simulator"]
+
+
+def inspect(name: str, service: str) -> dict:
+    ids = subprocess.run(["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={name}", "--filter",
+                          f"label=com.docker.compose.service={service}"], capture_output=True, text=True).stdout.split()
+    assert len(ids) == 1, (service, ids)
+    return json.loads(subprocess.run(["docker", "inspect", ids[0]], capture_output=True, text=True, check=True).stdout)[0]
+
+
+def test_up_with_a_strategy_runs_the_bot_with_one_key_pair_as_files_and_down_stops_it(project):
+    strategy = ROOT / "strategies" / "market_maker.py"
+    done = hftlive(project, "up", "--strategy", str(strategy))
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert "profile live + sim + bot" in last and f"strategy {strategy}" in last, last
+    name = project["HFTLIVE_PROJECT"]
+    assert sorted(n.split("-")[-2] for n in running(name)) == ["bot", "connector", "service", "simulator"]
+    key = (apikeys.FOLDER / apikeys.KEY).read_text()
+    secret = (apikeys.FOLDER / apikeys.SECRET).read_text()
+    # The secret reaches the connector and the simulator as a file only: no container's inspect shows it.
+    for service in ("bot", "connector", "service", "simulator"):
+        assert secret not in json.dumps(inspect(name, service)), service
+    connector, simulator, bot = (inspect(name, s) for s in ("connector", "simulator", "bot"))
+    assert key not in json.dumps(connector["Config"]["Env"])
+    assert f"SIM_API_KEY={key}" in simulator["Config"]["Env"]
+    assert {m["Destination"] for m in connector["Mounts"]} >= {"/run/secrets/bybit_api_key",
+                                                                 "/run/secrets/bybit_api_secret"}
+    [mounted] = [m for m in bot["Mounts"] if m["Destination"] == "/strategy/strategy.py"]
+    assert (mounted["Source"], mounted["RW"]) == (str(strategy), False)
+    assert bot["Config"]["User"] == connector["Config"]["User"]
+    # The connector found the pair: trading on, against the simulator (the entrypoint's first line).
+    logs = subprocess.run(["docker", "logs", connector["Id"]], capture_output=True, text=True).stderr
+    assert "API keys from /run/secrets: orders to ws://simulator:" in logs, logs[-2000:]
+
+    done = hftlive(project, "down")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert running(name) == []
 
 
 def test_an_unreachable_exchange_fails_within_a_minute_with_one_line(project):

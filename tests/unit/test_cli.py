@@ -14,7 +14,8 @@ from tests.support.commands import hftlive
     (("wheels", "--ca-bundle", "/nonexistent/bundle.pem"), 1, "CA bundle /nonexistent/bundle.pem not found"),
     (("wheels", "--frobnicate"), None, "unrecognized arguments: --frobnicate"),
     (("images", "--target", "no-such-image"), 2,
-     "invalid choice: 'no-such-image' (choose from 'service-mock', 'service', 'connector', 'simulator')"),
+     "invalid choice: 'no-such-image' (choose from 'service-mock', 'service', 'connector', 'simulator', "
+     "'bot')"),
 ], ids=["unknown-base", "unknown-python", "missing-ca-bundle", "unknown-option", "unknown-image"])
 def test_a_bad_argument_is_refused_naming_what_is_wrong(args, code, message):
     done = hftlive(*args)

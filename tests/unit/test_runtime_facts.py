@@ -74,10 +74,12 @@ def compose() -> dict:
 
 def test_the_facts_are_the_ones_the_images_need_and_well_formed():
     assert set(FACTS) == {"HFTLIVE_UID", "HFTLIVE_SERVICE_PORT", "HFTLIVE_SIMULATOR_PORT",
-                          "HFTLIVE_SIMULATOR_CONTROL_PORT", "CONNECTOR_NAME", "SERVICE_PYTHON"}
+                          "HFTLIVE_SIMULATOR_CONTROL_PORT", "CONNECTOR_NAME", "CONNECTOR_CONTROL_PORT",
+                          "SERVICE_PYTHON"}
     assert 1000 <= int(FACTS["HFTLIVE_UID"]) < 65536
-    ports = [int(FACTS[k]) for k in ("HFTLIVE_SERVICE_PORT", "HFTLIVE_SIMULATOR_PORT", "HFTLIVE_SIMULATOR_CONTROL_PORT")]
-    assert all(1024 <= p < 65536 for p in ports) and len(set(ports)) == 3
+    ports = [int(FACTS[k]) for k in ("HFTLIVE_SERVICE_PORT", "HFTLIVE_SIMULATOR_PORT", "HFTLIVE_SIMULATOR_CONTROL_PORT",
+                                     "CONNECTOR_CONTROL_PORT")]
+    assert all(1024 <= p < 65536 for p in ports) and len(set(ports)) == 4
     assert re.fullmatch(r"[a-z][a-z0-9_]*", FACTS["CONNECTOR_NAME"])
     assert re.fullmatch(r"3\.\d+", FACTS["SERVICE_PYTHON"])
     # Apart from the pins: editing either file must not be read as editing the other.
@@ -147,7 +149,8 @@ def test_compose_defaults_are_the_facts_and_compose_writes_no_fact_literally(com
             defaults.setdefault(match.group(1), set()).add(match.group(2))
     for key in ("HFTLIVE_UID", "HFTLIVE_SERVICE_PORT", "HFTLIVE_SIMULATOR_CONTROL_PORT", "CONNECTOR_NAME"):
         assert defaults.get(key) == {FACTS[key]}, (key, defaults.get(key))
-    assert not {"HFTLIVE_SIMULATOR_PORT", "SERVICE_PYTHON"} & set(defaults)   # compose needs neither
+    # compose needs none of these; the connector's control port in particular is never published.
+    assert not {"HFTLIVE_SIMULATOR_PORT", "SERVICE_PYTHON", "CONNECTOR_CONTROL_PORT"} & set(defaults)
     for text in strings:
         literal = set(re.findall(r"[\w.]+", VARIABLE.sub(" ", text)))
         assert not VALUES & literal, f"compose.yaml writes {VALUES & literal} in {text!r}; use the variable"
@@ -177,8 +180,10 @@ def test_healthchecks_are_the_images_own_and_compose_repeats_none(dockerfile, co
             stage = dockerfile[stage][0][1].split()[0]   # FROM's image: the parent stage
         return None
 
-    for target in images.TARGETS:
+    # All but the bot: a strategy is the user's code, so running is all its image can tell.
+    for target in set(images.TARGETS) - {"bot"}:
         assert healthcheck(target) and "CMD [" in healthcheck(target), target
+    assert healthcheck("bot") is None
     # What compose waits for is a healthy image.
     for name, service in compose["services"].items():
         for other, condition in service.get("depends_on", {}).items():
@@ -190,7 +195,7 @@ def test_healthchecks_are_the_images_own_and_compose_repeats_none(dockerfile, co
 
 
 def test_the_processes_own_defaults_are_the_facts():
-    from service.config import Settings
+    from service.config import DEFAULT_CONNECTOR_CONTROL_URL, Settings
     from simulator.config import SimSettings
 
     assert Settings.model_fields["port"].default == int(FACTS["HFTLIVE_SERVICE_PORT"])
@@ -201,11 +206,35 @@ def test_the_processes_own_defaults_are_the_facts():
     entrypoint = (ROOT / "docker" / "runtime" / "connector-entrypoint").read_text()
     assert set(re.findall(r"\$\{CONNECTOR_NAME:-([^}]*)\}", entrypoint)) == {FACTS["CONNECTOR_NAME"]}
     assert set(re.findall(r"//simulator:(\d+)", entrypoint)) == {FACTS["HFTLIVE_SIMULATOR_PORT"]}
+    # The connector's control API: the image sets the port its entrypoint listens on, the service dials it.
+    assert 'control_listen = \\"0.0.0.0:$control\\"' in entrypoint and "${CONNECTOR_CONTROL_PORT:-}" in entrypoint
+    assert DEFAULT_CONNECTOR_CONTROL_URL == f"http://connector:{FACTS['CONNECTOR_CONTROL_PORT']}"
     example = (ROOT / ".env.example").read_text()
     assert re.search(rf"^CONNECTOR_NAME={FACTS['CONNECTOR_NAME']}$", example, re.M)
+    # The bot requires the tick and lot size; compose's defaults for it are the service's and the simulator's.
+    bot = yaml.safe_load(COMPOSE.read_text())["services"]["bot"]["environment"]
+    assert bot["TICK_SIZE"] == "${TICK_SIZE:-%g}" % Settings.model_fields["tick_size"].default[0]
+    assert bot["LOT_SIZE"] == "${LOT_SIZE:-%g}" % Settings.model_fields["lot_size"].default[0]
+    assert (SimSettings.model_fields["tick_size"].default, SimSettings.model_fields["lot_size"].default) == (
+        Settings.model_fields["tick_size"].default, Settings.model_fields["lot_size"].default)
+
+
+def test_the_connector_and_the_bot_images_set_the_facts_they_run_with(dockerfile):
+    assert "CONNECTOR_CONTROL_PORT=${CONNECTOR_CONTROL_PORT}" in joined(dockerfile["connector"], "ENV")
+    assert joined(dockerfile["connector"], "EXPOSE") == "${CONNECTOR_CONTROL_PORT}"
+    bot = joined(dockerfile["bot"], "ENV")
+    assert "CONNECTOR_NAME=${CONNECTOR_NAME}" in bot and "HFTBACKTEST_CHANNEL_CONFIG=" in bot
+    assert joined(dockerfile["bot"], "USER") == "${HFTLIVE_UID}:${HFTLIVE_UID}"
 
 
 def test_a_build_without_the_cli_stops_at_the_first_step_with_what_to_do(dockerfile):
     guard = joined(dockerfile["service-user"], "RUN")
     assert "build with ./hftlive images" in guard
     assert 'os.environ["SERVICE_PYTHON"]' in guard
+
+
+def test_env_example_lists_every_setting_compose_reads_and_no_fact():
+    used = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text()))
+    listed = set(re.findall(r"^(\w+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert used - set(FACTS) == listed - {"CONNECTOR_NAME"}, (sorted(used - set(FACTS) - listed),
+                                                              sorted(listed - used))

@@ -30,7 +30,7 @@ def test_bad_arguments_are_one_line_before_any_docker_call(args, line):
 
 
 def test_every_profile_names_images_the_runtime_dockerfile_builds():
-    assert set(images.PROFILES) == {"mock", "live", "sim"}
+    assert set(images.PROFILES) == {"mock", "live", "sim", "bot"}
     assert {t for targets in images.PROFILES.values() for t in targets} <= set(images.stages())
 
 
