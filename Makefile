@@ -1,5 +1,5 @@
 # Thin front for ./hftlive (the real entry point).
-.PHONY: wheelhouse images setup test bench bench-service bench-live cibuildwheel aarch64
+.PHONY: wheelhouse images setup test bench bench-service bench-live bench-orders cibuildwheel aarch64
 wheelhouse: setup
 	./hftlive wheels
 images:
@@ -14,6 +14,8 @@ bench-service:
 	./hftlive test --collect-only -q >/dev/null && .venv/bin/python bench/service.py
 bench-live:
 	./hftlive test --collect-only -q >/dev/null && .venv/bin/python bench/live.py
+bench-orders:
+	./hftlive test --collect-only -q >/dev/null && .venv/bin/python bench/orders.py
 # release.yml's cibuildwheel build, here, in a local manylinux-like image (README, "Releases")
 cibuildwheel:
 	./hftlive cibuildwheel
