@@ -3,6 +3,7 @@ connector to the simulator's exchange, checked against the simulator's ledger (i
 connector's limits and kill switch; faults; and a backtest of the same strategy on what the service recorded."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -122,6 +123,49 @@ def test_the_strategy_quotes_fills_and_agrees_with_the_exchange_at_every_checkpo
     sim.post("/control/resume")
 
 
+READ_TRADING = """(() => {
+  const panel = document.getElementById("trading");
+  if (!panel || panel.hidden) return null;
+  const text = (id) => document.getElementById(id).textContent;
+  const marks = [...document.querySelectorAll("tbody#asks tr, tbody#bids tr")]
+    .map((r) => [r.cells[1].textContent, r.cells[3] ? r.cells[3].textContent : ""]).filter(([, m]) => m);
+  return {exchange: text("trading-exchange"), state: text("trading-state"), position: text("trading-position"),
+          fills: text("trading-fills"), open: text("trading-open"), marks: marks,
+          orders: [...document.getElementById("orders").rows].map((r) => [...r.cells].map((c) => c.textContent))};
+})()"""
+
+
+def test_the_page_shows_the_bot_quoting_and_filling(trading, tmp_path):
+    from tests.integration.browser import Chromium
+    stack, sim = trading
+    wait_for_fills(sim, at_least=1)
+    _, view = checkpoint(stack, sim)   # paused: the page and the ledger stand still
+    mine = view["symbols"][SYMBOL]
+    chromium = Chromium(tmp_path / "profile")
+    try:
+        tab = chromium.open(f"{stack.url}/#token={TOKEN}")
+
+        async def read() -> dict:
+            deadline = time.monotonic() + 30
+            while True:
+                page = await tab.evaluate(READ_TRADING)
+                if page and page["fills"] == str(mine["fills"]) and len(page["marks"]) == len(mine["open_orders"]):
+                    return page
+                assert time.monotonic() < deadline, f"the page never showed the bot: {page}"
+                await asyncio.sleep(0.5)
+
+        page = asyncio.run(read())
+    finally:
+        chromium.close()
+    sim.post("/control/resume")
+    assert page["exchange"].startswith("simulator") and page["state"] == "trading", page
+    assert float(page["position"]) == pytest.approx(mine["position"])
+    assert int(page["fills"]) > 0 and int(page["open"]) == len(mine["open_orders"])
+    # Each open order is marked on the ladder at its price with its side.
+    want = sorted((f"{o['price']:.1f}", ("B " if o["side"] == "Buy" else "S ")) for o in mine["open_orders"])
+    assert sorted((price, mark[:2]) for price, mark in page["marks"]) == want, page["marks"]
+
+
 def test_a_dropped_private_stream_reconnects_and_loses_no_fill(trading):
     stack, sim = trading
     before = len(ledger_view(sim)[2])
@@ -167,6 +211,7 @@ def test_a_backtest_on_the_recording_is_deterministic(trading):
     assert first.returncode == 0, first.stderr[-2000:]
     second = subprocess.run(run, capture_output=True, text=True, timeout=300)
     summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert summary["fills"] > 0, summary
     assert second.stdout == first.stdout
     print("backtest on the recording:", summary)
     subprocess.run(["docker", "start", service], check=True, capture_output=True)

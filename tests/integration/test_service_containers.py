@@ -237,9 +237,16 @@ def test_both_profiles_are_valid_and_hardened(tmp_path):
     assert services["service"]["depends_on"]["connector"]["condition"] == "service_healthy"
     assert services["service"]["environment"]["DATA_SOURCE"] == "hft_connector"
     assert services["service-mock"]["environment"]["DATA_SOURCE"] == "mock"
-    # One exchange for the pair (bybit when HFTLIVE_EXCHANGE is unset); the mock has none.
+    # One exchange for the pair: empty when HFTLIVE_EXCHANGE is unset and no key file is named (both read
+    # empty as bybit; tests/unit/test_connector_entrypoint.py and the service's config tests check that);
+    # the mock has none.
     assert [services[n]["environment"].get("EXCHANGE") for n in ("connector", "service", "service-mock")] == [
-        "bybit", "bybit", None]
+        "", "", None]
+    env.write_text("BYBIT_API_KEY_FILE=/dev/null\n")   # keys named, no exchange: testnet for both
+    done = subprocess.run(["docker", "compose", "--env-file", str(env), "--profile", "live", "config", "--format",
+                           "json"], capture_output=True, text=True, cwd=ROOT)
+    keyed = json.loads(done.stdout)["services"]
+    assert [keyed[n]["environment"]["EXCHANGE"] for n in ("connector", "service")] == ["bybit-testnet"] * 2
 
 
 def test_the_connector_image_stops_on_a_bad_setting_with_the_reason(runtime_images):

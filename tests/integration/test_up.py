@@ -90,6 +90,17 @@ def test_up_with_a_strategy_runs_the_bot_with_one_key_pair_as_files_and_down_sto
     # The connector found the pair: trading on, against the simulator (the entrypoint's first line).
     logs = subprocess.run(["docker", "logs", connector["Id"]], capture_output=True, text=True).stderr
     assert "API keys from /run/secrets: orders to ws://simulator:" in logs, logs[-2000:]
+    # What the page shows: the bot quoting, then filling, on the simulator.
+    url = re.search(r"http://127\.0\.0\.1:[0-9]+/", last).group(0)
+    deadline = time.monotonic() + 120
+    while True:
+        status, trading = get(url + "v1/trading")
+        mine = trading.get("symbols", {}).get("BTCUSDT", {}) if status == 200 else {}
+        if mine.get("fills", 0) > 0 and mine.get("open_orders"):
+            break
+        assert time.monotonic() < deadline, f"the bot neither quoted nor filled in 120 s: {status} {trading}"
+        time.sleep(2)
+    assert trading["exchange"] == "simulator" and trading["enabled"] and not trading["killed"], trading
 
     done = hftlive(project, "down")
     assert done.returncode == 0, done.stderr[-2000:]
