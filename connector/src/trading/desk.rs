@@ -61,6 +61,7 @@ pub struct DeskStats {
     pub fills: u64,
     pub duplicate_fills: u64,
     pub foreign_orders: u64,
+    pub stale_updates: u64,
 }
 
 #[derive(Debug)]
@@ -81,6 +82,7 @@ struct Position {
     avg_price: f64,
     realised_pnl: f64,
     fills: u64,
+    updated_ms: i64,
 }
 
 pub struct Desk {
@@ -661,16 +663,24 @@ impl Desk {
                     kind,
                     tif,
                 );
+                // Its fills so far were told to whoever ran it then: only new ones are fills here.
                 Tracked {
                     bot: TO_ALL,
                     symbol: u.symbol.clone(),
                     order,
-                    cum_exec_qty: 0.0,
-                    cum_exec_value: 0.0,
+                    cum_exec_qty: u.cum_exec_qty,
+                    cum_exec_value: u.cum_exec_value,
                     open: true,
                 }
             });
         self.sent_links.insert(u.order_link_id.clone());
+        // An update older than what we know (a push sent before the REST view of a reconcile, applied
+        // after it) would take the order back in time.
+        let exch_ts = u.updated_time.saturating_mul(1_000_000);
+        if exch_ts < t.order.exch_timestamp || u.cum_exec_qty + 1e-12 < t.cum_exec_qty {
+            self.stats.stale_updates += 1;
+            return;
+        }
         let o = &mut t.order;
         let new_qty = u.cum_exec_qty - t.cum_exec_qty;
         if new_qty > 1e-12 {
@@ -697,7 +707,7 @@ impl Desk {
         if u.price > 0.0 {
             o.price_tick = (u.price / o.tick_size).round() as i64;
         }
-        o.exch_timestamp = u.updated_time.saturating_mul(1_000_000);
+        o.exch_timestamp = exch_ts;
         o.local_timestamp = local_ts;
         o.req = Status::None;
         t.open = matches!(status, Status::New | Status::PartiallyFilled);
@@ -737,6 +747,11 @@ impl Desk {
     fn on_position(&mut self, p: PositionUpdate, out: &mut DeskOut) {
         let qty = p.signed_size();
         let pos = self.positions.entry(p.symbol.clone()).or_default();
+        if p.updated_time < pos.updated_ms {
+            self.stats.stale_updates += 1;
+            return;
+        }
+        pos.updated_ms = p.updated_time;
         pos.qty = qty;
         pos.avg_price = p.entry_price;
         pos.realised_pnl = p.cum_realised_pnl;
@@ -1180,6 +1195,54 @@ mod tests {
         assert_eq!(orders(&out), [(BOT, 1, Status::Filled, 0.0, 0.001)]);
         assert!(d.is_ready());
         assert_eq!(d.stats.foreign_orders, 1);
+    }
+
+    #[test]
+    fn an_older_push_never_takes_an_order_or_a_position_back() {
+        let mut d = ready();
+        send(&mut d, &limit(1, Side::Buy, 100.0, 0.003), Instant::now());
+        let mut newer = update("hl1", "PartiallyFilled", 0.003, 0.002, 0.001, 0.1);
+        newer.updated_time = 2_000;
+        d.on_frame(PrivateFrame::Orders(vec![newer]), 1);
+        let mut older = update("hl1", "New", 0.003, 0.003, 0.0, 0.0);
+        older.updated_time = 1_000;
+        assert!(
+            d.on_frame(PrivateFrame::Orders(vec![older]), 2)
+                .events
+                .is_empty()
+        );
+        let position = |size: f64, updated_time: i64| PositionUpdate {
+            symbol: "BTCUSDT".into(),
+            side: "Buy".into(),
+            size,
+            entry_price: 100.0,
+            cum_realised_pnl: 0.0,
+            updated_time,
+        };
+        d.on_frame(PrivateFrame::Positions(vec![position(0.001, 2_000)]), 3);
+        assert!(
+            d.on_frame(PrivateFrame::Positions(vec![position(0.0, 1_000)]), 4)
+                .events
+                .is_empty()
+        );
+        assert_eq!(d.stats.stale_updates, 2);
+        assert_eq!(d.snapshot("")["symbols"]["BTCUSDT"]["position"], 0.001);
+    }
+
+    #[test]
+    fn an_adopted_order_brings_no_old_fill_with_it() {
+        let mut d = ready();
+        let earlier_run = update("hl77", "PartiallyFilled", 0.003, 0.002, 0.001, 0.1);
+        let out = d.reconcile(vec![earlier_run], vec![], 1);
+        assert_eq!(
+            orders(&out),
+            [(TO_ALL, 77, Status::PartiallyFilled, 0.002, 0.0)]
+        );
+        let out = d.on_frame(
+            PrivateFrame::Orders(vec![update("hl77", "Filled", 0.003, 0.0, 0.003, 0.3)]),
+            2,
+        );
+        assert_eq!(orders(&out), [(TO_ALL, 77, Status::Filled, 0.0, 0.002)]);
     }
 
     #[test]
