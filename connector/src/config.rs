@@ -102,7 +102,8 @@ defaults! {
 }
 
 /// Hosts of Bybit's real-money endpoints: trading there needs `trade_on_mainnet = true`.
-const MAINNET_HOSTS: [&str; 2] = ["stream.bybit.com", "api.bybit.com"];
+/// Bybit's domains: any host under them trades real money unless it is a testnet or demo host.
+const BYBIT_DOMAINS: [&str; 3] = ["bybit.com", "bytick.com", "bybit.nl"];
 
 /// Order routing, when keys are configured.
 #[derive(Clone, Debug, PartialEq)]
@@ -348,7 +349,7 @@ impl RawConfig {
         }
         let mainnet = [&private_url, &trade_url, rest_url]
             .iter()
-            .any(|url| MAINNET_HOSTS.iter().any(|host| host_of(url) == *host));
+            .any(|url| is_mainnet(&host_of(url).to_ascii_lowercase()));
         if mainnet && !self.trade_on_mainnet {
             return Err(invalid(
                 "trade_on_mainnet",
@@ -394,6 +395,14 @@ fn key_value(
     }
 }
 
+/// A Bybit host that is neither testnet nor demo trading (both play money).
+fn is_mainnet(host: &str) -> bool {
+    let bybit = BYBIT_DOMAINS
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")));
+    bybit && !host.contains("testnet") && !host.contains("demo")
+}
+
 fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
@@ -409,6 +418,13 @@ fn one_line(text: &str, error: &toml::de::Error) -> String {
     let start = span.start.min(text.len());
     let line_no = text.get(..start).unwrap_or(text).matches('\n').count() + 1;
     let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
+    // Upstream's file may hold the key and secret inline: never quote those lines.
+    if ["api_key", "secret"]
+        .iter()
+        .any(|key| line.starts_with(key))
+    {
+        return format!("{message} at line {line_no} (a key line: not shown)");
+    }
     format!(
         "{message} at line {line_no}: `{}`",
         line.chars().take(80).collect::<String>()
@@ -529,7 +545,10 @@ reconnect_max_s = 2
     }
 
     fn with_keys(extra: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("hftlive-keys-{}", std::process::id()));
+        // One folder per call: tests run in parallel and rewrite the files.
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("hftlive-keys-{}-{call}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::write(dir.join("key"), "k3y\n").expect("key");
         std::fs::write(dir.join("secret"), "s3cret-value\n").expect("secret");
@@ -602,6 +621,19 @@ reconnect_max_s = 2
             assert!(e.contains(needle) && !e.contains('\n'), "{needle}: {e}");
             assert!(!e.contains("s3cret-value"), "{e}");
         }
+        for host in ["API.BYBIT.COM", "api.bytick.com", "stream.bybit.com"] {
+            let text = with_keys("").replace("http://sim", &format!("https://{host}"));
+            assert!(error_of(&text).contains("trade_on_mainnet"), "{host}");
+        }
+        for host in ["api-testnet.bybit.com", "api-demo.bybit.com", "simulator"] {
+            let text = with_keys("").replace("http://sim", &format!("https://{host}"));
+            assert!(Config::parse(&text).is_ok(), "{host}");
+        }
+        let leaky = "public_url = \"ws://x\"\nsecret = \"s3cret-value";
+        assert!(
+            !error_of(leaky).contains("s3cret-value"),
+            "a broken key line is not quoted"
+        );
         let allowed = with_keys("trade_on_mainnet = true")
             .replace("private_url = \"ws://sim/v5/private\"", mainnet);
         assert!(

@@ -283,6 +283,7 @@ impl Live {
                 let _ = self.desk.send(DeskInput::Register {
                     bot: id,
                     symbol: symbol.clone(),
+                    tick_size,
                 });
                 self.connector
                     .register(id, &symbol, tick_size, lot_size, now_ns())

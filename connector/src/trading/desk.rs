@@ -79,6 +79,9 @@ struct Tracked {
 #[derive(Clone, Debug, Default)]
 struct Position {
     qty: f64,
+    /// Fills the order stream reported since the last position push (signed): the exchange
+    /// sends the order update first, so until the position catches up they count here.
+    unsettled: f64,
     avg_price: f64,
     realised_pnl: f64,
     fills: u64,
@@ -101,6 +104,10 @@ pub struct Desk {
     positions: BTreeMap<String, Position>,
     exec_ids: HashSet<String>,
     recent_creates: VecDeque<Instant>,
+    /// Tick sizes bots registered, per symbol (orders adopted from REST carry none).
+    ticks: HashMap<String, f64>,
+    /// Cancels sent and not answered, by link: one at a time per order.
+    cancelling: HashSet<String>,
     wallet_usdt: Option<f64>,
     next_req: u64,
     pub stats: DeskStats,
@@ -122,6 +129,8 @@ impl Desk {
             positions: BTreeMap::new(),
             exec_ids: HashSet::new(),
             recent_creates: VecDeque::new(),
+            ticks: HashMap::new(),
+            cancelling: HashSet::new(),
             wallet_usdt: None,
             next_req: 1,
             stats: DeskStats::default(),
@@ -249,7 +258,10 @@ impl Desk {
                 open.len()
             ));
         }
-        let position = self.positions.get(symbol).map_or(0.0, |p| p.qty);
+        let position = self
+            .positions
+            .get(symbol)
+            .map_or(0.0, |p| p.qty + p.unsettled);
         let same_side: f64 = open
             .iter()
             .filter(|t| t.order.side == order.side)
@@ -363,19 +375,28 @@ impl Desk {
         let link = self.link_id(order.order_id);
         let open = self.orders.get(&link).is_some_and(|t| t.open);
         if self.off.is_some() || !open || !self.ready {
-            // Not sent: tell the bot where the order stands so its wait ends.
+            // Not sent: tell the bot where the order stands (as the desk knows it) so its wait ends.
             let why = match (open, self.ready) {
                 (false, _) => "no open order with this id",
                 (true, false) => "trading link not ready: try again",
                 (true, true) => "trading is off",
             };
-            return self.refuse(bot, symbol, order, why, local_ts, out);
+            let mut shown = self
+                .orders
+                .get(&link)
+                .map_or_else(|| order.clone(), |t| t.order.clone());
+            shown.req = Status::Canceled; // a refused cancel: the order itself stands as it was
+            return self.refuse(bot, symbol, &shown, why, local_ts, out);
+        }
+        if self.cancelling.contains(&link) {
+            return; // already on its way: the order stream answers both
         }
         out.ops.push(self.cancel_op(&link));
     }
 
     fn cancel_op(&mut self, link: &str) -> TradeOp {
         self.stats.cancels_sent += 1;
+        self.cancelling.insert(link.to_string());
         let symbol = self
             .orders
             .get(link)
@@ -407,7 +428,7 @@ impl Desk {
         let mut links: Vec<String> = self
             .orders
             .iter()
-            .filter(|(_, t)| t.open)
+            .filter(|(l, t)| t.open && !self.cancelling.contains(*l))
             .map(|(l, _)| l.clone())
             .collect();
         links.sort();
@@ -415,7 +436,7 @@ impl Desk {
     }
 
     /// A bot registered `symbol`: it gets the open orders and the position the desk knows.
-    pub fn register(&self, bot: u64, symbol: &str) -> DeskOut {
+    pub fn register(&mut self, bot: u64, symbol: &str, tick_size: f64) -> DeskOut {
         let mut out = DeskOut::default();
         if let Some(off) = &self.off {
             info!(
@@ -426,11 +447,22 @@ impl Desk {
             );
             return out;
         }
+        if tick_size.is_finite() && tick_size > 0.0 {
+            self.ticks.insert(symbol.to_string(), tick_size);
+        }
+        // A bot that registers now (a restarted one, most often) takes over the symbol's open
+        // orders: their updates go to it, and adopted ones get its tick size.
         for t in self
             .orders
-            .values()
+            .values_mut()
             .filter(|t| t.open && t.symbol == symbol)
         {
+            t.bot = bot;
+            if tick_size.is_finite() && tick_size > 0.0 && t.order.tick_size != tick_size {
+                let price = t.order.price_tick as f64 * t.order.tick_size;
+                t.order.price_tick = (price / tick_size).round() as i64;
+                t.order.tick_size = tick_size;
+            }
             out.events.push((
                 bot,
                 LiveEvent::Order {
@@ -464,6 +496,7 @@ impl Desk {
         }
         self.ready = false;
         self.pending.clear();
+        self.cancelling.clear();
         out
     }
 
@@ -498,8 +531,30 @@ impl Desk {
         gone.sort();
         self.lookups_pending = gone.len();
         out.lookups = gone;
+        // Listed by settleCoin, the exchange leaves out flat positions: a known one not listed is 0.
+        let listed_symbols: HashSet<String> = positions.iter().map(|p| p.symbol.clone()).collect();
         for p in positions {
             self.on_position(p, &mut out);
+        }
+        let flat: Vec<String> = self
+            .positions
+            .iter()
+            .filter(|(symbol, p)| {
+                !listed_symbols.contains(*symbol) && (p.qty != 0.0 || p.unsettled != 0.0)
+            })
+            .map(|(symbol, _)| symbol.clone())
+            .collect();
+        for symbol in flat {
+            let pos = self.positions.entry(symbol.clone()).or_default();
+            (pos.qty, pos.unsettled) = (0.0, 0.0);
+            out.events.push((
+                TO_ALL,
+                LiveEvent::Position {
+                    symbol,
+                    qty: 0.0,
+                    exch_ts: 0,
+                },
+            ));
         }
         self.ready = true;
         let open_count = self.orders.values().filter(|t| t.open).count();
@@ -598,6 +653,7 @@ impl Desk {
         if code == 0 {
             return; // accepted: the order stream says what happened
         }
+        self.cancelling.remove(&link);
         let Some(t) = self.orders.get_mut(&link) else {
             return;
         };
@@ -627,6 +683,7 @@ impl Desk {
             return;
         };
         let status = status_of(&u.order_status);
+        let known_tick = self.ticks.get(&u.symbol).copied();
         let t = self
             .orders
             .entry(u.order_link_id.clone())
@@ -652,8 +709,9 @@ impl Desk {
                     "FOK" => TimeInForce::FOK,
                     _ => TimeInForce::GTC,
                 };
-                // The tick size is not on the wire: a price tick of 1 unit keeps the price exact.
-                let tick = tick_of(u.price);
+                // The tick size is not on the wire: the registered one, else a power of ten that
+                // keeps the price exact.
+                let tick = known_tick.unwrap_or_else(|| tick_of(u.price));
                 let order = Order::new(
                     order_id,
                     (u.price / tick).round() as i64,
@@ -677,6 +735,7 @@ impl Desk {
         // An update older than what we know (a push sent before the REST view of a reconcile, applied
         // after it) would take the order back in time.
         let exch_ts = u.updated_time.saturating_mul(1_000_000);
+        let mut unsettled = 0.0;
         if exch_ts < t.order.exch_timestamp || u.cum_exec_qty + 1e-12 < t.cum_exec_qty {
             self.stats.stale_updates += 1;
             return;
@@ -692,6 +751,12 @@ impl Desk {
             };
             o.exec_qty = new_qty;
             o.exec_price_tick = (price / o.tick_size).round() as i64;
+            let signed = if o.side == Side::Sell {
+                -new_qty
+            } else {
+                new_qty
+            };
+            unsettled = signed;
             t.cum_exec_qty = u.cum_exec_qty;
             t.cum_exec_value = u.cum_exec_value;
         } else {
@@ -711,6 +776,9 @@ impl Desk {
         o.local_timestamp = local_ts;
         o.req = Status::None;
         t.open = matches!(status, Status::New | Status::PartiallyFilled);
+        if !t.open {
+            self.cancelling.remove(&u.order_link_id);
+        }
         if status == Status::Rejected {
             out.error(
                 t.bot,
@@ -728,6 +796,10 @@ impl Desk {
                 order: o.clone(),
             },
         ));
+        if unsettled != 0.0 {
+            let symbol = t.symbol.clone();
+            self.positions.entry(symbol).or_default().unsettled += unsettled;
+        }
     }
 
     fn on_execution(&mut self, e: Execution) {
@@ -753,6 +825,7 @@ impl Desk {
         }
         pos.updated_ms = p.updated_time;
         pos.qty = qty;
+        pos.unsettled = 0.0;
         pos.avg_price = p.entry_price;
         pos.realised_pnl = p.cum_realised_pnl;
         let exch_ts = p.updated_time.saturating_mul(1_000_000);
@@ -1243,6 +1316,131 @@ mod tests {
             2,
         );
         assert_eq!(orders(&out), [(TO_ALL, 77, Status::Filled, 0.0, 0.002)]);
+    }
+
+    #[test]
+    fn a_fill_counts_toward_max_position_before_the_position_push() {
+        let mut d = ready();
+        let t0 = Instant::now();
+        assert_eq!(
+            send(&mut d, &limit(1, Side::Buy, 100.0, 0.01), t0)
+                .ops
+                .len(),
+            1
+        );
+        // The order stream says filled; the position push has not come yet.
+        d.on_frame(
+            PrivateFrame::Orders(vec![update("hl1", "Filled", 0.01, 0.0, 0.01, 1.0)]),
+            1,
+        );
+        assert_eq!(
+            send(&mut d, &limit(2, Side::Buy, 100.0, 0.01), t0)
+                .ops
+                .len(),
+            1
+        );
+        d.on_frame(
+            PrivateFrame::Orders(vec![update("hl2", "Filled", 0.01, 0.0, 0.01, 1.0)]),
+            2,
+        );
+        let out = send(&mut d, &limit(3, Side::Buy, 100.0, 0.001), t0);
+        assert!(
+            error_texts(&out)[0].contains("max_position"),
+            "{:?}",
+            error_texts(&out)
+        );
+        let pushed = PositionUpdate {
+            symbol: "BTCUSDT".into(),
+            side: "Buy".into(),
+            size: 0.02,
+            entry_price: 100.0,
+            cum_realised_pnl: 0.0,
+            updated_time: 1_700_000_000_001,
+        };
+        d.on_frame(PrivateFrame::Positions(vec![pushed]), 3);
+        assert!(
+            send(&mut d, &limit(4, Side::Buy, 100.0, 0.001), t0)
+                .ops
+                .is_empty(),
+            "0.02 held, none on top"
+        );
+        assert_eq!(
+            send(&mut d, &limit(5, Side::Sell, 101.0, 0.01), t0)
+                .ops
+                .len(),
+            1,
+            "selling is fine"
+        );
+    }
+
+    #[test]
+    fn a_position_gone_flat_while_away_is_zero_after_reconcile() {
+        let mut d = ready();
+        let held = PositionUpdate {
+            symbol: "BTCUSDT".into(),
+            side: "Sell".into(),
+            size: 0.004,
+            entry_price: 100.0,
+            cum_realised_pnl: 0.0,
+            updated_time: 5,
+        };
+        d.on_frame(PrivateFrame::Positions(vec![held]), 1);
+        d.on_link_down("test");
+        // Listed by settleCoin, a flat position is simply not there.
+        let out = d.reconcile(vec![], vec![], 2);
+        assert!(
+            out.events
+                .iter()
+                .any(|(_, e)| matches!(e, LiveEvent::Position { qty, .. } if *qty == 0.0))
+        );
+        assert_eq!(d.snapshot("")["symbols"]["BTCUSDT"]["position"], 0.0);
+    }
+
+    #[test]
+    fn a_bot_that_registers_takes_over_the_symbols_open_orders() {
+        let mut d = ready();
+        send(&mut d, &limit(1, Side::Buy, 100.0, 0.001), Instant::now());
+        const NEW_BOT: u64 = 99;
+        let out = d.register(NEW_BOT, "BTCUSDT", 0.1);
+        assert_eq!(orders(&out), [(NEW_BOT, 1, Status::New, 0.001, 0.0)]);
+        let out = d.on_frame(
+            PrivateFrame::Orders(vec![update("hl1", "Cancelled", 0.001, 0.0, 0.0, 0.0)]),
+            2,
+        );
+        assert_eq!(orders(&out), [(NEW_BOT, 1, Status::Canceled, 0.0, 0.0)]);
+        // Cancelling it again: refused, with the order as it stands (cancelled), not as the bot remembers it.
+        let mut stale = limit(1, Side::Buy, 100.0, 0.001);
+        stale.req = Status::Canceled;
+        let out = d.request(NEW_BOT, "BTCUSDT", &stale, Instant::now(), 3);
+        assert!(out.ops.is_empty());
+        assert_eq!(orders(&out), [(NEW_BOT, 1, Status::Canceled, 0.0, 0.0)]);
+    }
+
+    #[test]
+    fn one_cancel_in_flight_per_order() {
+        let mut d = ready();
+        send(&mut d, &limit(1, Side::Buy, 100.0, 0.001), Instant::now());
+        d.on_frame(
+            PrivateFrame::Orders(vec![update("hl1", "New", 0.001, 0.001, 0.0, 0.0)]),
+            1,
+        );
+        let mut cancel = limit(1, Side::Buy, 100.0, 0.001);
+        cancel.req = Status::Canceled;
+        assert_eq!(
+            d.request(BOT, "BTCUSDT", &cancel, Instant::now(), 2)
+                .ops
+                .len(),
+            1
+        );
+        assert!(
+            d.request(BOT, "BTCUSDT", &cancel, Instant::now(), 3)
+                .ops
+                .is_empty()
+        );
+        assert!(
+            d.kill().ops.is_empty(),
+            "the kill switch does not cancel it twice"
+        );
     }
 
     #[test]

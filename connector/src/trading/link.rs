@@ -2,7 +2,11 @@
 //! stream (order.create, order.cancel), the signed REST reads that reconcile after every
 //! (re)connect, and the control API. One task owns the [`Desk`] and carries out what it returns.
 
-use std::{future::Future, pin::pin, time::Duration};
+use std::{
+    future::Future,
+    pin::pin,
+    time::{Duration, Instant},
+};
 
 use futures_util::{SinkExt, StreamExt};
 use hftbacktest::types::Order;
@@ -43,12 +47,16 @@ pub enum DeskInput {
     Register {
         bot: u64,
         symbol: String,
+        tick_size: f64,
     },
     Status(oneshot::Sender<Value>),
     Kill(oneshot::Sender<Value>),
 }
 
-type Lookup = (String, Result<Option<OrderUpdate>, String>);
+/// (session number, orderLinkId, answer): answers for an earlier session are stale.
+type Lookup = (u64, String, Result<Option<OrderUpdate>, String>);
+/// Pages of 50 (Bybit's largest); a cursor chain longer than this is an error, not a loop.
+const MAX_PAGES: usize = 20;
 type Reconciled = Result<(Vec<OrderUpdate>, Vec<PositionUpdate>), String>;
 
 struct Link {
@@ -61,6 +69,8 @@ struct Link {
     /// Random per start: a bot watching GET /trading sees the connector restart (its IPC
     /// registration died with the old process) and starts over.
     instance: String,
+    /// Counts sessions, so a lookup from an earlier one is not taken for this one's.
+    session_no: u64,
 }
 
 /// Why a trading session ended.
@@ -93,6 +103,7 @@ pub fn spawn(config: &Config, tls: &Tls, events: EventSender) -> mpsc::Unbounded
             .map(|t| t.trade_url.clone())
             .unwrap_or_default(),
         instance: format!("{:016x}", rand::random::<u64>()),
+        session_no: 0,
     };
     let session = config.trading.clone().map(|t| {
         let rest = RestClient::new(&t.rest_url, &config.category, config.rest_timeout, tls);
@@ -132,7 +143,11 @@ impl Link {
                 let now = std::time::Instant::now();
                 self.desk.request(bot, &symbol, &order, now, now_ns())
             }
-            DeskInput::Register { bot, symbol } => self.desk.register(bot, &symbol),
+            DeskInput::Register {
+                bot,
+                symbol,
+                tick_size,
+            } => self.desk.register(bot, &symbol, tick_size),
             DeskInput::Status(reply) => {
                 let mut view = self.desk.snapshot(&self.exchange_url);
                 view["instance"] = self.instance.clone().into();
@@ -238,10 +253,16 @@ impl Link {
             Ok(pair) => pair,
             Err(end) => return Some(end),
         };
+        self.session_no += 1;
+        let session = self.session_no;
         let topics: Vec<String> = PRIVATE_TOPICS.iter().map(|s| s.to_string()).collect();
         if let Err(e) = stream::send_op(&mut psink, Some("sub".into()), "subscribe", &topics).await
         {
             return Some(End::Dropped(format!("subscribe failed: {e}")));
+        }
+        // Without the private topics no ack, fill or position would come back: wait for the yes.
+        if let Err(why) = self.serve_while(subscribed(&mut psource)).await? {
+            return Some(End::Dropped(why));
         }
         // Reconcile before any new order; stream frames meanwhile wait and are applied after.
         let reconciled = self
@@ -258,7 +279,7 @@ impl Link {
             let (rest, keys, tx) = (rest.clone(), keys.clone(), self.lookups_tx.clone());
             tokio::spawn(async move {
                 let found = lookup(rest, keys, symbol, link.clone()).await;
-                let _ = tx.send((link, found));
+                let _ = tx.send((session, link, found));
             });
         }
         if let Err(e) = send_trade_ops(&mut tsink, out.ops).await {
@@ -266,25 +287,36 @@ impl Link {
         }
         let mut pinger = interval_at(tokio::time::Instant::now() + ping, ping);
         pinger.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Every ping is answered: a stream silent for two intervals is half-open, not quiet.
+        let (mut heard_private, mut heard_trade) = (Instant::now(), Instant::now());
         loop {
             let ops = tokio::select! {
                 frame = psource.next() => match frame_text(frame) {
-                    Ok(Some(text)) => self.on_text(&text),
-                    Ok(None) => continue,
+                    Ok(Some(text)) => { heard_private = Instant::now(); self.on_text(&text) }
+                    Ok(None) => { heard_private = Instant::now(); continue }
                     Err(e) => return Some(End::Dropped(format!("private stream: {e}"))),
                 },
                 frame = tsource.next() => match frame_text(frame) {
-                    Ok(Some(text)) => self.on_text(&text),
-                    Ok(None) => continue,
+                    Ok(Some(text)) => { heard_trade = Instant::now(); self.on_text(&text) }
+                    Ok(None) => { heard_trade = Instant::now(); continue }
                     Err(e) => return Some(End::Dropped(format!("trade stream: {e}"))),
                 },
                 input = self.inputs.recv() => self.handle(input?),
-                Some((link, found)) = self.lookups_rx.recv() => {
+                Some((from, link, found)) = self.lookups_rx.recv() => {
+                    if from != session {
+                        continue;
+                    }
                     let mut out = self.desk.on_lookup(&link, found, now_ns());
                     self.publish(&mut out);
                     out.ops
                 }
                 _ = pinger.tick() => {
+                    for (which, heard) in [("private", heard_private), ("trade", heard_trade)] {
+                        if heard.elapsed() > 2 * ping {
+                            let silent = heard.elapsed().as_secs_f64();
+                            return Some(End::Dropped(format!("{which} stream silent for {silent:.0}s")));
+                        }
+                    }
                     let ping_private = stream::send_op(&mut psink, None, "ping", &[]).await;
                     let ping_trade = tsink.send(Message::text(json!({"op": "ping"}).to_string())).await;
                     if ping_private.is_err() || ping_trade.is_err() {
@@ -383,6 +415,35 @@ async fn open(url: &str, tls: &Tls, keys: &Keys, trade: bool) -> Result<(WsSink,
     }
 }
 
+/// The private stream's answer to our subscribe: Err with the reason when refused or silent.
+async fn subscribed(source: &mut WsSource) -> Result<(), String> {
+    let answer = timeout(CONNECT_TIMEOUT, async {
+        loop {
+            match frame_text(source.next().await) {
+                Ok(Some(text)) => {
+                    if let Ok(PrivateFrame::Op {
+                        op,
+                        success,
+                        ret_msg,
+                    }) = msg::parse(&text)
+                        && op == "subscribe"
+                    {
+                        return if success {
+                            Ok(())
+                        } else {
+                            Err(format!("subscribe refused: {ret_msg}"))
+                        };
+                    }
+                }
+                Ok(None) => continue,
+                Err(e) => return Err(format!("private stream: {e}")),
+            }
+        }
+    })
+    .await;
+    answer.unwrap_or_else(|_| Err("no answer to subscribe on the private stream".into()))
+}
+
 async fn send_trade_ops(sink: &mut WsSink, ops: Vec<TradeOp>) -> Result<(), String> {
     for op in ops {
         let now_ms = now_ns() / 1_000_000;
@@ -421,20 +482,34 @@ async fn signed_get(
     .map_err(|e| format!("REST task failed: {e}"))?
 }
 
-/// Open orders and positions of the USDT-settled linear account.
+/// Open orders and positions of the USDT-settled linear account, every page.
 async fn reconcile(rest: RestClient, keys: Keys) -> Reconciled {
-    let query = "category=linear&settleCoin=USDT".to_string();
-    let orders = signed_get(
-        rest.clone(),
-        keys.clone(),
-        "/v5/order/realtime",
-        query.clone(),
-    )
-    .await?;
-    let orders = msg::rest_list::<OrderUpdate>(&orders)?;
-    let positions = signed_get(rest, keys, "/v5/position/list", query).await?;
-    let positions = msg::rest_list::<PositionUpdate>(&positions)?;
+    let orders = all_pages(&rest, &keys, "/v5/order/realtime").await?;
+    let positions = all_pages(&rest, &keys, "/v5/position/list").await?;
     Ok((orders, positions))
+}
+
+async fn all_pages<T: for<'de> serde::Deserialize<'de>>(
+    rest: &RestClient,
+    keys: &Keys,
+    path: &str,
+) -> Result<Vec<T>, String> {
+    let mut found = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..MAX_PAGES {
+        let mut query = "category=linear&settleCoin=USDT&limit=50".to_string();
+        if !cursor.is_empty() {
+            query.push_str(&format!("&cursor={cursor}"));
+        }
+        let body = signed_get(rest.clone(), keys.clone(), path, query).await?;
+        let (page, next) = msg::rest_page::<T>(&body)?;
+        found.extend(page);
+        if next.is_empty() {
+            return Ok(found);
+        }
+        cursor = next;
+    }
+    Err(format!("{path}: more than {MAX_PAGES} pages"))
 }
 
 /// One order by orderLinkId, open or recently closed (`openOnly=1`); None if the exchange

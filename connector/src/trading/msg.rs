@@ -154,6 +154,11 @@ fn usdt_balance(data: &Value) -> Option<f64> {
 
 /// A signed REST read's `result.list`, or Bybit's error.
 pub fn rest_list<T: for<'de> Deserialize<'de>>(body: &str) -> Result<Vec<T>, String> {
+    rest_page(body).map(|(list, _)| list)
+}
+
+/// A signed REST read's `result.list` and `result.nextPageCursor` ("" on the last page).
+pub fn rest_page<T: for<'de> Deserialize<'de>>(body: &str) -> Result<(Vec<T>, String), String> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Wrapper {
@@ -167,11 +172,18 @@ pub fn rest_list<T: for<'de> Deserialize<'de>>(body: &str) -> Result<Vec<T>, Str
     if w.ret_code != 0 {
         return Err(format!("exchange error {}: {}", w.ret_code, w.ret_msg));
     }
-    let list = w
-        .result
-        .and_then(|mut r| r.get_mut("list").map(Value::take))
+    let mut result = w.result.unwrap_or(Value::Null);
+    let cursor = result
+        .get("nextPageCursor")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let list = result
+        .get_mut("list")
+        .map(Value::take)
         .unwrap_or(Value::Array(vec![]));
-    serde_json::from_value(list).map_err(|e| format!("invalid list: {e}"))
+    let list = serde_json::from_value(list).map_err(|e| format!("invalid list: {e}"))?;
+    Ok((list, cursor))
 }
 
 /// Bybit's decimals are strings ("0.001"); an empty string is zero.
@@ -262,6 +274,9 @@ mod tests {
         let ok = r#"{"retCode":0,"retMsg":"OK","result":{"list":[{"symbol":"BTCUSDT","side":"Buy","size":"0.01","avgPrice":"99"}]}}"#;
         let list: Vec<PositionUpdate> = rest_list(ok).expect("list");
         assert_eq!((list[0].signed_size(), list[0].entry_price), (0.01, 99.0));
+        let paged = r#"{"retCode":0,"result":{"list":[],"nextPageCursor":"page_args%3D2"}}"#;
+        let (empty, next) = rest_page::<PositionUpdate>(paged).expect("page");
+        assert!(empty.is_empty() && next == "page_args%3D2");
         let bad = r#"{"retCode":10004,"retMsg":"error sign!","result":{}}"#;
         let e = rest_list::<PositionUpdate>(bad).expect_err("error");
         assert!(e.contains("10004"), "{e}");
