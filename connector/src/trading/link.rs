@@ -365,6 +365,17 @@ fn frame_text(
     }
 }
 
+/// An auth answer that says the key or its signature is wrong (the private stream has only a
+/// message; the trade stream's starts with Bybit's code).
+fn is_key_refusal(why: &str) -> bool {
+    let why = why.to_ascii_lowercase();
+    ["10003", "10004", "10005", "33004"]
+        .iter()
+        .any(|code| why.starts_with(code))
+        || why.contains("key")
+        || why.contains("sign")
+}
+
 fn is_key_error(e: &str) -> bool {
     ["10003", "10004", "10005", "33004"]
         .iter()
@@ -411,7 +422,12 @@ async fn open(url: &str, tls: &Tls, keys: &Keys, trade: bool) -> Result<(WsSink,
             info!(url, "trading: {which} stream authenticated");
             Ok((sink, source))
         }
-        Ok(Ok((false, why))) => Err(End::Refused(format!("{which} stream auth: {why}"))),
+        // The keys themselves refused: stop. Anything else (a clock off by more than the
+        // window, a busy exchange) is worth another try after the backoff.
+        Ok(Ok((false, why))) if is_key_refusal(&why) => {
+            Err(End::Refused(format!("{which} stream auth: {why}")))
+        }
+        Ok(Ok((false, why))) => Err(End::Dropped(format!("{which} stream auth failed: {why}"))),
     }
 }
 
@@ -524,4 +540,28 @@ async fn lookup(
     let body = signed_get(rest, keys, "/v5/order/realtime", query).await?;
     let list = msg::rest_list::<OrderUpdate>(&body)?;
     Ok(list.into_iter().find(|o| o.order_link_id == link))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refused_key_or_signature_stops_trading() {
+        for refused in [
+            "API key is invalid.",
+            "Invalid sign",
+            "10004 error sign!",
+            "10003 API key is invalid.",
+        ] {
+            assert!(is_key_refusal(refused), "{refused}");
+        }
+        for passing in [
+            "Params Error",
+            "10002 invalid request, please check your server timestamp",
+            "10016 busy",
+        ] {
+            assert!(!is_key_refusal(passing), "{passing}");
+        }
+    }
 }
