@@ -141,7 +141,7 @@ def airgap():
 def test_the_bundle_is_whole_and_described(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
     listed = dict(line.split() for line in (bundle / "images.txt").read_text().splitlines())
-    assert sorted(listed) == ["hftlive/connector:latest", "hftlive/service-mock:latest",
+    assert sorted(listed) == ["hftlive/bot:latest", "hftlive/connector:latest", "hftlive/service-mock:latest",
                               "hftlive/service:latest", "hftlive/simulator:latest"]
     assert {i["ref"]: i["id"] for i in manifest["images"]} == listed
     assert all(i.startswith("sha256:") for i in listed.values())
@@ -227,7 +227,7 @@ def test_install_on_an_engine_that_has_never_seen_a_network(bundle, airgap):
     site_env.write_text(site_env.read_text().replace("SIM_RATE=50", "SIM_RATE=20"))
     third = airgap.inside("sh", str(bundle / "install.sh"), "--dir", str(airgap.home / "site"))
     assert third.returncode == 0, third.stderr[-3000:]
-    assert "loading 4 images" in third.stdout and "kept your settings" in third.stdout
+    assert "loading 5 images" in third.stdout and "kept your settings" in third.stdout
     for image in manifest["images"]:
         assert airgap.docker("image", "inspect", "--format", "{{.Id}}", image["ref"]).stdout.strip() == image["id"]
     assert "SIM_RATE=20" in site_env.read_text()
