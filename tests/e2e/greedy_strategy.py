@@ -26,6 +26,13 @@ def strategy(hbt):
     depth = hbt.depth(ASSET)
     # Too large: max_order_qty.
     hbt.submit_buy_order(ASSET, base + 1, (depth.best_bid_tick - 50) * depth.tick_size, 0.01, GTX, LIMIT, True)
+    # Sells that take liquidity: 0.002 twice reaches max_position (-0.004); one more lot is refused.
+    for i in range(3):
+        depth = hbt.depth(ASSET)
+        qty = 0.002 if i < 2 else 0.001
+        hbt.submit_sell_order(ASSET, base + 30 + i, (depth.best_bid_tick - 20) * depth.tick_size, qty, IOC, LIMIT, True)
+        hbt.elapse(400_000_000)
+    hbt.elapse(1_200_000_000)
     # Five at once: three pass, then max_orders_per_s.
     for i in range(5):
         resting_buy(hbt, base + 10 + i, 50 + i)
@@ -33,13 +40,6 @@ def strategy(hbt):
     # Two more a second later: the fourth open order passes, the fifth meets max_open_orders.
     for i in range(2):
         resting_buy(hbt, base + 20 + i, 60 + i)
-    hbt.elapse(1_200_000_000)
-    # Sells that take liquidity: 0.002 twice reaches max_position (-0.004); one more lot is refused.
-    for i in range(3):
-        depth = hbt.depth(ASSET)
-        qty = 0.002 if i < 2 else 0.001
-        hbt.submit_sell_order(ASSET, base + 30 + i, (depth.best_bid_tick - 20) * depth.tick_size, qty, IOC, LIMIT, True)
-        hbt.elapse(400_000_000)
     print("greedy: done, position", hbt.position(ASSET))
     while hbt.elapse(SECOND) == 0:
         pass
