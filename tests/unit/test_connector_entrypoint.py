@@ -134,13 +134,22 @@ def test_the_exchange_names_and_default_are_the_services_everywhere():
 KEY, SECRET = "k3yFromTheSecretFile", "s3cretFromTheSecretFile0123456789abc"
 
 
-@pytest.mark.parametrize("exchange, served, stream", [
-    ("", "bybit-testnet", "wss://stream-testnet.bybit.com/v5"),   # keys given: testnet unless told otherwise
-    ("bybit-testnet", "bybit-testnet", "wss://stream-testnet.bybit.com/v5"),
-    ("simulator", "simulator", "ws://simulator:8090/v5"),
-    ("bybit", "bybit", "wss://stream.bybit.com/v5"),   # the connector refuses this without trade_on_mainnet
+def streams() -> dict[str, str]:
+    """The entrypoint's own stream base per exchange (its case table): the tests name no exchange's host."""
+    found = dict(re.findall(r"^ *([a-z-]+)\) stream=(\S+) ", ENTRYPOINT.read_text(), re.M))
+    found["simulator"] = re.search(r"^ *stream=(ws://simulator\S+) ", ENTRYPOINT.read_text(), re.M).group(1)
+    return found
+
+
+@pytest.mark.parametrize("exchange, served", [
+    ("", "bybit-testnet"),   # keys given: testnet unless told otherwise
+    ("bybit-testnet", "bybit-testnet"),
+    ("simulator", "simulator"),
+    ("bybit", "bybit"),   # the connector refuses this without trade_on_mainnet
 ])
-def test_key_files_turn_trading_on_by_path_and_testnet_is_the_default(tmp_path, exchange, served, stream):
+def test_key_files_turn_trading_on_by_path_and_testnet_is_the_default(tmp_path, exchange, served):
+    stream = streams()[served]
+    assert ("testnet" in stream) == (served == "bybit-testnet") and stream.startswith(("ws://", "wss://"))
     done = run_entrypoint(tmp_path, simulator_on_network=True, keys=(KEY, SECRET), EXCHANGE=exchange)
     config = toml(done)
     secrets = tmp_path / "secrets"
@@ -159,8 +168,8 @@ def test_key_files_turn_trading_on_by_path_and_testnet_is_the_default(tmp_path, 
 
 def test_without_keys_the_streams_are_named_but_no_key_is(tmp_path):
     config = toml(run_entrypoint(tmp_path, EXCHANGE="bybit-testnet"))
-    assert config["private_url"] == "wss://stream-testnet.bybit.com/v5/private"
-    assert config["trade_url"] == "wss://stream-testnet.bybit.com/v5/trade"
+    testnet = streams()["bybit-testnet"]
+    assert (config["private_url"], config["trade_url"]) == (f"{testnet}/private", f"{testnet}/trade")
     assert "api_key_file" not in config
     # Another public endpoint: its private and trade streams only when named too.
     config = toml(run_entrypoint(tmp_path, BYBIT_PUBLIC_URL="wss://simulator:8090/v5/public/linear"))
