@@ -103,6 +103,8 @@ struct SymbolState {
     /// Set when a gap forced a resubscription; cleared by the next reset.
     resync_since: Option<Instant>,
     last_exch_ts: i64,
+    /// Trades sent so far: the number the next one carries, less one.
+    trades_sent: i64,
 }
 
 pub struct Connector {
@@ -381,7 +383,12 @@ impl Connector {
             BookUpdate::Delta(changes) => {
                 self.stats.deltas += 1;
                 state.last_exch_ts = exch_ts;
-                out.events.extend(changes.iter().map(to_all));
+                // One exchange message, one batch: a bot wakes once per message, with the whole of it applied.
+                if !changes.is_empty() {
+                    out.events.push((TO_ALL, LiveEvent::BatchStart));
+                    out.events.extend(changes.iter().map(to_all));
+                    out.events.push((TO_ALL, LiveEvent::BatchEnd));
+                }
             }
             BookUpdate::Reset { cause, changes } => {
                 self.stats.snapshots += 1;
@@ -446,16 +453,21 @@ impl Connector {
 
     fn on_trades(&mut self, msg: TradesMsg, local_ts: i64) -> Outbox {
         let mut out = Outbox::default();
-        if !self.symbols.contains_key(&msg.symbol) {
+        let Some(state) = self.symbols.get_mut(&msg.symbol) else {
             self.stats.unsolicited += 1;
+            return out;
+        };
+        if msg.trades.is_empty() {
             return out;
         }
         self.stats.trades += msg.trades.len() as u64;
-        out.events.extend(
-            msg.trades
-                .iter()
-                .map(|t| (TO_ALL, trade_event(&msg.symbol, t, local_ts))),
-        );
+        out.events.push((TO_ALL, LiveEvent::BatchStart));
+        for trade in &msg.trades {
+            state.trades_sent += 1;
+            let event = trade_event(&msg.symbol, trade, local_ts, state.trades_sent);
+            out.events.push((TO_ALL, event));
+        }
+        out.events.push((TO_ALL, LiveEvent::BatchEnd));
         out
     }
 }
@@ -682,12 +694,25 @@ mod tests {
             feeds(&out),
             levels(TO_ALL, &[(100.0, 0.0), (99.8, 4.0)], &[])
         );
-        let trades = r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[{"T":1700000000123,"s":"BTCUSDT","S":"Buy","v":"0.5","p":"100.5","L":"PlusTick","i":"a","BT":false}]}"#;
+        assert_eq!(kinds(&out), batch(TO_ALL, 2), "one message, one batch");
+        let trades = r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[{"T":1700000000123,"s":"BTCUSDT","S":"Buy","v":"0.5","p":"100.5","L":"PlusTick","i":"a","BT":false},{"T":1700000000124,"s":"BTCUSDT","S":"Sell","v":"0.1","p":"100.0","L":"MinusTick","i":"b","BT":false}]}"#;
         let out = c.on_text(trades, 13, now());
-        assert_eq!(feeds(&out), [(TO_ALL, LOCAL_BUY_TRADE_EVENT, 100.5, 0.5)]);
-        let exch_ts = feed_event(&out, 0).exch_ts;
-        assert_eq!(exch_ts, 1_700_000_000_123_000_000, "exch_ts from T");
-        assert_eq!(c.stats.trades, 1);
+        assert_eq!(kinds(&out), batch(TO_ALL, 2));
+        let f = feeds(&out);
+        assert_eq!(f[0], (TO_ALL, LOCAL_BUY_TRADE_EVENT, 100.5, 0.5));
+        assert_eq!(
+            feed_event(&out, 1).exch_ts,
+            1_700_000_000_123_000_000,
+            "exch_ts from T"
+        );
+        assert_eq!(c.stats.trades, 2);
+        let out = c.on_text(trades, 14, now());
+        let numbers: Vec<i64> = (1..=2).map(|i| feed_event(&out, i).ival).collect();
+        assert_eq!(
+            numbers,
+            [3, 4],
+            "trades are numbered per symbol, on from the last message"
+        );
     }
 
     #[test]

@@ -56,13 +56,20 @@ pub fn depth_event(symbol: &str, change: &LevelChange, exch_ts: i64, local_ts: i
     feed(symbol, ev, exch_ts, local_ts, change.px, change.qty)
 }
 
-pub fn trade_event(symbol: &str, trade: &Trade, local_ts: i64) -> LiveEvent {
+/// `number` is the symbol's trade count since the connector started (1, 2, …), carried in `ival`: the bot
+/// keeps trade events whole, so a reader that sees a number skipped knows trades were lost on the way
+/// (iceoryx2 overwrites the oldest sample when a bot's buffer is full).
+pub fn trade_event(symbol: &str, trade: &Trade, local_ts: i64, number: i64) -> LiveEvent {
     let ev = match trade.side {
         TakerSide::Buy => LOCAL_BUY_TRADE_EVENT,
         TakerSide::Sell => LOCAL_SELL_TRADE_EVENT,
     };
     let exch_ts = exch_ns(Some(trade.time_ms), local_ts);
-    feed(symbol, ev, exch_ts, local_ts, trade.px, trade.qty)
+    let mut event = feed(symbol, ev, exch_ts, local_ts, trade.px, trade.qty);
+    if let LiveEvent::Feed { event, .. } = &mut event {
+        event.ival = number;
+    }
+    event
 }
 
 fn feed(symbol: &str, ev: u64, exch_ts: i64, local_ts: i64, px: f64, qty: f64) -> LiveEvent {
@@ -140,8 +147,9 @@ mod tests {
             px: 16578.5,
             qty: 0.001,
         };
-        let (_, e) = event_of(trade_event("BTCUSDT", &buy, 99));
+        let (_, e) = event_of(trade_event("BTCUSDT", &buy, 99, 7));
         assert_eq!(e.ev, TRADE_EVENT | BUY_EVENT | LOCAL_EVENT);
+        assert_eq!(e.ival, 7, "the trade's number");
         assert!(e.is(LOCAL_BUY_TRADE_EVENT));
         assert_eq!(e.exch_ts, 1_672_304_486_865_000_000);
         assert_eq!(e.local_ts, 99);
@@ -149,7 +157,7 @@ mod tests {
             side: TakerSide::Sell,
             ..buy
         };
-        let (_, e) = event_of(trade_event("BTCUSDT", &sell, 99));
+        let (_, e) = event_of(trade_event("BTCUSDT", &sell, 99, 8));
         assert!(e.is(LOCAL_SELL_TRADE_EVENT));
         assert!(!e.is(LOCAL_BUY_TRADE_EVENT));
     }
