@@ -10,7 +10,7 @@ import socket
 import sys
 from urllib.parse import quote, quote_plus
 
-from .config import ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, load_settings, retired_settings
 from .preflight import check_live_hftbacktest
 
 EXIT_CONFIG = 2
@@ -139,6 +139,8 @@ def serve(settings: Settings, sock: socket.socket) -> None:
 def main() -> int:
     try:
         settings = load_settings()
+        for line in retired_settings():
+            print(f"hftlive service: {line}", file=sys.stderr)
         if settings.data_source == "hft_connector":
             check_live_hftbacktest()
         sock = listen(settings.host, settings.port)

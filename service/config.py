@@ -62,6 +62,18 @@ def steps(value: Any, name: str) -> tuple[float, ...]:
     return numbers
 
 
+# Settings that once existed: still set, they are named on stderr at start (never silently ignored).
+RETIRED = {
+    "LIVE_BOOK_TICKS": "the live source mirrors every level the connector sends, however far from the touch",
+}
+
+
+def retired_settings() -> list[str]:
+    """One line per retired setting that is still set in the environment."""
+    given = {name.upper() for name in os.environ}
+    return [f"{name} is no longer used: {why}" for name, why in RETIRED.items() if name in given]
+
+
 class UnambiguousEnv(EnvSettingsSource):
     """The environment, refusing a setting given under two spellings (names are case-insensitive) with two values."""
 
@@ -131,7 +143,6 @@ class Settings(BaseSettings):
 
     hftbacktest_channel_config: str | None = Field(
         None, description="TOML with buffer_size / max_bots for hftbacktest's IPC channel")
-    live_book_ticks: int = Field(100, ge=1, le=10_000, description="ticks scanned each side of the best bid/ask")
     live_stale_after_s: float = Field(5.0, gt=0, le=DAY_S, description="no feed this long: state becomes stale")
     live_rebuild_after_s: float = Field(15.0, gt=0, le=DAY_S, description="no feed this long: the bot is rebuilt")
     live_trades_capacity: int = Field(1000, ge=1, le=1_000_000)
@@ -150,7 +161,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, UnambiguousEnv(settings_cls), dotenv_settings, file_secret_settings
 
-    @field_validator("port", "client_buffer", "trade_history", "mock_seed", "live_book_ticks", "live_trades_capacity",
+    @field_validator("port", "client_buffer", "trade_history", "mock_seed", "live_trades_capacity",
                      "record_rotate_events", mode="before")
     @classmethod
     def _whole(cls, value: Any) -> Any:

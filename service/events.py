@@ -61,6 +61,13 @@ class Trade:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedLoss:
+    """Trades the source knows it lost before they reached the service (a bot buffer overflowed)."""
+    symbol: str
+    trades: int
+
+
+@dataclass(frozen=True, slots=True)
 class SourceStatus:
     state: SourceState
     detail: str = ""

@@ -1,6 +1,7 @@
 """The service's view of the market: per symbol a sequenced book and a trade tape, fanned out to stream clients."""
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -9,15 +10,17 @@ from itertools import islice
 from market.instrument import Instrument
 
 from .book import Book
-from .events import BookDelta, BookSnapshot, Exchange, SourceKind, SourceState, SourceStatus, Trade
+from .events import BookDelta, BookSnapshot, Exchange, FeedLoss, SourceKind, SourceState, SourceStatus, Trade
 from .hub import Hub, Subscriber
 from .metrics import Metrics
 from .protocol import SymbolStatus, delta_message, encode, snapshot_message, status_message, trade_message
 from .recorder import Recorder
 
+log = logging.getLogger("hftlive.feed")
+
 
 class SymbolFeed:
-    __slots__ = ("instrument", "book", "tape", "exch_ts", "local_ts", "received_at", "trades_total")
+    __slots__ = ("instrument", "book", "tape", "exch_ts", "local_ts", "received_at", "trades_total", "trades_lost")
 
     def __init__(self, instrument: Instrument, trade_history: int) -> None:
         self.instrument = instrument
@@ -27,6 +30,7 @@ class SymbolFeed:
         self.local_ts = 0
         self.received_at: float | None = None
         self.trades_total = 0
+        self.trades_lost = 0
 
     def levels(self, levels: Iterable[tuple[int, float]]) -> list[list[float]]:
         price, qty = self.instrument.price, self.instrument.qty
@@ -108,7 +112,23 @@ class Feed:
         self.metrics.trades_in[trade.symbol].inc()
         self.hub.publish(trade.symbol, encode(message))
 
+    def feed_loss(self, loss: FeedLoss) -> None:
+        """Said loudly, counted, and shown in /v1/status: a gap the source found but could not fill."""
+        feed = self.symbols.get(loss.symbol)
+        if feed is None or loss.trades <= 0:
+            return
+        feed.trades_lost += loss.trades
+        self.metrics.trades_lost[loss.symbol].inc(loss.trades)
+        log.warning("%s: %d trade(s) lost between the connector and the bot (its IPC buffer overflowed); "
+                    "%d lost since start", loss.symbol, loss.trades, feed.trades_lost)
+
     def source_status(self, status: SourceStatus) -> None:
+        if (status.state, status.detail) != (self.state, self.detail):
+            # Said where an operator sees it (WARNING) when data stops or goes wrong; the rest at INFO.
+            bad = status.state in (SourceState.FAILED, SourceState.STALE) or (
+                status.state is SourceState.WAITING_FOR_CONNECTOR and self.state is SourceState.CONNECTED)
+            log.log(logging.WARNING if bad else logging.INFO,
+                    "source %s%s", status.state.value, f": {status.detail}" if status.detail else "")
         if status.state != self.state:
             self.state_since = self.clock()
         self.state = status.state
@@ -120,8 +140,14 @@ class Feed:
         feed.exch_ts = exch_ts
         feed.local_ts = local_ts
         feed.received_at = self.clock()
+        now = self.wall()
         if exch_ts > 0:
-            self.metrics.lag_of[feed.instrument.symbol].observe(max(0, self.wall() - exch_ts) / 1e9)
+            self.metrics.lag_of[feed.instrument.symbol].observe(max(0, now - exch_ts) / 1e9)
+        hops = self.metrics.hops_of.get(feed.instrument.symbol)
+        if hops is not None and local_ts > 0:
+            if exch_ts > 0:
+                hops[0].observe(max(0, local_ts - exch_ts) / 1e9)
+            hops[1].observe(max(0, now - local_ts) / 1e9)
 
     # --- what the web layer reads ---
 
@@ -179,5 +205,6 @@ class Feed:
             best_ask=None if best_ask is None else feed.instrument.price(best_ask),
             bid_levels=len(book.bids), ask_levels=len(book.asks),
             trades=feed.trades_total,
+            trades_lost=feed.trades_lost,
             last_event_age_s=None if age is None else round(age, 3),
         )

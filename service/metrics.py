@@ -14,6 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .events import Exchange, SourceState
 
+HOP_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -39,10 +40,19 @@ class Metrics:
             "hftlive_record_write_errors",
             "Recording files that failed to write (once each; their rows are kept and retried)",
             registry=r)
+        self.lost = Counter(
+            "hftlive_feed_lost", "Events the source lost before they reached the service (a bot buffer overflowed)",
+            ["symbol", "kind"], registry=r)
         self.clients = Gauge("hftlive_stream_clients", "Connected stream clients", registry=r)
         self.lag = Histogram(
             "hftlive_feed_lag_seconds", "Service receive time minus exchange time, per event",
             ["symbol"], buckets=LAG_BUCKETS, registry=r)
+        self.hop = Histogram(
+            "hftlive_hop_seconds",
+            "Live source, per event: exchange_to_connector = connector receive time minus exchange time (the "
+            "exchange stamps milliseconds); connector_to_service = service receive time minus connector receive "
+            "time (IPC, the bot process and the pipe, in microseconds)",
+            ["symbol", "hop"], buckets=HOP_BUCKETS, registry=r)
         self.event_age = Gauge(
             "hftlive_last_event_age_seconds", "Seconds since the symbol's last event (-1 before the first)",
             ["symbol"], registry=r)
@@ -56,7 +66,10 @@ class Metrics:
         self.deltas_in = {s: self.events_in.labels(s, "delta") for s in symbols}
         self.snapshots_in = {s: self.events_in.labels(s, "snapshot") for s in symbols}
         self.trades_in = {s: self.events_in.labels(s, "trade") for s in symbols}
+        self.trades_lost = {s: self.lost.labels(s, "trade") for s in symbols}
         self.lag_of = {s: self.lag.labels(s) for s in symbols}
+        self.hops_of = {s: (self.hop.labels(s, "exchange_to_connector"), self.hop.labels(s, "connector_to_service"))
+                        for s in symbols} if source_kind == "live" else {}
 
     def set_state(self, state: SourceState) -> None:
         self.state.labels(self.source_kind).state(state.value)

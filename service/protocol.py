@@ -124,6 +124,8 @@ class SymbolStatus(BaseModel):
     bid_levels: int
     ask_levels: int
     trades: int = Field(description="trades received since start")
+    trades_lost: int = Field(0, description="trades the source lost before they reached the service "
+                                            "(a bot buffer overflowed); 0 when none")
     last_event_age_s: float | None = Field(description="seconds since the last event; null before the first")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-from ..events import BookDelta, BookSnapshot, Exchange, SourceKind, SourceStatus, Trade
+from ..events import BookDelta, BookSnapshot, Exchange, FeedLoss, SourceKind, SourceStatus, Trade
 
 
 class Sink(Protocol):
@@ -14,6 +14,7 @@ class Sink(Protocol):
     def book_delta(self, delta: BookDelta) -> None: ...
     def trade(self, trade: Trade) -> None: ...
     def source_status(self, status: SourceStatus) -> None: ...
+    def feed_loss(self, loss: FeedLoss) -> None: ...
 
 
 class Source(ABC):

@@ -4,7 +4,6 @@ Spawned by live_supervisor.py ('spawn'); its batches reach the web process throu
 from __future__ import annotations
 
 import functools
-import math
 import os
 import signal
 import sys
@@ -13,13 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..events import BUY_EVENT, BookDelta, BookSnapshot, Levels, SourceState, SourceStatus, Trade
+try:
+    import numpy as np   # the live image has it; the mock image imports this module without running it
+except ImportError:  # pragma: no cover - exercised by the service-mock image only
+    np = None
+
+from ..events import BUY_EVENT, BookDelta, BookSnapshot, FeedLoss, Levels, SourceState, SourceStatus, Trade
 from .live_messages import BotConfig, Message, send
 
 # wait_next_feed's answers (hftbacktest's ElapseResult); anything else is an error code.
 TIMEOUT_OR_BATCH_END, INTERRUPTED, MARKET_FEED, ORDER_RESPONSE = 0, 1, 2, 3
-INVALID_MIN = -(1 << 63)
-INVALID_MAX = (1 << 63) - 1
 
 COALESCE_S = 0.005        # book scans at most this often while feeds pour in
 IDLE_WAIT_S = 0.5         # longest single wait, so staleness is noticed promptly
@@ -27,20 +29,26 @@ PARENT_CHECK_S = 1.0
 BUILD_RETRY_S = 2.0
 
 
-def scan_window(depth: Any, bid_qty: Any, ask_qty: Any) -> tuple[bool, int, bool, int]:
-    """Fill bid_qty[i] with the quantity i ticks below the best bid, ask_qty[i] i ticks above the best ask.
+def read_book(depth: Any, tick_size: float) -> tuple[Any, Any, int]:
+    """Every level of the bot's book: (ticks, quantities, how many of them are bids).
 
-    Plain Python that numba can compile (one call instead of hundreds of jitclass calls).
+    hftbacktest's depth snapshot lists the bids best first, then the asks best first, each level once,
+    however far from the touch. Plain Python that numba can compile (one call instead of one jitclass
+    call per level); the snapshot is copied, then handed back to the bot to free.
     """
-    n = len(bid_qty)
-    bid_tick = depth.best_bid_tick
-    ask_tick = depth.best_ask_tick
-    has_bid = bid_tick != INVALID_MIN and not math.isnan(depth.best_bid)
-    has_ask = ask_tick != INVALID_MAX and not math.isnan(depth.best_ask)
+    levels = depth.snapshot()
+    n = len(levels)
+    ticks = np.empty(n, np.int64)
+    qtys = np.empty(n, np.float64)
+    bids = 0
     for i in range(n):
-        bid_qty[i] = depth.bid_qty_at_tick(bid_tick - i) if has_bid else 0.0
-        ask_qty[i] = depth.ask_qty_at_tick(ask_tick + i) if has_ask else 0.0
-    return has_bid, bid_tick, has_ask, ask_tick
+        level = levels[i]
+        ticks[i] = np.int64(np.rint(level["px"] / tick_size))
+        qtys[i] = level["qty"]
+        if level["ev"] & BUY_EVENT:
+            bids += 1
+    depth.snapshot_free(levels)
+    return ticks, qtys, bids
 
 
 class Window:
@@ -55,11 +63,12 @@ class Window:
     def reset(self) -> None:
         self.bids = self.asks = None
 
-    def look(self, has_bid: bool, bid_tick: int, bid_qty: Any, has_ask: bool, ask_tick: int, ask_qty: Any,
+    def look(self, ticks: Any, qtys: Any, n_bids: int,
              ) -> tuple[type[BookSnapshot] | type[BookDelta], Levels, Levels] | None:
         """(BookSnapshot, bids, asks) the first time there is a book, then (BookDelta, …) on a change."""
-        bids = {bid_tick - i: q for i, q in enumerate(_floats(bid_qty)) if q > 0} if has_bid else {}
-        asks = {ask_tick + i: q for i, q in enumerate(_floats(ask_qty)) if q > 0} if has_ask else {}
+        levels = list(zip(_list(ticks), _list(qtys)))
+        bids = {tick: q for tick, q in levels[:n_bids] if q > 0}
+        asks = {tick: q for tick, q in levels[n_bids:] if q > 0}
         if self.bids is None or self.asks is None:
             if not bids and not asks:
                 return None
@@ -73,7 +82,7 @@ class Window:
         return BookDelta, bid_changes, ask_changes
 
 
-def _floats(values: Any) -> list[float]:
+def _list(values: Any) -> list:
     return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
@@ -87,17 +96,17 @@ def _changes(old: dict[int, float], new: dict[int, float]) -> Levels:
 class BotLoop:
     """Waits on the bot, mirrors its books and trades, and rebuilds it when the feed stops.
 
-    Depth limit: per symbol, the web process mirrors the levels within `book_ticks` ticks of the best
-    bid and of the best ask; a level that leaves that window is sent as a deletion. What `send` gets
-    are batches of live_messages.Message: BookSnapshot, BookDelta, Trade and SourceStatus.
+    Every level of each book is mirrored, however far from the touch. The connector wraps each exchange
+    message in a batch, so the bot wakes once per message (0 at the batch's end) and the book is read
+    then; a feed that comes event by event (2 each) is read at most every COALESCE_S. What `send` gets
+    are batches of live_messages.Message: BookSnapshot, BookDelta, Trade, FeedLoss and SourceStatus.
     The callables stand for the process around the loop, so a test can drive it without one.
     """
 
     config: BotConfig
     make_bot: Callable[[], Any]
     send: Callable[[list[Message]], None]
-    scan: Callable[[Any, Any, Any], tuple[bool, int, bool, int]] = scan_window
-    alloc: Callable[[int], Any] = lambda n: [0.0] * n
+    read: Callable[[Any, float], tuple[Any, Any, int]] = read_book
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], int] = time.time_ns
     parent_alive: Callable[[], bool] = lambda: True
@@ -113,9 +122,9 @@ class BotLoop:
     feed_times: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
-        ticks = self.config.book_ticks
         self.windows = [Window() for _ in self.config.instruments]
-        self.buffers = [(self.alloc(ticks), self.alloc(ticks)) for _ in self.config.instruments]
+        # The connector numbers each symbol's trades (1, 2, …, in the event's ival): the last number seen.
+        self.trade_numbers = [0 for _ in self.config.instruments]
         self.parent_checked = self.clock()
 
     # --- the loop ---
@@ -168,6 +177,7 @@ class BotLoop:
         self.dirty = False
         for window in self.windows:
             window.reset()
+        self.trade_numbers = [0 for _ in self.config.instruments]
         symbols = ", ".join(symbol for symbol, _, _ in self.config.instruments)
         attempt = f" (attempt {self.builds})" if self.builds > 1 else ""
         self.set_state(SourceState.WAITING_FOR_CONNECTOR,
@@ -199,15 +209,28 @@ class BotLoop:
     # --- reading the bot ---
 
     def look(self, now: float) -> None:
-        """Scan every symbol's window and collect its trades; anything new counts as a feed."""
+        """Collect every symbol's trades and read its book; anything new counts as a feed.
+
+        Trades the connector numbered but the bot never got mean its buffer overflowed: book changes were
+        lost with them, so the bot is rebuilt, and registering again brings the connector's whole book."""
         self.last_scan = now
         self.dirty = False
         found = False
+        lost = []
         for i, (symbol, tick_size, _) in enumerate(self.config.instruments):
-            found |= self.collect_trades(i, symbol, tick_size)
-            bid_qty, ask_qty = self.buffers[i]
-            has_bid, bid_tick, has_ask, ask_tick = self.scan(self.bot.depth(i), bid_qty, ask_qty)
-            change = self.windows[i].look(has_bid, bid_tick, bid_qty, has_ask, ask_tick, ask_qty)
+            trades, missing = self.collect_trades(i, symbol, tick_size)
+            found |= trades
+            if missing:
+                lost.append(f"{missing} {symbol} trade(s)")
+        if lost:
+            self.feed_seen(now)
+            self.close_bot()
+            self.set_state(SourceState.WAITING_FOR_CONNECTOR,
+                           f"lost {', '.join(lost)} between connector {self.config.connector!r} and the bot "
+                           "(its IPC buffer overflowed): rebuilding the bot for the whole book", again=True)
+            return
+        for i, (symbol, tick_size, _) in enumerate(self.config.instruments):
+            change = self.windows[i].look(*self.read(self.bot.depth(i), tick_size))
             if change is not None:
                 message, bids, asks = change
                 exch_ts, local_ts = self.times(i)
@@ -220,17 +243,29 @@ class BotLoop:
         self.last_feed = now
         self.set_state(SourceState.CONNECTED, f"feed from connector {self.config.connector!r}")
 
-    def collect_trades(self, i: int, symbol: str, tick_size: float) -> bool:
+    def collect_trades(self, i: int, symbol: str, tick_size: float) -> tuple[bool, int]:
+        """(any trades, how many the connector numbered that never arrived)."""
         records = self.bot.last_trades(i)
         if not len(records):
-            return False
-        trades = [(int(r["ev"]), int(r["exch_ts"]), int(r["local_ts"]), float(r["px"]), float(r["qty"]))
-                  for r in records]   # a view into the bot's memory: copy before clearing
+            return False, 0
+        trades = [(int(r["ev"]), int(r["exch_ts"]), int(r["local_ts"]), float(r["px"]), float(r["qty"]),
+                   int(r["ival"])) for r in records]   # a view into the bot's memory: copy before clearing
         self.bot.clear_last_trades(i)
-        for ev, exch_ts, local_ts, px, qty in trades:
+        lost = 0
+        for ev, exch_ts, local_ts, px, qty, number in trades:
+            lost += self.count_lost(i, number)
             side = "buy" if ev & BUY_EVENT else "sell"
             self.outbox.append(Trade(symbol, exch_ts, local_ts, round(px / tick_size), qty, side))
-        return True
+        if lost:
+            self.outbox.append(FeedLoss(symbol, lost))
+        return True, lost
+
+    def count_lost(self, i: int, number: int) -> int:
+        """Trades skipped before this one; 0 for a connector that does not number them, or one that restarted."""
+        last, self.trade_numbers[i] = self.trade_numbers[i], number
+        if number <= 0 or last <= 0 or number <= last:
+            return 0
+        return number - last - 1
 
     def times(self, i: int) -> tuple[int, int]:
         """(exchange, local) time of the symbol's last feed, or now when the bot cannot say."""
@@ -271,27 +306,27 @@ class BotLoop:
         return self.parent_alive()
 
 
-class Scan:
-    """The window scan compiled by numba, or plain Python if compiling it fails (said once on stderr)."""
+class Reader:
+    """read_book compiled by numba, or plain Python if compiling it fails (said once on stderr)."""
 
     def __init__(self) -> None:
         try:
             from numba import njit
-            self.fn = njit(scan_window)
+            self.fn = njit(read_book)
         except Exception as exc:  # numba missing or broken: correctness first, speed second
-            print(f"hftlive live bot: numba unavailable ({exc}); scanning the book in Python", file=sys.stderr)
-            self.fn = scan_window
+            print(f"hftlive live bot: numba unavailable ({exc}); reading the book in Python", file=sys.stderr)
+            self.fn = read_book
 
-    def __call__(self, depth: Any, bid_qty: Any, ask_qty: Any) -> tuple[bool, int, bool, int]:
+    def __call__(self, depth: Any, tick_size: float) -> tuple[Any, Any, int]:
         try:
-            return self.fn(depth, bid_qty, ask_qty)
+            return self.fn(depth, tick_size)
         except Exception as exc:
-            if self.fn is scan_window:
+            if self.fn is read_book:
                 raise
-            print(f"hftlive live bot: compiled book scan failed ({type(exc).__name__}); "
-                  "scanning the book in Python", file=sys.stderr)
-            self.fn = scan_window
-            return scan_window(depth, bid_qty, ask_qty)
+            print(f"hftlive live bot: compiled book read failed ({type(exc).__name__}: {exc}); "
+                  "reading the book in Python", file=sys.stderr)
+            self.fn = read_book
+            return read_book(depth, tick_size)
 
 
 def run(conn: Any, config: BotConfig) -> None:
@@ -308,7 +343,8 @@ def run(conn: Any, config: BotConfig) -> None:
         import hftbacktest
         if not getattr(hftbacktest, "LIVE_FEATURE", False):
             raise ImportError("hftbacktest was built without the live feature")
-        import numpy as np
+        if np is None:
+            raise ImportError("numpy is missing")
         from hftbacktest import HashMapMarketDepthLiveBot, LiveInstrument
     except Exception as exc:
         send_batch([SourceStatus(SourceState.FAILED,
@@ -327,7 +363,7 @@ def run(conn: Any, config: BotConfig) -> None:
     import multiprocessing
     parent = multiprocessing.parent_process()
     loop = BotLoop(
-        config, make_bot, send_batch, scan=Scan(), alloc=lambda n: np.zeros(n, np.float64),
+        config, make_bot, send_batch, read=Reader(),
         parent_alive=(lambda: parent is None or parent.is_alive()),
     )
     loop.run()

@@ -11,11 +11,11 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import Any
 
-from ..events import BookDelta, BookSnapshot, SourceStatus, Trade
+from ..events import BookDelta, BookSnapshot, FeedLoss, SourceStatus, Trade
 
 # What the bot process sends, in batches (lists), in the order they happened.
-Message = BookSnapshot | BookDelta | Trade | SourceStatus
-MESSAGE_TYPES: tuple[type[Message], ...] = (BookDelta, Trade, BookSnapshot, SourceStatus)
+Message = BookSnapshot | BookDelta | Trade | SourceStatus | FeedLoss
+MESSAGE_TYPES: tuple[type[Message], ...] = (BookDelta, Trade, BookSnapshot, SourceStatus, FeedLoss)
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,6 @@ class BotConfig:
     """What the web process tells the bot process, once, when it spawns it."""
     connector: str
     instruments: tuple[tuple[str, float, float], ...]   # (symbol, tick size, lot size)
-    book_ticks: int = 100
     stale_after_s: float = 5.0
     rebuild_after_s: float = 15.0
     trades_capacity: int = 1000

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import DEFAULT_EXCHANGE, Settings
-from ..events import BookDelta, BookSnapshot, Exchange, SourceState, SourceStatus, Trade
+from ..events import BookDelta, BookSnapshot, Exchange, FeedLoss, SourceState, SourceStatus, Trade
 from .base import Sink, Source
 from .live_bot import run
 from .live_messages import BotConfig, Message, receive
@@ -55,7 +55,6 @@ class LiveSource(Source):
         return cls(BotConfig(
             connector=settings.connector_name,
             instruments=tuple((i.symbol, i.tick_size, i.lot_size) for i in settings.instruments),
-            book_ticks=settings.live_book_ticks,
             stale_after_s=settings.live_stale_after_s,
             rebuild_after_s=settings.live_rebuild_after_s,
             trades_capacity=settings.live_trades_capacity,
@@ -66,7 +65,6 @@ class LiveSource(Source):
         process = self._process
         return {
             "connector": self.config.connector,
-            "book_ticks": self.config.book_ticks,
             "bot_pid": process.pid if process is not None and process.is_alive() else None,
             "bot_restarts": self.restarts,
             "channel_config": self.config.channel_config,
@@ -163,6 +161,8 @@ class LiveSource(Source):
                     sink.trade(message)
                 case BookSnapshot():
                     sink.book_snapshot(message)
+                case FeedLoss():
+                    sink.feed_loss(message)
                 case SourceStatus(state=state, detail=detail):
                     # Kept to explain a crash: what the bot last said, unless all was well.
                     self.last_detail = "" if state is SourceState.CONNECTED else detail

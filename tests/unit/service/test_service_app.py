@@ -13,7 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 from service.app import create_app
 from service.book import Book
 from service.config import load_settings
-from service.events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade
+from service.events import BookDelta, BookSnapshot, FeedLoss, SourceState, SourceStatus, Trade
 from service.protocol import stream_message
 from service.sources.base import Source
 
@@ -236,3 +236,40 @@ def test_every_payload_of_a_live_source_names_its_exchange():
         assert (body["source"], body["exchange"]) == ("live", "bybit-testnet"), body
     assert ('hftlive_service_info{connector="bybit_hft",exchange="bybit-testnet",source="live",symbols="BTCUSDT"} 1.0'
             in metrics.splitlines())
+
+
+def test_trades_the_source_lost_are_counted_shown_in_status_and_logged(caplog):
+    settings = load_settings(data_source="live", exchange="simulator")
+    source = ScriptedSource("live", settings.exchange)
+    with TestClient(create_app(settings, source)) as client:
+        before = client.get("/v1/status").json()["symbols"]["BTCUSDT"]["trades_lost"]
+        client.portal.call(source.sink.feed_loss, FeedLoss("BTCUSDT", 7))
+        client.portal.call(source.sink.feed_loss, FeedLoss("BTCUSDT", 2))
+        status = client.get("/v1/status").json()
+        metrics = client.get("/metrics").text
+    assert before == 0 and status["symbols"]["BTCUSDT"]["trades_lost"] == 9
+    assert 'hftlive_feed_lost_total{kind="trade",symbol="BTCUSDT"} 9.0' in metrics.splitlines()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "hftlive.feed"]
+    assert warnings[-1] == ("BTCUSDT: 2 trade(s) lost between the connector and the bot (its IPC buffer "
+                            "overflowed); 9 lost since start")
+
+
+def test_a_live_source_exports_each_hop_of_an_event_in_microseconds():
+    settings = load_settings(data_source="live", exchange="simulator")
+    source = ScriptedSource("live", settings.exchange)
+    with TestClient(create_app(settings, source)) as client:
+        now = time.time_ns()
+        # Exchange time 3 ms before the connector got it; the connector got it 400 µs before now.
+        client.portal.call(source.sink.trade, Trade("BTCUSDT", now - 3_400_000, now - 400_000, 600001, 0.25, "buy"))
+        metrics = client.get("/metrics").text.splitlines()
+
+    def bucket(hop: str, le: str) -> float:
+        line = f'hftlive_hop_seconds_bucket{{hop="{hop}",le="{le}",symbol="BTCUSDT"}}'
+        return float(next(m for m in metrics if m.startswith(line)).rsplit(" ", 1)[1])
+    assert (bucket("exchange_to_connector", "0.0025"), bucket("exchange_to_connector", "0.005")) == (0.0, 1.0)
+    assert (bucket("connector_to_service", "0.00025"), bucket("connector_to_service", "0.1")) == (0.0, 1.0)
+
+
+def test_the_mock_has_no_hops_to_export(mock_settings):
+    with TestClient(create_app(mock_settings())) as client:
+        assert "hftlive_hop_seconds_bucket" not in client.get("/metrics").text

@@ -1,36 +1,46 @@
-"""The bot process's loop, driven through a fake bot: book window diffs, trades, coalescing, stale and rebuild."""
+"""The bot process's loop, driven through a fake bot: book diffs at every level, trades and their numbers,
+coalescing, stale and rebuild."""
 from __future__ import annotations
 
-import math
 from types import SimpleNamespace
 
 import pytest
 
-from service.events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade
-from service.sources.live_bot import BUY_EVENT, INVALID_MAX, INVALID_MIN, BotLoop, Window, scan_window
+from service.events import BookDelta, BookSnapshot, FeedLoss, SourceState, SourceStatus, Trade
+from service.sources import live_bot
+from service.sources.live_bot import BUY_EVENT, BotLoop, Window, read_book
 from service.sources.live_messages import BotConfig
 
 TICK = 0.1
 SELL_EVENT = 1 << 28
 
 
+@pytest.fixture(autouse=True)
+def plain_numpy(monkeypatch):
+    """The unit venv has no numpy (like the service-mock image): read_book's few numpy calls, in plain
+    Python. The compiled read on a real hftbacktest depth is tested with the wheel
+    (tests/integration/test_live_source_wheel.py)."""
+    shim = SimpleNamespace(empty=lambda n, dtype: [dtype(0)] * n, int64=int, float64=float, rint=round)
+    monkeypatch.setattr(live_bot, "np", shim)
+
+
 class FakeDepth:
-    """As much of hftbacktest's market depth as scan_window reads: each touch, each tick's qty."""
+    """As much of hftbacktest's market depth as read_book uses: its snapshot (bids best first, then asks
+    best first, as hftbacktest lists them) and snapshot_free, which must be called once per snapshot."""
 
     def __init__(self):
         self.bids: dict[int, float] = {}
         self.asks: dict[int, float] = {}
+        self.outstanding = 0
 
-    best_bid_tick = property(lambda self: max(self.bids, default=INVALID_MIN))
-    best_ask_tick = property(lambda self: min(self.asks, default=INVALID_MAX))
-    best_bid = property(lambda self: self.best_bid_tick * TICK if self.bids else math.nan)
-    best_ask = property(lambda self: self.best_ask_tick * TICK if self.asks else math.nan)
+    def snapshot(self):
+        rows = [{"ev": BUY_EVENT, "px": tick * TICK, "qty": qty} for tick, qty in sorted(self.bids.items(), reverse=True)]
+        rows += [{"ev": SELL_EVENT, "px": tick * TICK, "qty": qty} for tick, qty in sorted(self.asks.items())]
+        self.outstanding += 1
+        return rows
 
-    def bid_qty_at_tick(self, tick):
-        return self.bids.get(tick, 0.0)
-
-    def ask_qty_at_tick(self, tick):
-        return self.asks.get(tick, 0.0)
+    def snapshot_free(self, levels):
+        self.outstanding -= 1
 
 
 class FakeBot:
@@ -78,7 +88,7 @@ class Harness:
         self.parent = True
         self.slept: list[float] = []
         self.config = BotConfig(connector="bybit_hft", instruments=(("BTCUSDT", TICK, 0.001),),
-                                book_ticks=5, stale_after_s=5.0, rebuild_after_s=15.0, **config)
+                                stale_after_s=5.0, rebuild_after_s=15.0, **config)
         self.loop = BotLoop(self.config, self.make_bot, self.sent.extend,
                             clock=lambda: self.clock.now, wall=lambda: 999,
                             parent_alive=lambda: self.parent, sleep=self.slept.append)
@@ -116,35 +126,47 @@ def h():
     return harness
 
 
-def test_waiting_then_a_snapshot_then_only_what_changed_inside_the_window():
+def test_waiting_then_a_snapshot_of_every_level_then_only_what_changed():
     h = Harness()
     alive, out = h.step()
     assert alive and h.states(out) == [SourceState.WAITING_FOR_CONNECTOR]
     assert "registered BTCUSDT with connector 'bybit_hft'" in out[0].detail
 
     depth = h.bot.depths[0]
-    depth.bids.update({1000: 1.0, 999: 2.0, 990: 5.0})   # 990 is 10 ticks down: outside a 5-tick window
-    depth.asks.update({1001: 1.5, 1003: 1.0})
+    depth.bids.update({1000: 1.0, 999: 2.0, 500: 5.0})   # 500 ticks below the touch: still in the book
+    depth.asks.update({1001: 1.5, 1003: 1.0, 9001: 7.0})
     out = h.feed()
     assert h.states(out) == [SourceState.CONNECTED]
-    assert BookSnapshot("BTCUSDT", 111, 222, ((1000, 1.0), (999, 2.0)), ((1001, 1.5), (1003, 1.0))) in out
+    assert BookSnapshot("BTCUSDT", 111, 222, ((1000, 1.0), (999, 2.0), (500, 5.0)),
+                        ((1001, 1.5), (1003, 1.0), (9001, 7.0))) in out
 
     depth.bids[1000] = 3.0
-    del depth.asks[1001]            # best ask moves to 1003: the window now reaches 1007
-    depth.asks[1007] = 4.0
+    del depth.asks[1001]
+    depth.asks[20007] = 4.0            # 19,000 ticks away
     out = h.feed()
-    assert out == [BookDelta("BTCUSDT", 111, 222, ((1000, 3.0),), ((1007, 4.0), (1001, 0.0)))]
+    assert out == [BookDelta("BTCUSDT", 111, 222, ((1000, 3.0),), ((20007, 4.0), (1001, 0.0)))]
 
-    del depth.bids[1000], depth.bids[999]   # best bid falls to 990: the levels above leave the book
+    del depth.bids[1000], depth.bids[999]
     out = h.feed()
     assert [type(m) for m in out] == [BookDelta] and out[0].asks == ()
-    assert sorted(out[0].bids) == [(990, 5.0), (999, 0.0), (1000, 0.0)]
+    assert sorted(out[0].bids) == [(999, 0.0), (1000, 0.0)]
 
     out = h.feed()
     assert out == []                # nothing changed: nothing sent
+    assert depth.outstanding == 0, "every snapshot was handed back to be freed"
 
 
-def test_feeds_arriving_within_5ms_are_scanned_once(h):
+def test_a_thousand_levels_far_apart_all_reach_the_web_process():
+    h = Harness()
+    h.step()
+    depth = h.bot.depths[0]
+    depth.bids.update({100_000 - 250 * i: 1.0 + i for i in range(500)})
+    depth.asks.update({100_001 + 250 * i: 2.0 + i for i in range(500)})
+    snapshot = [m for m in h.feed() if isinstance(m, BookSnapshot)][0]
+    assert dict(snapshot.bids) == depth.bids and dict(snapshot.asks) == depth.asks
+
+
+def test_event_by_event_feeds_arriving_within_5ms_are_read_once(h):
     depth = h.bot.depths[0]
     depth.bids[1000] = 1.0
     depth.asks[1001] = 1.0
@@ -160,18 +182,41 @@ def test_feeds_arriving_within_5ms_are_scanned_once(h):
     assert out == [BookDelta("BTCUSDT", 111, 222, ((1000, 4.0),), ())]
 
 
+def trade(side, px, qty, number=0, ts=(5, 6)):
+    return {"ev": side | 2 | (1 << 30), "exch_ts": ts[0], "local_ts": ts[1], "px": px, "qty": qty, "ival": number}
+
+
 def test_trades_are_copied_with_taker_side_and_tick_then_cleared_before_the_book_change(h):
     bot = h.bot
     bot.depths[0].bids[1000] = 1.0
-    bot.trades[0] = [
-        {"ev": BUY_EVENT | 2 | (1 << 30), "exch_ts": 5, "local_ts": 6, "px": 100.1, "qty": 0.25},
-        {"ev": SELL_EVENT | 2 | (1 << 30), "exch_ts": 7, "local_ts": 8, "px": 99.99999999, "qty": 0.5},
-    ]
+    bot.trades[0] = [trade(BUY_EVENT, 100.1, 0.25), trade(SELL_EVENT, 99.99999999, 0.5, ts=(7, 8))]
     out = h.feed()
     trades = [m for m in out if isinstance(m, Trade)]
     assert trades == [Trade("BTCUSDT", 5, 6, 1001, 0.25, "buy"), Trade("BTCUSDT", 7, 8, 1000, 0.5, "sell")]
     assert out.index(trades[-1]) < [type(m) for m in out].index(BookSnapshot)
     assert bot.cleared == 1 and bot.trades[0] == []
+    assert not any(isinstance(m, FeedLoss) for m in out), "unnumbered trades: nothing to tell"
+
+
+def test_skipped_trade_numbers_are_reported_as_lost_and_the_bot_is_rebuilt_for_the_whole_book(h):
+    bot = h.bot
+    bot.depths[0].bids[1000] = 1.0
+    bot.trades[0] = [trade(BUY_EVENT, 100.0, 0.1, n) for n in (41, 42, 43)]
+    assert not any(isinstance(m, FeedLoss) for m in h.feed())
+    bot.trades[0] = [trade(BUY_EVENT, 100.0, 0.1, n) for n in (1, 2)]   # the connector restarted: a new count
+    assert not any(isinstance(m, FeedLoss) for m in h.feed())
+    bot.depths[0].bids[1000] = 9.0
+    bot.trades[0] = [trade(BUY_EVENT, 100.0, 0.1, n) for n in (3, 9, 10, 20)]
+    out = h.feed()
+    assert [m for m in out if isinstance(m, FeedLoss)] == [FeedLoss("BTCUSDT", 5 + 9)]
+    assert len([m for m in out if isinstance(m, Trade)]) == 4, "what arrived is still delivered"
+    assert not any(isinstance(m, (BookDelta, BookSnapshot)) for m in out), "a book that lost changes is not sent"
+    assert bot.closed and h.states(out)[-1] == SourceState.WAITING_FOR_CONNECTOR
+    assert "lost 14 BTCUSDT trade(s) between connector 'bybit_hft' and the bot" in out[-1].detail
+    h.step()                                    # a new bot registers: the connector sends it the whole book
+    h.bot.depths[0].bids[1000] = 9.0
+    out = h.feed()
+    assert len(h.bots) == 2 and BookSnapshot("BTCUSDT", 111, 222, ((1000, 9.0),), ()) in out
 
 
 def test_a_feed_that_stops_is_reported_stale_then_the_bot_is_rebuilt_and_resnapshotted(h):
@@ -245,27 +290,20 @@ def test_the_loop_ends_when_the_parent_is_gone_or_the_pipe_breaks(h):
     assert h.loop.step() is False
 
 
-def test_scan_window_reads_n_ticks_from_each_touch_and_handles_empty_sides():
+def test_read_book_splits_bids_from_asks_in_ticks_and_frees_the_snapshot():
     depth = FakeDepth()
-    bids, asks = [0.0] * 3, [0.0] * 3
-    assert scan_window(depth, bids, asks)[::2] == (False, False)
-    assert bids == asks == [0.0, 0.0, 0.0]
-    depth.bids.update({50: 1.0, 48: 2.0, 40: 9.0})
-    depth.asks.update({52: 3.0})
-    assert scan_window(depth, bids, asks) == (True, 50, True, 52)
-    assert bids == [1.0, 0.0, 2.0] and asks == [3.0, 0.0, 0.0]
+    ticks, qtys, n_bids = read_book(depth, TICK)
+    assert (list(ticks), list(qtys), n_bids) == ([], [], 0)
+    depth.bids.update({50: 1.0, 48: 2.0, -40: 9.0})
+    depth.asks.update({52: 3.0, 5_000_000: 4.0})
+    ticks, qtys, n_bids = read_book(depth, TICK)
+    assert list(ticks) == [50, 48, -40, 52, 5_000_000] and list(qtys) == [1.0, 2.0, 9.0, 3.0, 4.0]
+    assert n_bids == 3 and depth.outstanding == 0
 
 
 def test_window_sends_nothing_for_an_empty_book_and_a_snapshot_first():
     window = Window()
-    assert window.look(False, 0, [0.0], False, 0, [0.0]) is None
-    assert window.look(True, 10, [1.0, 0.0], False, 0, [0.0, 0.0]) == (BookSnapshot, ((10, 1.0),), ())
-    assert window.look(True, 10, [1.0, 0.0], False, 0, [0.0, 0.0]) is None
-    assert window.look(False, 0, [0.0, 0.0], False, 0, [0.0, 0.0]) == (BookDelta, ((10, 0.0),), ())
-
-
-@pytest.mark.parametrize("ticks", [1, 100])
-def test_the_scan_buffers_follow_the_configured_depth(ticks):
-    h = Harness()
-    h.loop = BotLoop(BotConfig("c", (("X", 1.0, 1.0),), book_ticks=ticks), h.make_bot, h.sent.extend)
-    assert len(h.loop.buffers[0][0]) == ticks
+    assert window.look([], [], 0) is None
+    assert window.look([10], [1.0], 1) == (BookSnapshot, ((10, 1.0),), ())
+    assert window.look([10], [1.0], 1) is None
+    assert window.look([], [], 0) == (BookDelta, ((10, 0.0),), ())

@@ -60,3 +60,19 @@ def test_an_address_not_of_this_machine_is_one_line_and_exit_2_before_the_source
     line = cannot_listen(service_env, "192.0.2.1", free_port())
     assert line.startswith("hftlive service: cannot listen on 192.0.2.1:")
     assert line.endswith("address not available; set HOST to an address of this machine (0.0.0.0: all of them)")
+
+
+def test_a_retired_setting_still_set_is_named_on_stderr_not_silently_ignored(service_env):
+    # A taken port makes the service stop right after reading its settings: the retired one is named first.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "service"], capture_output=True, text=True, timeout=120,
+                              env={**service_env, "DATA_SOURCE": "mock", "HOST": "127.0.0.1", "PORT": str(port),
+                                   "live_book_ticks": "100"})
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 2, done.stderr
+    assert lines[0] == ("hftlive service: LIVE_BOOK_TICKS is no longer used: the live source mirrors every "
+                        "level the connector sends, however far from the touch")
+    assert lines[1].startswith(f"hftlive service: cannot listen on 127.0.0.1:{port}")
