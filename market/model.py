@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 BID, ASK = 0, 1          # book sides; a taker BUY (=BID) trades against asks
 BUY, SELL = BID, ASK
@@ -32,6 +32,12 @@ class ModelParams:
 
 
 DEFAULT_PARAMS = ModelParams()
+DEFAULT_PLACEMENT_TICKS = 9.0   # the mean of geometric(0.1) placement: (1 - p) / p
+
+
+def spread_params(placement_ticks: float) -> ModelParams:
+    """DEFAULT_PARAMS with limit orders landing `placement_ticks` ticks from the latent price on average."""
+    return replace(DEFAULT_PARAMS, placement=1.0 / (1.0 + placement_ticks))
 
 
 class MarketModel:
@@ -100,7 +106,7 @@ class MarketModel:
         lots = self._size(self.params.order_lots)
         if side == BID:
             # Never cross: a bid stays at least one tick below the best ask.
-            tick = min(math.floor(self.fair) - self._offset(), self.best_ask - 1)
+            tick = max(1, min(math.floor(self.fair) - self._offset(), self.best_ask - 1))
             total = self.bids.get(tick, 0) + lots
             self.bids[tick] = total
             self.best_bid = max(self.best_bid, tick)

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The same list and number parsing, and the same one-line error, as the service's settings.
 from market.instrument import Instrument
+from market.model import DEFAULT_PLACEMENT_TICKS
 from market.settings import (
     ConfigError,  # noqa: F401 (load_settings raises it; __main__ catches it from here)
     check_per_symbol,
@@ -37,6 +38,10 @@ class SimSettings(BaseSettings):
     price: Annotated[tuple[float, ...], NoDecode] = Field((60_000.0,), description="start; one, or one per symbol")
     seed: int = Field(1, description="same seed, same market")
     rate: float = Field(50.0, ge=0, le=1_000_000, description="order-book actions per second per symbol")
+    placement_ticks: float = Field(
+        DEFAULT_PLACEMENT_TICKS, ge=0.5, le=100_000,
+        description="mean distance in ticks of a new limit order from the fair price; larger spreads the book "
+                    "thin, its levels far apart and far from the touch")
     host: str = "0.0.0.0"
     port: int = Field(8090, ge=0, le=65535, description="WebSocket and REST; 0 picks a free port")
     control_host: str | None = Field(None, description="default: the same as HOST")

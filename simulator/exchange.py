@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from market.instrument import Instrument
-from market.model import ASK, BID, BUY, TRADE, Event, MarketModel
+from market.model import ASK, BID, BUY, DEFAULT_PARAMS, TRADE, Event, MarketModel, ModelParams
 from market.pacing import pace
 from market.seed import symbol_seed
 
@@ -34,10 +34,11 @@ class Trader(Protocol):
 class SymbolFeed:
     """One symbol: its model, its cross sequence, its four book streams and its trade stream."""
 
-    def __init__(self, inst: Instrument, price: float, seed: int, history: int) -> None:
+    def __init__(self, inst: Instrument, price: float, seed: int, history: int,
+                 params: ModelParams = DEFAULT_PARAMS) -> None:
         self.inst = inst
         self.prices = Prices(inst)
-        self.model = MarketModel(inst.tick(price), symbol_seed(seed, inst.symbol))
+        self.model = MarketModel(inst.tick(price), symbol_seed(seed, inst.symbol), params)
         self.books = {depth: DepthStream(inst.symbol, depth) for depth in DEPTHS}
         self.trade_topic = f"publicTrade.{inst.symbol}"
         self.seq = 0                  # Bybit's cross sequence: here one per model event
@@ -103,8 +104,9 @@ class Exchange:
     """Every symbol's feed, the loop that moves them, and the switches the control API throws."""
 
     def __init__(self, instruments: Sequence[Instrument], prices: Sequence[float], seed: int, rate: float,
-                 history: int, outlet: Outlet) -> None:
-        self.feeds = {inst.symbol: SymbolFeed(inst, price, seed, history) for inst, price in zip(instruments, prices)}
+                 history: int, outlet: Outlet, params: ModelParams = DEFAULT_PARAMS) -> None:
+        self.feeds = {inst.symbol: SymbolFeed(inst, price, seed, history, params)
+                      for inst, price in zip(instruments, prices)}
         self.rate = rate
         self.paused = False
         self.outlet = outlet

@@ -18,6 +18,8 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 
+from market.model import spread_params
+
 from . import rest
 from .config import SimSettings
 from .control import Control
@@ -73,7 +75,7 @@ class Simulator:
         self.settings = settings
         self.gateway = Gateway(settings.idle_timeout_s, settings.max_backlog_bytes)
         self.exchange = Exchange(settings.instruments, settings.prices, settings.seed, settings.rate,
-                                 settings.trade_history, self.gateway)
+                                 settings.trade_history, self.gateway, spread_params(settings.placement_ticks))
         self.gateway.topics = self.exchange.topics
         self.gateway.snapshot_for = self.exchange.snapshot_for
         ledger = Ledger({i.symbol: i for i in settings.instruments}, settings.maker_fee_bps / 1e4,

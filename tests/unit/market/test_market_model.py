@@ -5,7 +5,7 @@ import hashlib
 
 from hypothesis import given, settings, strategies as st
 
-from market.model import ASK, BID, BUY, LEVEL, TRADE, MarketModel
+from market.model import ASK, BID, BUY, DEFAULT_PARAMS, LEVEL, TRADE, MarketModel, spread_params
 from market.seed import symbol_seed
 
 
@@ -84,3 +84,20 @@ def test_a_seed_gives_the_same_market_in_every_release():
     events = repr(model.snapshot()) + repr(model.step(2000))
     assert hashlib.sha256(events.encode()).hexdigest() == (
         "09fa98e4331e32bd1995df83d2b5359f2b8aa51297f70cd32c6eeb345615cb58")
+
+
+def test_wide_placement_spreads_the_top_fifty_levels_far_from_the_touch_and_keeps_the_rules():
+    assert spread_params(9.0) == DEFAULT_PARAMS
+    for placement, far in ((9.0, False), (300.0, True)):
+        model = MarketModel(600_000, 5, spread_params(placement))
+        bids, asks, _ = replay(model, 5000)
+        top_bids, top_asks = sorted(bids, reverse=True)[:50], sorted(asks)[:50]
+        spans = (top_bids[0] - top_bids[-1], top_asks[-1] - top_asks[0])
+        assert (min(spans) > 300) is far, spans
+        assert max(bids) < min(asks) and min(bids) >= 1
+
+
+def test_bids_never_reach_tick_zero_however_wide_the_placement():
+    model = MarketModel(130, 3, spread_params(100_000.0))
+    bids, _, _ = replay(model, 3000)
+    assert min(bids) >= 1

@@ -44,6 +44,7 @@ def test_values_per_symbol(monkeypatch):
 
 @pytest.mark.parametrize(("settings", "expected"), [
     ({"rate": "-5"}, "SIM_RATE='-5': Input should be greater than or equal to 0"),
+    ({"placement_ticks": "0"}, "SIM_PLACEMENT_TICKS='0': Input should be greater than or equal to 0.5"),
     ({"max_backlog_bytes": "65536"}, "SIM_MAX_BACKLOG_BYTES='65536': Input should be greater than or equal to 1048576"),
     ({"symbols": "btcusdt"}, "SIM_SYMBOLS='btcusdt': 'btcusdt' is not a symbol"),
     ({"symbols": "BTCUSDT,ETHUSDT", "tick_size": "0.1,0.2,0.3"}, "SIM_TICK_SIZE has 3 values for 2 symbols"),
