@@ -383,12 +383,9 @@ impl Connector {
             BookUpdate::Delta(changes) => {
                 self.stats.deltas += 1;
                 state.last_exch_ts = exch_ts;
-                // One exchange message, one batch: a bot wakes once per message, with the whole of it applied.
-                if !changes.is_empty() {
-                    out.events.push((TO_ALL, LiveEvent::BatchStart));
-                    out.events.extend(changes.iter().map(to_all));
-                    out.events.push((TO_ALL, LiveEvent::BatchEnd));
-                }
+                // Not batched, as upstream's connector does not: a strategy's wait_next_feed answers 2
+                // for each market event, which is what strategies written for hftbacktest look for.
+                out.events.extend(changes.iter().map(to_all));
             }
             BookUpdate::Reset { cause, changes } => {
                 self.stats.snapshots += 1;
@@ -457,17 +454,12 @@ impl Connector {
             self.stats.unsolicited += 1;
             return out;
         };
-        if msg.trades.is_empty() {
-            return out;
-        }
         self.stats.trades += msg.trades.len() as u64;
-        out.events.push((TO_ALL, LiveEvent::BatchStart));
         for trade in &msg.trades {
             state.trades_sent += 1;
             let event = trade_event(&msg.symbol, trade, local_ts, state.trades_sent);
             out.events.push((TO_ALL, event));
         }
-        out.events.push((TO_ALL, LiveEvent::BatchEnd));
         out
     }
 }
@@ -694,20 +686,24 @@ mod tests {
             feeds(&out),
             levels(TO_ALL, &[(100.0, 0.0), (99.8, 4.0)], &[])
         );
-        assert_eq!(kinds(&out), batch(TO_ALL, 2), "one message, one batch");
+        assert_eq!(
+            kinds(&out),
+            [(TO_ALL, "feed"); 2],
+            "feeds one by one, as upstream sends them"
+        );
         let trades = r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[{"T":1700000000123,"s":"BTCUSDT","S":"Buy","v":"0.5","p":"100.5","L":"PlusTick","i":"a","BT":false},{"T":1700000000124,"s":"BTCUSDT","S":"Sell","v":"0.1","p":"100.0","L":"MinusTick","i":"b","BT":false}]}"#;
         let out = c.on_text(trades, 13, now());
-        assert_eq!(kinds(&out), batch(TO_ALL, 2));
+        assert_eq!(kinds(&out), [(TO_ALL, "feed"); 2]);
         let f = feeds(&out);
         assert_eq!(f[0], (TO_ALL, LOCAL_BUY_TRADE_EVENT, 100.5, 0.5));
         assert_eq!(
-            feed_event(&out, 1).exch_ts,
+            feed_event(&out, 0).exch_ts,
             1_700_000_000_123_000_000,
             "exch_ts from T"
         );
         assert_eq!(c.stats.trades, 2);
         let out = c.on_text(trades, 14, now());
-        let numbers: Vec<i64> = (1..=2).map(|i| feed_event(&out, i).ival).collect();
+        let numbers: Vec<i64> = (0..2).map(|i| feed_event(&out, i).ival).collect();
         assert_eq!(
             numbers,
             [3, 4],

@@ -23,7 +23,7 @@ from .live_messages import BotConfig, Message, send
 # wait_next_feed's answers (hftbacktest's ElapseResult); anything else is an error code.
 TIMEOUT_OR_BATCH_END, INTERRUPTED, MARKET_FEED, ORDER_RESPONSE = 0, 1, 2, 3
 
-COALESCE_S = 0.005        # book scans at most this often while feeds pour in
+MAX_DRAIN_S = 0.005       # a feed that never pauses is still read this often
 IDLE_WAIT_S = 0.5         # longest single wait, so staleness is noticed promptly
 PARENT_CHECK_S = 1.0
 BUILD_RETRY_S = 2.0
@@ -96,10 +96,11 @@ def _changes(old: dict[int, float], new: dict[int, float]) -> Levels:
 class BotLoop:
     """Waits on the bot, mirrors its books and trades, and rebuilds it when the feed stops.
 
-    Every level of each book is mirrored, however far from the touch. The connector wraps each exchange
-    message in a batch, so the bot wakes once per message (0 at the batch's end) and the book is read
-    then; a feed that comes event by event (2 each) is read at most every COALESCE_S. What `send` gets
-    are batches of live_messages.Message: BookSnapshot, BookDelta, Trade, FeedLoss and SourceStatus.
+    Every level of each book is mirrored, however far from the touch. The bot answers 2 for each market
+    event; the loop then drains what is waiting (waits of 0) and reads the books once the channel is
+    empty, so one exchange message, which the connector publishes back to back, is read once: no timer
+    in the way. A feed that never pauses is still read every MAX_DRAIN_S. What `send` gets are batches
+    of live_messages.Message: BookSnapshot, BookDelta, Trade, FeedLoss and SourceStatus.
     The callables stand for the process around the loop, so a test can drive it without one.
     """
 
@@ -118,7 +119,7 @@ class BotLoop:
     built_at: float = field(init=False, default=0.0)
     last_feed: float | None = field(init=False, default=None)
     last_scan: float = field(init=False, default=0.0)
-    dirty: bool = field(init=False, default=False)
+    dirty_since: float | None = field(init=False, default=None)   # the first feed not yet read
     feed_times: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
@@ -143,7 +144,7 @@ class BotLoop:
         if self.bot is None and not self.build(now):
             self.sleep(BUILD_RETRY_S)
             return self.flush() and self.parent_ok(self.clock())
-        timeout = max(0.0, COALESCE_S - (now - self.last_scan)) if self.dirty else IDLE_WAIT_S
+        timeout = 0.0 if self.dirty_since is not None else IDLE_WAIT_S
         rc = int(self.bot.wait_next_feed(False, int(timeout * 1e9)))
         now = self.clock()
         if rc == INTERRUPTED:
@@ -151,8 +152,9 @@ class BotLoop:
             return False
         if rc == MARKET_FEED:
             self.feed_seen(now)
-            self.dirty = True
-            if now - self.last_scan >= COALESCE_S:
+            if self.dirty_since is None:
+                self.dirty_since = now
+            elif now - self.dirty_since >= MAX_DRAIN_S:
                 self.look(now)
         elif rc in (TIMEOUT_OR_BATCH_END, ORDER_RESPONSE):
             self.look(now)
@@ -174,7 +176,7 @@ class BotLoop:
             return False
         self.built_at = now
         self.last_feed = None
-        self.dirty = False
+        self.dirty_since = None
         for window in self.windows:
             window.reset()
         self.trade_numbers = [0 for _ in self.config.instruments]
@@ -214,7 +216,7 @@ class BotLoop:
         Trades the connector numbered but the bot never got mean its buffer overflowed: book changes were
         lost with them, so the bot is rebuilt, and registering again brings the connector's whole book."""
         self.last_scan = now
-        self.dirty = False
+        self.dirty_since = None
         found = False
         lost = []
         for i, (symbol, tick_size, _) in enumerate(self.config.instruments):

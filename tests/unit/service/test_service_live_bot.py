@@ -110,9 +110,10 @@ class Harness:
         return self.loop.step(), self.sent[start:]   # alive, and what the step sent
 
     def feed(self):
-        """One feed, well after the last scan (so it is scanned at once): what the loop sent."""
+        """One feed, then the channel found empty (so the books are read): what the loop sent."""
         self.clock.now += 1
-        return self.step((2, 0.001))[1]
+        out = self.step((2, 0.001))[1]
+        return out + self.step((0, 0.0))[1]
 
     def states(self, messages):
         return [m.state for m in messages if isinstance(m, SourceStatus)]
@@ -166,20 +167,34 @@ def test_a_thousand_levels_far_apart_all_reach_the_web_process():
     assert dict(snapshot.bids) == depth.bids and dict(snapshot.asks) == depth.asks
 
 
-def test_event_by_event_feeds_arriving_within_5ms_are_read_once(h):
+def test_a_burst_of_feeds_is_drained_then_read_once(h):
     depth = h.bot.depths[0]
     depth.bids[1000] = 1.0
     depth.asks[1001] = 1.0
-    h.clock.now += 1
-    h.step((2, 0.0001))            # first feed: scanned at once
+    h.feed()
     calls = h.bot.depth_calls
-    for qty in (2.0, 3.0, 4.0):    # three more feeds within a millisecond
+    timeouts = []
+    wait = h.bot.wait_next_feed
+    h.bot.wait_next_feed = lambda inc, timeout_ns: timeouts.append(timeout_ns) or wait(inc, timeout_ns)
+    for qty in (2.0, 3.0, 4.0):    # one exchange message's events, back to back
         depth.bids[1000] = qty
-        h.step((2, 0.0002))
-    assert h.bot.depth_calls == calls
-    _, out = h.step()              # the coalescing wait times out: one delta with the latest quantity
+        h.step((2, 0.0001))
+    assert h.bot.depth_calls == calls, "not read while events are waiting"
+    _, out = h.step()              # the channel is empty: read once, with the latest quantity
+    assert timeouts == [int(0.5e9), 0, 0, 0], "an idle wait, then waits of 0 that drain the channel"
     assert h.bot.depth_calls == calls + 1
     assert out == [BookDelta("BTCUSDT", 111, 222, ((1000, 4.0),), ())]
+
+
+def test_a_feed_that_never_pauses_is_still_read_every_5ms(h):
+    depth = h.bot.depths[0]
+    depth.bids[1000] = 1.0
+    h.feed()
+    calls = h.bot.depth_calls
+    for i in range(10):            # an event every 2 ms for 20 ms, never a wait that finds the channel empty
+        depth.bids[1000] = 2.0 + i
+        h.step((2, 0.002))
+    assert h.bot.depth_calls - calls == 2, "read at 8 and 16 ms into the stream (5 ms after its first unread event), not after each event"
 
 
 def trade(side, px, qty, number=0, ts=(5, 6)):
