@@ -23,8 +23,10 @@ What the latency is: receive time (this host's clock) minus the exchange time th
     pushes (orderbook.50 every 20 ms for the connector, orderbook.200 every 100 ms for cryptofeed) with the stamp
     of the step just before the push: latency includes the step's compute and encoding and, for books, not the
     time a change waited for its push (the simulator's push interval is outside what either consumer can see);
-  * the service's delta carries the bot's newest feed time and is emitted at its book scan (at most every
-    5 ms), so service book latency includes that scan; trades are the cleaner comparison.
+  * the service's delta carries the bot's newest feed time and is emitted once the bot process has drained the
+    events waiting for it (at most 5 ms into a feed that never pauses); trades are the cleaner comparison.
+The service path is also split per hop at the connector's receive time (its local_ts, nanoseconds on this
+host's clock): exchange → connector and connector → client, in microseconds.
 Consumers and containers share the host's cores (two here): the numbers are this machine's, not the design's.
 Stops by itself: every window is bounded, the run has a time budget, the compose project is always removed.
 """
@@ -74,6 +76,7 @@ class Tally:
     def reset(self) -> None:
         self.trade_ns: list[int] = []
         self.book_ns: list[int] = []
+        self.hops: list[tuple[int, int]] = []   # service trades: (connector - exchange, client - connector) ns
         self.gaps = 0               # seq jumps (service)
         self.cuts: list[int] = []   # close codes of lost connections
 
@@ -82,7 +85,7 @@ class Tally:
                 "error": self.error}
 
     def take(self) -> dict:
-        out = {**self.peek(), "trade_ns": self.trade_ns, "book_ns": self.book_ns, "gaps": self.gaps,
+        out = {**self.peek(), "trade_ns": self.trade_ns, "book_ns": self.book_ns, "hops": self.hops, "gaps": self.gaps,
                "cuts": self.cuts}
         self.reset()
         return out
@@ -156,6 +159,8 @@ def service_reader(tally: Tally):
         last = message["seq"]
         if kind == "trade":
             tally.trade_ns.append(now - message["exch_ts"])
+            # local_ts is the connector's receive time (ns, this host's clock): the hops either side of it.
+            tally.hops.append((message["local_ts"] - message["exch_ts"], now - message["local_ts"]))
         elif kind == "delta":
             tally.book_ns.append(now - message["exch_ts"])
         seen.add(kind)
@@ -519,7 +524,29 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:>6.2f}" if b and b == b and a == a else f"{'-':>6}"
 
 
+def hop_report(rows: list[dict]) -> None:
+    """The service path's trade latency split at the connector's receive time, in microseconds."""
+    print("\nservice path per hop, trades, µs: exchange → connector (the exchange stamps whole ms, so this hop "
+          "carries the 0-1 ms truncation) and connector → client\n(iceoryx2, the bot process, the pipe, the web "
+          "process, the WebSocket); service /metrics has connector → service as hftlive_hop_seconds:")
+    print(f"{'rate/s':>7} | {'exch→conn p50':>13} {'p99':>8} | {'conn→client p50':>15} {'p99':>8} {'p99.9':>8} | "
+          f"{'total p50':>9} {'p99':>8}")
+    for row in rows:
+        hops = row["seen"]["service"]["hops"]
+        if not hops:
+            continue
+        first = sorted(h[0] for h in hops)
+        second = sorted(h[1] for h in hops)
+        total = sorted(h[0] + h[1] for h in hops)
+
+        def us(values: list[int], q: float) -> str:
+            return f"{values[min(len(values) - 1, int(q * len(values)))] / 1e3:>8.0f}"
+        print(f"{row['rate']:>7} | {us(first, 0.5):>13} {us(first, 0.99)} | {us(second, 0.5):>15} {us(second, 0.99)} "
+              f"{us(second, 0.999)} | {us(total, 0.5):>9} {us(total, 0.99)}")
+
+
 def report(rows: list[dict], anchor: str) -> None:
+    hop_report(rows)
     print(f"\nservice / {anchor} latency (ratio of the same statistic in the same window):")
     print(f"{'rate/s':>7} | {'trades p50':>10} {'p99':>6} {'p99.9':>6} {'mean':>6} | {'books p50':>9} {'p99':>6} "
           f"{'p99.9':>6} {'mean':>6}")
@@ -615,8 +642,8 @@ def main() -> int:
                   f"symbol {SYMBOL}; service CLIENT_BUFFER={CLIENT_BUFFER}; consumers in their own processes on "
                   f"this {multiprocessing.cpu_count()}-core host, beside the containers.\n"
                   "Latency = receive time - exchange time (Bybit T / cts / ts, whole ms): 1 ms resolution, +0-1 ms "
-                  "truncation on both paths; book latency\nexcludes the simulator's push interval, and the "
-                  "service's includes its ≤5 ms book scan (see the docstring).\n")
+                  "truncation on both paths; book latency\nexcludes the simulator's push interval (see the "
+                  "docstring).\n")
             print("rate/s = SIM_RATE set; actions/s = measured; sent = trades the simulator sent in the window; "
                   "svc in = trades the service took from the bot;\nrecv/lost = trades the consumer got / missed; "
                   "gaps = service seq jumps; cut = closed connections. Latencies in ms.\n")
