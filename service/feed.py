@@ -76,7 +76,7 @@ class Feed:
         feed.book.load(feed.book.seq + 1, snapshot.bids, snapshot.asks)
         if self.recorder is not None:
             self.recorder.snapshot(snapshot, feed.book.seq)
-        self._received(feed, snapshot.exch_ts, snapshot.local_ts)
+        self._received(feed, snapshot.exch_ts, snapshot.local_ts, hops=False)
         self.metrics.snapshots_in[snapshot.symbol].inc()
         self.hub.publish(snapshot.symbol, encode(self.snapshot(snapshot.symbol)))
 
@@ -136,18 +136,20 @@ class Feed:
         self.metrics.set_state(status.state)
         self.hub.broadcast(encode(self.status_message()))
 
-    def _received(self, feed: SymbolFeed, exch_ts: int, local_ts: int) -> None:
+    def _received(self, feed: SymbolFeed, exch_ts: int, local_ts: int, hops: bool = True) -> None:
+        """A message arrived; with hops, its times are an exchange event's (a snapshot's may be a
+        registration's: the connector stamps it with the book's last exchange time)."""
         feed.exch_ts = exch_ts
         feed.local_ts = local_ts
         feed.received_at = self.clock()
         now = self.wall()
         if exch_ts > 0:
             self.metrics.lag_of[feed.instrument.symbol].observe(max(0, now - exch_ts) / 1e9)
-        hops = self.metrics.hops_of.get(feed.instrument.symbol)
-        if hops is not None and local_ts > 0:
+        hop = self.metrics.hops_of.get(feed.instrument.symbol) if hops else None
+        if hop is not None and local_ts > 0:
             if exch_ts > 0:
-                hops[0].observe(max(0, local_ts - exch_ts) / 1e9)
-            hops[1].observe(max(0, now - local_ts) / 1e9)
+                hop[0].observe(max(0, local_ts - exch_ts) / 1e9)
+            hop[1].observe(max(0, now - local_ts) / 1e9)
 
     # --- what the web layer reads ---
 

@@ -49,7 +49,7 @@ class Metrics:
             ["symbol"], buckets=LAG_BUCKETS, registry=r)
         self.hop = Histogram(
             "hftlive_hop_seconds",
-            "Live source, per event: exchange_to_connector = connector receive time minus exchange time (the "
+            "Live source, per trade and book delta message (a delta carries its newest event's times): exchange_to_connector = connector receive time minus exchange time (the "
             "exchange stamps milliseconds); connector_to_service = service receive time minus connector receive "
             "time (IPC, the bot process and the pipe, in microseconds)",
             ["symbol", "hop"], buckets=HOP_BUCKETS, registry=r)

@@ -25,6 +25,7 @@ TIMEOUT_OR_BATCH_END, INTERRUPTED, MARKET_FEED, ORDER_RESPONSE = 0, 1, 2, 3
 
 DRAIN_GRACE_S = 0.0002    # after a feed, how long a wait may find nothing before the books are read
 MAX_DRAIN_S = 0.005       # a feed that never pauses is still read this often
+LOSS_REBUILD_S = 5.0      # at most one rebuild for lost trades this often (an overloaded bot must not thrash)
 IDLE_WAIT_S = 0.5         # longest single wait, so staleness is noticed promptly
 PARENT_CHECK_S = 1.0
 BUILD_RETRY_S = 2.0
@@ -127,8 +128,13 @@ class BotLoop:
 
     def __post_init__(self) -> None:
         self.windows = [Window() for _ in self.config.instruments]
-        # The connector numbers each symbol's trades (1, 2, …, in the event's ival): the last number seen.
+        # The connector numbers each symbol's trades (1, 2, …, in the event's ival): the last number seen,
+        # kept across rebuilds (trades the connector sent while no bot listened are lost too), and whether
+        # the current bot has seen one yet.
         self.trade_numbers = [0 for _ in self.config.instruments]
+        self.numbered = [False for _ in self.config.instruments]
+        self.loss_rebuilt_at = -LOSS_REBUILD_S
+        self.rebuild_due = False
         self.parent_checked = self.clock()
 
     # --- the loop ---
@@ -184,7 +190,7 @@ class BotLoop:
         self.dirty_since = None
         for window in self.windows:
             window.reset()
-        self.trade_numbers = [0 for _ in self.config.instruments]
+        self.numbered = [False for _ in self.config.instruments]
         symbols = ", ".join(symbol for symbol, _, _ in self.config.instruments)
         attempt = f" (attempt {self.builds})" if self.builds > 1 else ""
         self.set_state(SourceState.WAITING_FOR_CONNECTOR,
@@ -219,7 +225,9 @@ class BotLoop:
         """Collect every symbol's trades and read its book; anything new counts as a feed.
 
         Trades the connector numbered but the bot never got mean its buffer overflowed: book changes were
-        lost with them, so the bot is rebuilt, and registering again brings the connector's whole book."""
+        lost with them, so the bot is rebuilt (at most every LOSS_REBUILD_S), and registering again brings
+        the connector's whole book. A gap just after a build is what the rebuild itself missed: counted,
+        and the new bot already has the whole book."""
         self.last_scan = now
         self.dirty_since = None
         found = False
@@ -229,11 +237,15 @@ class BotLoop:
             found |= trades
             if missing:
                 lost.append(f"{missing} {symbol} trade(s)")
-        if lost:
+                self.rebuild_due = True
+        if self.rebuild_due and now - self.loss_rebuilt_at >= LOSS_REBUILD_S:
+            self.rebuild_due = False
+            self.loss_rebuilt_at = now
             self.feed_seen(now)
             self.close_bot()
+            what = f"lost {', '.join(lost)}" if lost else "lost trades"
             self.set_state(SourceState.WAITING_FOR_CONNECTOR,
-                           f"lost {', '.join(lost)} between connector {self.config.connector!r} and the bot "
+                           f"{what} between connector {self.config.connector!r} and the bot "
                            "(its IPC buffer overflowed): rebuilding the bot for the whole book", again=True)
             return
         for i, (symbol, tick_size, _) in enumerate(self.config.instruments):
@@ -251,25 +263,30 @@ class BotLoop:
         self.set_state(SourceState.CONNECTED, f"feed from connector {self.config.connector!r}")
 
     def collect_trades(self, i: int, symbol: str, tick_size: float) -> tuple[bool, int]:
-        """(any trades, how many the connector numbered that never arrived)."""
+        """(any trades, how many this bot missed while it ran); all missed ones, those lost while no bot
+        listened (before this bot's first numbered trade) included, go out as a FeedLoss."""
         records = self.bot.last_trades(i)
         if not len(records):
             return False, 0
         trades = [(int(r["ev"]), int(r["exch_ts"]), int(r["local_ts"]), float(r["px"]), float(r["qty"]),
                    int(r["ival"])) for r in records]   # a view into the bot's memory: copy before clearing
         self.bot.clear_last_trades(i)
-        lost = 0
+        lost = missed_live = 0
         for ev, exch_ts, local_ts, px, qty, number in trades:
-            lost += self.count_lost(i, number)
+            live = self.numbered[i]
+            missing = self.count_lost(i, number)
+            lost += missing
+            missed_live += missing if live else 0
             side = "buy" if ev & BUY_EVENT else "sell"
             self.outbox.append(Trade(symbol, exch_ts, local_ts, round(px / tick_size), qty, side))
         if lost:
             self.outbox.append(FeedLoss(symbol, lost))
-        return True, lost
+        return True, missed_live
 
     def count_lost(self, i: int, number: int) -> int:
         """Trades skipped before this one; 0 for a connector that does not number them, or one that restarted."""
         last, self.trade_numbers[i] = self.trade_numbers[i], number
+        self.numbered[i] = self.numbered[i] or number > 0
         if number <= 0 or last <= 0 or number <= last:
             return 0
         return number - last - 1
@@ -336,8 +353,7 @@ class Reader:
             return read_book(depth, tick_size)
 
 
-PR_SET_TIMERSLACK = 29   # prctl(2)
-DEFAULT_SLACK_NS = 50_000
+PR_SET_TIMERSLACK = 29   # prctl(2); a value of 0 restores the thread's default slack
 
 
 class TimerSlack:
@@ -359,7 +375,7 @@ class TimerSlack:
     def __call__(self, tight: bool) -> None:
         if self.prctl is not None and tight is not self.tight:
             self.tight = tight
-            self.prctl(PR_SET_TIMERSLACK, 1 if tight else DEFAULT_SLACK_NS, 0, 0, 0)
+            self.prctl(PR_SET_TIMERSLACK, 1 if tight else 0, 0, 0, 0)
 
 
 def run(conn: Any, config: BotConfig) -> None:

@@ -39,6 +39,7 @@ def test_every_level_reaches_the_client_however_far_from_the_touch(thin):
         status, body = stack.get("/v1/status")
         assert (body["symbols"][SYMBOL]["bid_levels"], body["symbols"][SYMBOL]["ask_levels"]) == (len(bids), len(asks))
         assert client_book(client, 1000) == truth, "the client holds a level the simulator does not"
+    assert "reading the book in Python" not in stack.logs("service"), "numba did not compile read_book"
     print(f"{len(bids)} bids over {bids[0][0] - bids[-1][0]} ticks, {len(asks)} asks over {asks[-1][0] - asks[0][0]}")
     sim.post("/control/resume")
 

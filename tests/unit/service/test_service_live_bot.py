@@ -18,8 +18,8 @@ SELL_EVENT = 1 << 28
 @pytest.fixture(autouse=True)
 def plain_numpy(monkeypatch):
     """The unit venv has no numpy (like the service-mock image): read_book's few numpy calls, in plain
-    Python. The compiled read on a real hftbacktest depth is tested with the wheel
-    (tests/integration/test_live_source_wheel.py)."""
+    Python. The compiled read on a real hftbacktest depth runs end to end (tests/e2e/test_every_level.py
+    checks the service never fell back to reading the book in Python)."""
     shim = SimpleNamespace(empty=lambda n, dtype: [dtype(0)] * n, int64=int, float64=float, rint=round)
     monkeypatch.setattr(live_bot, "np", shim)
 
@@ -230,8 +230,26 @@ def test_skipped_trade_numbers_are_reported_as_lost_and_the_bot_is_rebuilt_for_t
     assert "lost 14 BTCUSDT trade(s) between connector 'bybit_hft' and the bot" in out[-1].detail
     h.step()                                    # a new bot registers: the connector sends it the whole book
     h.bot.depths[0].bids[1000] = 9.0
+    h.bot.trades[0] = [trade(BUY_EVENT, 100.0, 0.1, n) for n in (25, 26)]
     out = h.feed()
     assert len(h.bots) == 2 and BookSnapshot("BTCUSDT", 111, 222, ((1000, 9.0),), ()) in out
+    # 21-24 went while no bot listened: counted, and no second rebuild (this bot has the whole book).
+    assert [m for m in out if isinstance(m, FeedLoss)] == [FeedLoss("BTCUSDT", 4)] and not h.bot.closed
+
+
+def test_losses_in_a_row_rebuild_the_bot_at_most_every_5s(h):
+    h.bot.depths[0].bids[1000] = 1.0
+    number, rebuilt = 0, []
+    for second in range(12):                    # a gap of one trade every second (h.feed: 1 s apart)
+        number += 2
+        h.bot.trades[0] = [trade(BUY_EVENT, 100.0, 0.1, number)]
+        h.feed()
+        if h.bot.closed:
+            rebuilt.append(second)
+            h.step()                            # the rebuild
+    losses = [m for m in h.sent if isinstance(m, FeedLoss)]
+    assert len(losses) == 11, "every gap is reported"
+    assert rebuilt == [1, 6, 11], "rebuilt at the first gap, then at most every 5 s"
 
 
 def test_a_feed_that_stops_is_reported_stale_then_the_bot_is_rebuilt_and_resnapshotted(h):
