@@ -540,7 +540,7 @@ def hop_report(rows: list[dict]) -> None:
         total = sorted(h[0] + h[1] for h in hops)
 
         def us(values: list[int], q: float) -> str:
-            return f"{values[min(len(values) - 1, int(q * len(values)))] / 1e3:>8.0f}"
+            return f"{quantile_ms(values, q) * 1e3:>8.0f}"
         print(f"{row['rate']:>7} | {us(first, 0.5):>13} {us(first, 0.99)} | {us(second, 0.5):>15} {us(second, 0.99)} "
               f"{us(second, 0.999)} | {us(total, 0.5):>9} {us(total, 0.99)}")
 

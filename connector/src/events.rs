@@ -53,7 +53,7 @@ pub fn depth_event(symbol: &str, change: &LevelChange, exch_ts: i64, local_ts: i
         Side::Bid => LOCAL_BID_DEPTH_EVENT,
         Side::Ask => LOCAL_ASK_DEPTH_EVENT,
     };
-    feed(symbol, ev, exch_ts, local_ts, change.px, change.qty)
+    feed(symbol, ev, exch_ts, local_ts, change.px, change.qty, 0)
 }
 
 /// `number` is the symbol's trade count since the connector started (1, 2, …), carried in `ival`: the bot
@@ -65,14 +65,18 @@ pub fn trade_event(symbol: &str, trade: &Trade, local_ts: i64, number: i64) -> L
         TakerSide::Sell => LOCAL_SELL_TRADE_EVENT,
     };
     let exch_ts = exch_ns(Some(trade.time_ms), local_ts);
-    let mut event = feed(symbol, ev, exch_ts, local_ts, trade.px, trade.qty);
-    if let LiveEvent::Feed { event, .. } = &mut event {
-        event.ival = number;
-    }
-    event
+    feed(symbol, ev, exch_ts, local_ts, trade.px, trade.qty, number)
 }
 
-fn feed(symbol: &str, ev: u64, exch_ts: i64, local_ts: i64, px: f64, qty: f64) -> LiveEvent {
+fn feed(
+    symbol: &str,
+    ev: u64,
+    exch_ts: i64,
+    local_ts: i64,
+    px: f64,
+    qty: f64,
+    ival: i64,
+) -> LiveEvent {
     LiveEvent::Feed {
         symbol: symbol.to_string(),
         event: Event {
@@ -82,7 +86,7 @@ fn feed(symbol: &str, ev: u64, exch_ts: i64, local_ts: i64, px: f64, qty: f64) -
             px,
             qty,
             order_id: 0,
-            ival: 0,
+            ival,
             fval: 0.0,
         },
     }

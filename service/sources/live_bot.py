@@ -260,7 +260,8 @@ class BotLoop:
 
     def feed_seen(self, now: float) -> None:
         self.last_feed = now
-        self.set_state(SourceState.CONNECTED, f"feed from connector {self.config.connector!r}")
+        if self.status is None or self.status.state is not SourceState.CONNECTED:   # called for every event
+            self.set_state(SourceState.CONNECTED, f"feed from connector {self.config.connector!r}")
 
     def collect_trades(self, i: int, symbol: str, tick_size: float) -> tuple[bool, int]:
         """(any trades, how many this bot missed while it ran); all missed ones, those lost while no bot
