@@ -47,14 +47,15 @@ def respond(status: int, body: Any) -> Response:
 
 class BybitConnection(ServerConnection):
     """websockets hangs up without a word on a request with a body, before process_request sees it: a POST's
-    body (up to MAX_POST_BYTES) is dropped from the read buffer, so the refusal of signed POSTs arrives."""
+    body (up to MAX_POST_BYTES) is taken out of the read buffer into `post_body`, where the signed POSTs read it."""
 
     def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
-        protocol.parser = _without_post_body(protocol.reader, protocol.parser)
+        self.post_body = bytearray()
+        protocol.parser = _take_post_body(protocol.reader, protocol.parser, self.post_body)
         super().__init__(protocol, *args, **kwargs)
 
 
-def _without_post_body(reader: StreamReader, parse: Generator[None]) -> Generator[None]:
+def _take_post_body(reader: StreamReader, parse: Generator[None], body: bytearray) -> Generator[None]:
     """Runs before websockets' own parser (resumed as data arrives): wait for the head, then for the body."""
     buffer = reader.buffer
     while (end := buffer.find(HEAD_END)) < 0 and not reader.eof and len(buffer) < MAX_POST_BYTES:
@@ -63,6 +64,7 @@ def _without_post_body(reader: StreamReader, parse: Generator[None]) -> Generato
     if found and int(found[1]) <= MAX_POST_BYTES:
         while len(buffer) < end + 4 + int(found[1]) and not reader.eof:
             yield
+        body += buffer[end + 4:end + 4 + int(found[1])]
         del buffer[end + 4:end + 4 + int(found[1])]
         buffer[found.start(1):found.end(1)] = b"0"
     yield from parse
@@ -111,15 +113,16 @@ class Simulator:
 
     def _bybit_http(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
+        # Header names upper-cased, a repeated header's last value kept: auth looks up X-BAPI-*.
+        headers = {name.upper(): value for name, value in request.headers.raw_items()}
         if request.method == "POST":
             # 200 with a retCode, as Bybit answers: pybit then raises retMsg, not "status code is not 200".
-            return respond(200, signed.refuse_post())
+            body = bytes(getattr(connection, "post_body", b""))
+            return respond(200, signed.answer_post(self.desk, url.path, body, headers))
         if url.path == WS_PATH or url.path in self.desk.routes:
             return None   # the WebSocket handshake proceeds
         if request.method != "GET":
             return respond(405, f"{url.path} takes GET\n")
-        # Header names upper-cased, a repeated header's last value kept: auth looks up X-BAPI-*.
-        headers = {name.upper(): value for name, value in request.headers.raw_items()}
         account = signed.answer(self.desk.keys, self.desk.ledger, url.path, url.query, headers)
         if account is not None:
             return respond(200, account)

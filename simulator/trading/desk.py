@@ -144,6 +144,12 @@ class Desk:
             return self.ledger.amend(args, book, now)
         return self.ledger.cancel(args, now)
 
+    def cancel_all(self, symbols: Sequence[str], now: int) -> list[dict[str, str]]:
+        """POST /v5/order/cancel-all: every open order of `symbols` cancelled, its push sent; the ids, as acked."""
+        out = self.ledger.cancel_all(symbols, now)
+        self.send(self.apply(out, now))
+        return [{"orderId": o.order_id, "orderLinkId": o.link_id} for o in out.orders]
+
     # --- the private streams ---
 
     def apply(self, out: Outcome, now: int) -> Pushes:

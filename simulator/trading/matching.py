@@ -4,7 +4,7 @@ Integer ticks and lots, no I/O: the caller applies `Outcome.takes` to the displa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ Book = tuple[Mapping[int, int], Mapping[int, int]]   # (bids, asks): tick -> dis
 SIDES = {"Buy": BID, "Sell": ASK}
 TIFS = ("GTC", "IOC", "FOK", "PostOnly")
 OPEN = ("New", "PartiallyFilled")
+MAX_CANCEL_ALL = 500   # Bybit's cap for linear: a cancel-all request cancels at most this many orders
 
 
 class Refused(Exception):
@@ -116,6 +117,14 @@ class Ledger:
         order = self._find(args, "cancel")
         self._end(order, "Cancelled", now)
         return order, Outcome(orders=[order])
+
+    def cancel_all(self, symbols: Sequence[str], now: int) -> Outcome:
+        """Every open order of these symbols, oldest first (Bybit cancels at most 500 per request)."""
+        out = Outcome()
+        found = sorted((o for s in symbols for o in self.open.get(s, {}).values()), key=lambda o: o.created)
+        for order in found[:MAX_CANCEL_ALL]:
+            self._end(order, "Cancelled", now, out)
+        return out
 
     def amend(self, args: Mapping[str, Any], book: Book, now: int) -> tuple[Order, Outcome]:
         order = self._find(args, "replace")

@@ -1,8 +1,9 @@
 """Signed REST reads of the account, GET /v5/position/list and /v5/order/realtime, checked as on Bybit."""
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from ..rest import CATEGORIES
@@ -10,6 +11,9 @@ from ..wire import instrument_info, now_ms, rest
 from . import auth
 from .matching import Ledger, Refused
 from .messages import order_data, position_data
+
+if TYPE_CHECKING:
+    from .desk import Desk
 
 
 def answer(keys: Mapping[str, str], ledger: Ledger, path: str, query_string: str,
@@ -32,10 +36,32 @@ def answer(keys: Mapping[str, str], ledger: Ledger, path: str, query_string: str
     return rest({"category": category, "list": found, "nextPageCursor": ""})
 
 
-def refuse_post() -> dict[str, Any]:
-    """process_request sees the request line and headers, never the body: a POST's sign is uncheckable."""
-    return rest({}, 10017, "signed POST requests are not emulated by the simulator; "
-                           "place, amend and cancel orders on the /v5/trade WebSocket")
+def answer_post(desk: Desk, path: str, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+    """Bybit's envelope for a signed POST: the raw body is what is signed. Only cancel-all is emulated."""
+    if path != "/v5/order/cancel-all":
+        return rest({}, 10017, f"POST {path} is not emulated by the simulator (only /v5/order/cancel-all); "
+                               "place, amend and cancel orders on the /v5/trade WebSocket")
+    text = body.decode("utf-8", "replace")
+    failure = auth.check_rest(desk.keys, headers, text, now_ms())
+    if failure:
+        return rest({}, *failure)
+    try:
+        args = json.loads(text)
+    except ValueError:
+        args = None
+    if not isinstance(args, dict):
+        return rest({}, 10001, "params error: the body must be a JSON object")
+    if args.get("category") not in CATEGORIES:
+        return rest({}, 10001, "Illegal category")
+    # One of symbol, baseCoin, settleCoin selects, in that order of priority (Bybit ignores the others).
+    given = next(({k: str(args[k])} for k in ("symbol", "baseCoin", "settleCoin") if args.get(k)), {})
+    try:
+        symbols = _symbols(desk.ledger, given, ("symbol", "baseCoin", "settleCoin")) \
+            if args["category"] == "linear" else []
+    except Refused as refused:
+        return rest({}, refused.code, refused.msg)
+    cancelled = desk.cancel_all(symbols, now_ms())
+    return rest({"list": cancelled, "success": "1"})
 
 
 def _symbols(ledger: Ledger, query: Mapping[str, str], needs: tuple[str, ...]) -> list[str]:
