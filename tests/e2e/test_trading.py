@@ -238,8 +238,11 @@ def test_limits_hold_and_the_kill_switch_cancels_everything(runtime_images, tmp_
         assert all(float(o["qty"]) <= 0.005 for o in orders)
         assert abs(position) <= 0.004 + 1e-9 and len(links) <= 4
         assert links, "the greedy strategy leaves resting orders for the kill switch"
+        # A trade stream that answers 3 s late: the kill switch does not wait for it (REST cancel-all).
+        sim.post("/control/delay-acks?ms=3000")
         killed = time.monotonic()
-        assert call(stack, "/v1/trading/kill", "POST")["killed"] is True
+        answer = call(stack, "/v1/trading/kill", "POST")
+        assert answer["killed"] is True and answer["cancel_all"] == [SYMBOL], answer
         while ledger_view(sim)[1]:
             assert time.monotonic() - killed < 1.0, "orders still open 1 s after the kill switch"
             time.sleep(0.05)
@@ -249,6 +252,8 @@ def test_limits_hold_and_the_kill_switch_cancels_everything(runtime_images, tmp_
             assert time.monotonic() - killed < 2.0, view["symbols"][SYMBOL]["open_orders"]
             time.sleep(0.05)
         assert view["killed"] is True
+        assert f"cancelled={len(links)}" in stack.logs("connector"), "the cancel-all answer names every order"
+        sim.post("/control/delay-acks?ms=0")
 
 
 def test_bad_keys_are_one_clear_line_and_no_retry_storm(runtime_images, tmp_path_factory):

@@ -166,6 +166,31 @@ impl RestClient {
             .map_err(|e| RestError::Http(e.to_string()))
     }
 
+    /// A POST of a JSON body with extra headers (signed requests): the body, whatever the status.
+    pub fn post_body(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> Result<String, RestError> {
+        let mut request = self
+            .agent
+            .post(&format!("{}{path}", self.base_url))
+            .header("Content-Type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        let mut response = request
+            .send(body)
+            .map_err(|e| RestError::Http(e.to_string()))?;
+        response
+            .body_mut()
+            .with_config()
+            .limit(4 << 20)
+            .read_to_string()
+            .map_err(|e| RestError::Http(e.to_string()))
+    }
+
     pub fn instrument(&self, symbol: &str) -> Result<InstrumentSpec, RestError> {
         let mut response = self
             .agent

@@ -3,7 +3,7 @@
 //! order and position events. The event loop in `link` carries out what each input returns.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -44,6 +44,8 @@ pub struct DeskOut {
     pub ops: Vec<TradeOp>,
     /// Orders to look up over REST by orderLinkId: they left the open list while we were away.
     pub lookups: Vec<(String, String)>,
+    /// Symbols to clear with REST `POST /v5/order/cancel-all` (the kill switch).
+    pub cancel_all: Vec<String>,
 }
 
 impl DeskOut {
@@ -406,7 +408,9 @@ impl Desk {
         self.op("order.cancel", link, args)
     }
 
-    /// The kill switch: cancel every open order and refuse new ones from now on.
+    /// The kill switch: refuse new orders from now on, and clear every symbol the desk has dealt
+    /// in with one REST cancel-all each (it needs no trade stream, and catches orders the desk
+    /// never heard of); [`Desk::on_cancel_all`] then cancels over the trade stream what it missed.
     pub fn kill(&mut self) -> DeskOut {
         let mut out = DeskOut::default();
         if !self.killed {
@@ -418,9 +422,52 @@ impl Desk {
             );
         }
         self.killed = true;
-        if self.ready {
-            out.ops = self.cancel_all_open();
+        let symbols: BTreeSet<&String> = self
+            .orders
+            .values()
+            .map(|t| &t.symbol)
+            .chain(self.ticks.keys())
+            .chain(self.positions.keys())
+            .collect();
+        out.cancel_all = symbols.into_iter().cloned().collect();
+        out
+    }
+
+    /// The answer to one symbol's cancel-all: the orderLinkIds it cancelled, or why it failed.
+    /// Orders of ours it did not list (a create still on its way, or the whole request failed)
+    /// are cancelled one by one over the trade stream, or after the next reconcile.
+    pub fn on_cancel_all(&mut self, symbol: &str, answer: Result<Vec<String>, String>) -> DeskOut {
+        let mut out = DeskOut::default();
+        let listed: HashSet<String> = match answer {
+            Ok(links) => {
+                info!(
+                    symbol,
+                    cancelled = links.len(),
+                    "kill switch: cancel-all answered"
+                );
+                links.into_iter().collect()
+            }
+            Err(e) => {
+                error!(symbol, error = %e, "kill switch: cancel-all failed; cancelling order by order");
+                HashSet::new()
+            }
+        };
+        if !self.ready {
+            return out; // the reconcile after the next connect cancels what is open
         }
+        let mut links: Vec<String> = self
+            .orders
+            .iter()
+            .filter(|(l, t)| {
+                t.open
+                    && t.symbol == symbol
+                    && !listed.contains(*l)
+                    && !self.cancelling.contains(*l)
+            })
+            .map(|(l, _)| l.clone())
+            .collect();
+        links.sort();
+        out.ops = links.iter().map(|l| self.cancel_op(l)).collect();
         out
     }
 
@@ -1203,22 +1250,80 @@ mod tests {
         let t0 = Instant::now();
         send(&mut d, &limit(1, Side::Buy, 100.0, 0.001), t0);
         send(&mut d, &limit(2, Side::Sell, 101.0, 0.001), t0);
+        let cancels = |out: &DeskOut| -> Vec<(&str, Value)> {
+            out.ops
+                .iter()
+                .map(|o| (o.op, o.args["orderLinkId"].clone()))
+                .collect()
+        };
         let out = d.kill();
-        let cancels: Vec<(&str, Value)> = out
-            .ops
-            .iter()
-            .map(|o| (o.op, o.args["orderLinkId"].clone()))
-            .collect();
         assert_eq!(
-            cancels,
-            [
-                ("order.cancel", json!("hl1")),
-                ("order.cancel", json!("hl2"))
-            ]
+            out.cancel_all,
+            ["BTCUSDT"],
+            "one REST cancel-all per symbol"
         );
+        assert!(out.ops.is_empty(), "the trade stream waits for its answer");
         let out = send(&mut d, &limit(3, Side::Buy, 100.0, 0.001), t0);
         assert!(out.ops.is_empty() && error_texts(&out)[0].contains("kill switch"));
         assert_eq!(d.snapshot("")["killed"], true);
+        // An order the cancel-all did not list (its create still on the way) is cancelled by itself.
+        let out = d.on_cancel_all("BTCUSDT", Ok(vec!["hl1".into()]));
+        assert_eq!(cancels(&out), [("order.cancel", json!("hl2"))]);
+        let out = d.on_cancel_all("ETHUSDT", Err("timeout".into()));
+        assert!(
+            out.ops.is_empty(),
+            "another symbol's answer cancels nothing here"
+        );
+    }
+
+    #[test]
+    fn a_failed_cancel_all_falls_back_to_cancelling_order_by_order() {
+        let mut d = ready();
+        let t0 = Instant::now();
+        send(&mut d, &limit(1, Side::Buy, 100.0, 0.001), t0);
+        send(&mut d, &limit(2, Side::Sell, 101.0, 0.001), t0);
+        d.kill();
+        let out = d.on_cancel_all(
+            "BTCUSDT",
+            Err("exchange error 10006: Too many visits!".into()),
+        );
+        let links: Vec<Value> = out
+            .ops
+            .iter()
+            .map(|o| o.args["orderLinkId"].clone())
+            .collect();
+        assert_eq!(links, [json!("hl1"), json!("hl2")]);
+        assert!(out.ops.iter().all(|o| o.op == "order.cancel"));
+        assert!(
+            d.on_cancel_all("BTCUSDT", Err("again".into()))
+                .ops
+                .is_empty(),
+            "cancels already on their way are not sent twice"
+        );
+    }
+
+    #[test]
+    fn a_kill_while_away_leaves_the_cancels_to_the_next_reconcile() {
+        let mut d = ready();
+        send(&mut d, &limit(1, Side::Buy, 100.0, 0.001), Instant::now());
+        d.on_link_down("dropped");
+        assert_eq!(d.kill().cancel_all, ["BTCUSDT"]);
+        assert!(
+            d.on_cancel_all("BTCUSDT", Err("down".into()))
+                .ops
+                .is_empty()
+        );
+        let out = d.reconcile(
+            vec![update("hl1", "New", 0.001, 0.001, 0.0, 0.0)],
+            vec![],
+            5,
+        );
+        let links: Vec<Value> = out
+            .ops
+            .iter()
+            .map(|o| o.args["orderLinkId"].clone())
+            .collect();
+        assert_eq!(links, [json!("hl1")]);
     }
 
     #[test]
@@ -1437,8 +1542,11 @@ mod tests {
                 .ops
                 .is_empty()
         );
+        d.kill();
         assert!(
-            d.kill().ops.is_empty(),
+            d.on_cancel_all("BTCUSDT", Err("down".into()))
+                .ops
+                .is_empty(),
             "the kill switch does not cancel it twice"
         );
     }

@@ -55,6 +55,8 @@ pub enum DeskInput {
 
 /// (session number, orderLinkId, answer): answers for an earlier session are stale.
 type Lookup = (u64, String, Result<Option<OrderUpdate>, String>);
+/// (symbol, the orderLinkIds a REST cancel-all cancelled, or why it failed): the kill switch.
+type CancelAll = (String, Result<Vec<String>, String>);
 /// Pages of 50 (Bybit's largest); a cursor chain longer than this is an error, not a loop.
 const MAX_PAGES: usize = 20;
 type Reconciled = Result<(Vec<OrderUpdate>, Vec<PositionUpdate>), String>;
@@ -65,6 +67,11 @@ struct Link {
     inputs: mpsc::UnboundedReceiver<DeskInput>,
     lookups_tx: mpsc::UnboundedSender<Lookup>,
     lookups_rx: mpsc::UnboundedReceiver<Lookup>,
+    cancel_all_tx: mpsc::UnboundedSender<CancelAll>,
+    cancel_all_rx: mpsc::UnboundedReceiver<CancelAll>,
+    /// The signed REST client, when trading is configured.
+    rest: Option<(RestClient, Keys)>,
+    category: String,
     exchange_url: String,
     /// Random per start: a bot watching GET /trading sees the connector restart (its IPC
     /// registration died with the old process) and starts over.
@@ -91,12 +98,21 @@ pub fn spawn(config: &Config, tls: &Tls, events: EventSender) -> mpsc::Unbounded
         off,
     );
     let (lookups_tx, lookups_rx) = mpsc::unbounded_channel();
+    let (cancel_all_tx, cancel_all_rx) = mpsc::unbounded_channel();
+    let rest = config.trading.as_ref().map(|t| {
+        let client = RestClient::new(&t.rest_url, &config.category, config.rest_timeout, tls);
+        (client, Keys::new(&t.api_key, &t.secret.0))
+    });
     let link = Link {
         desk,
         events,
         inputs,
         lookups_tx,
         lookups_rx,
+        cancel_all_tx,
+        cancel_all_rx,
+        rest,
+        category: config.category.clone(),
         exchange_url: config
             .trading
             .as_ref()
@@ -106,23 +122,16 @@ pub fn spawn(config: &Config, tls: &Tls, events: EventSender) -> mpsc::Unbounded
         session_no: 0,
     };
     let session = config.trading.clone().map(|t| {
-        let rest = RestClient::new(&t.rest_url, &config.category, config.rest_timeout, tls);
-        (
-            t,
-            rest,
-            tls.clone(),
-            config.reconnect_min,
-            config.reconnect_max,
-            config.ping_interval,
-        )
+        let backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
+        (t, tls.clone(), backoff, config.ping_interval)
     });
     tokio::spawn(async move {
         let mut link = link;
-        match session {
-            Some((t, rest, tls, min, max, ping)) => {
-                link.run(t, rest, tls, Backoff::new(min, max), ping).await
+        match (session, link.rest.clone()) {
+            (Some((t, tls, backoff, ping)), Some((rest, keys))) => {
+                link.run(t, rest, keys, tls, backoff, ping).await
             }
-            None => link.serve_forever().await,
+            _ => link.serve_forever().await,
         }
     });
     if let Some(addr) = config.control_listen {
@@ -156,10 +165,39 @@ impl Link {
             }
             DeskInput::Kill(reply) => {
                 let out = self.desk.kill();
-                let _ = reply.send(json!({"killed": true, "cancel_requests": out.ops.len()}));
+                let symbols = match &self.rest {
+                    Some(_) => out.cancel_all.clone(),
+                    None => vec![], // trading off: nothing was ever sent
+                };
+                for symbol in &symbols {
+                    self.spawn_cancel_all(symbol.clone());
+                }
+                let _ = reply.send(json!({
+                    "killed": true,
+                    "cancel_requests": symbols.len() + out.ops.len(),
+                    "cancel_all": symbols,
+                }));
                 out
             }
         };
+        self.publish(&mut out);
+        out.ops
+    }
+
+    /// One REST cancel-all for `symbol`; its answer comes back through `cancel_all_rx`.
+    fn spawn_cancel_all(&self, symbol: String) {
+        let Some((rest, keys)) = self.rest.clone() else {
+            return;
+        };
+        let (tx, category) = (self.cancel_all_tx.clone(), self.category.clone());
+        tokio::spawn(async move {
+            let answer = cancel_all(rest, keys, &category, &symbol).await;
+            let _ = tx.send((symbol, answer));
+        });
+    }
+
+    fn on_cancel_all(&mut self, (symbol, answer): CancelAll) -> Vec<TradeOp> {
+        let mut out = self.desk.on_cancel_all(&symbol, answer);
         self.publish(&mut out);
         out.ops
     }
@@ -181,6 +219,10 @@ impl Link {
                     let input = input?;
                     self.handle(input);
                 }
+                // Not connected: the desk sends nothing now; the next reconcile cancels what is open.
+                Some(answer) = self.cancel_all_rx.recv() => {
+                    self.on_cancel_all(answer);
+                }
             }
         }
     }
@@ -189,11 +231,11 @@ impl Link {
         &mut self,
         t: Trading,
         rest: RestClient,
+        keys: Keys,
         tls: Tls,
         mut backoff: Backoff,
         ping: Duration,
     ) {
-        let keys = Keys::new(&t.api_key, &t.secret.0);
         loop {
             info!(
                 private_url = t.private_url,
@@ -302,6 +344,7 @@ impl Link {
                     Err(e) => return Some(End::Dropped(format!("trade stream: {e}"))),
                 },
                 input = self.inputs.recv() => self.handle(input?),
+                Some(answer) = self.cancel_all_rx.recv() => self.on_cancel_all(answer),
                 Some((from, link, found)) = self.lookups_rx.recv() => {
                     if from != session {
                         continue;
@@ -496,6 +539,48 @@ async fn signed_get(
     })
     .await
     .map_err(|e| format!("REST task failed: {e}"))?
+}
+
+/// A signed POST's body (blocking client, run off the runtime); the signature covers `body`.
+async fn signed_post(
+    rest: RestClient,
+    keys: Keys,
+    path: &'static str,
+    body: String,
+) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || {
+        let ts = (now_ns() / 1_000_000) as u64;
+        let headers = [
+            ("X-BAPI-API-KEY", keys.api_key.clone()),
+            ("X-BAPI-TIMESTAMP", ts.to_string()),
+            ("X-BAPI-RECV-WINDOW", RECV_WINDOW_MS.to_string()),
+            ("X-BAPI-SIGN", keys.rest_sign(ts, &body)),
+        ];
+        rest.post_body(path, &headers, &body)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| format!("REST task failed: {e}"))?
+}
+
+/// `POST /v5/order/cancel-all` for one symbol: the orderLinkIds the exchange says it cancelled
+/// (an ack: each order's Cancelled comes on the order stream).
+async fn cancel_all(
+    rest: RestClient,
+    keys: Keys,
+    category: &str,
+    symbol: &str,
+) -> Result<Vec<String>, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Cancelled {
+        #[serde(default)]
+        order_link_id: String,
+    }
+    let body = json!({"category": category, "symbol": symbol}).to_string();
+    let answer = signed_post(rest, keys, "/v5/order/cancel-all", body).await?;
+    let list = msg::rest_list::<Cancelled>(&answer)?;
+    Ok(list.into_iter().map(|c| c.order_link_id).collect())
 }
 
 /// Open orders and positions of the USDT-settled linear account, every page.

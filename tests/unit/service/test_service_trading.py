@@ -33,7 +33,7 @@ TRADING = {
         ]}},
     "limits": {"max_order_qty": 0.01, "max_position": 0.05, "max_open_orders": 10, "max_orders_per_s": 5.0},
 }
-KILLED = {"killed": True, "cancel_requests": 2}
+KILLED = {"killed": True, "cancel_requests": 1, "cancel_all": ["BTCUSDT"]}
 
 
 class FakeConnector:
@@ -143,7 +143,7 @@ def test_the_kill_switch_needs_the_token_and_is_logged_without_it(connector, cap
     assert "authorization" not in connector.requests[0][2]
     warnings = [r.getMessage() for r in caplog.records if r.name == "hftlive.trading" and r.levelno == logging.WARNING]
     assert any("kill switch pulled" in line for line in warnings), warnings
-    assert any("killed=True after 2 cancel requests" in line for line in warnings), warnings
+    assert any("killed=True after 1 cancel requests" in line for line in warnings), warnings
     assert TOKEN not in caplog.text
 
 
