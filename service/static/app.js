@@ -109,7 +109,7 @@ function cell(text, className, style) {
 function ladderRow(price, qty, side, widest, mine) {
   const tr = document.createElement("tr");
   const width = `--w:${Math.round((100 * qty) / widest)}%`;
-  const amount = qty.toFixed(digits.qty);
+  const amount = qty ? qty.toFixed(digits.qty) : "";
   const key = price.toFixed(digits.price);
   tr.append(
     side === "bid" ? cell(amount, "bar-bid", width) : cell(""),
@@ -127,6 +127,22 @@ function ladderRow(price, qty, side, widest, mine) {
   return tr;
 }
 
+// A side's best LEVELS levels, best first, plus a row without size for each of the bot's orders on
+// that side resting where the book has no level (inside the spread, or in a gap): every open order
+// shows on the ladder.
+function ladder(side, mine, orderSide, better) {
+  const shown = [...side].sort((a, b) => better(a[0], b[0])).slice(0, LEVELS);
+  const have = new Set(shown.map(([p]) => p.toFixed(digits.price)));
+  const worst = shown.length === LEVELS ? shown[LEVELS - 1][0] : null;
+  for (const [key, orders] of mine) {
+    const price = orders[0].price;
+    if (!have.has(key) && orders.some((o) => o.side === orderSide) && (worst === null || better(price, worst) < 0)) {
+      shown.push([price, 0]);
+    }
+  }
+  return shown.sort((a, b) => better(a[0], b[0]));
+}
+
 function botOrders() {
   // The current symbol's open orders by price (as the ladder prints it).
   const mine = new Map();
@@ -142,14 +158,15 @@ function draw() {
   drawPending = false;
   $("seq").textContent = `seq ${seq}`;
   if (book) {
-    const bids = [...book.bids].sort((a, b) => b[0] - a[0]).slice(0, LEVELS);
-    const asks = [...book.asks].sort((a, b) => a[0] - b[0]).slice(0, LEVELS);
-    const widest = Math.max(1e-12, ...bids.map((l) => l[1]), ...asks.map((l) => l[1]));
     const mine = botOrders();
-    $("asks").replaceChildren(...asks.reverse().map(([p, q]) => ladderRow(p, q, "ask", widest, mine)));
+    const bids = ladder(book.bids, mine, "Buy", (a, b) => b - a);
+    const asks = ladder(book.asks, mine, "Sell", (a, b) => a - b);
+    const widest = Math.max(1e-12, ...bids.map((l) => l[1]), ...asks.map((l) => l[1]));
+    $("asks").replaceChildren(...[...asks].reverse().map(([p, q]) => ladderRow(p, q, "ask", widest, mine)));
     $("bids").replaceChildren(...bids.map(([p, q]) => ladderRow(p, q, "bid", widest, mine)));
-    $("spread").textContent = bids.length && asks.length
-      ? `spread ${(asks[asks.length - 1][0] - bids[0][0]).toFixed(digits.price)}` : "";
+    const bestBid = Math.max(...book.bids.keys()), bestAsk = Math.min(...book.asks.keys());
+    $("spread").textContent = book.bids.size && book.asks.size
+      ? `spread ${(bestAsk - bestBid).toFixed(digits.price)}` : "";
   }
   $("trades").replaceChildren(...trades.map((t) => {
     const tr = document.createElement("tr");

@@ -92,11 +92,15 @@ def checkpoint(stack: Stack, sim: Simulator, timeout: float = 40.0) -> tuple[lis
         time.sleep(0.5)
 
 
-def wait_for_fills(sim: Simulator, at_least: int, timeout: float = 120.0) -> None:
+def wait_for_fills(stack: Stack, sim: Simulator, at_least: int, timeout: float = 120.0) -> None:
     sim.post("/control/resume")
     deadline = time.monotonic() + timeout
     while len(ledger_view(sim)[2]) < at_least:
-        assert time.monotonic() < deadline, f"fewer than {at_least} fills in {timeout:.0f}s"
+        if time.monotonic() > deadline:
+            position, links, executions, _ = ledger_view(sim)
+            raise AssertionError(f"{len(executions)} fills, not {at_least}, in {timeout:.0f}s; ledger position "
+                                 f"{position}, open {links}; book {sim.book(3)}\nbot:\n{stack.logs('bot', tail=15)}"
+                                 f"\nconnector:\n{stack.logs('connector', tail=15)}")
         time.sleep(1)
 
 
@@ -110,7 +114,7 @@ def trading(runtime_images, tmp_path_factory):
 def test_the_strategy_quotes_fills_and_agrees_with_the_exchange_at_every_checkpoint(trading):
     stack, sim = trading
     for round_ in range(1, 3):
-        wait_for_fills(sim, at_least=3 * round_)
+        wait_for_fills(stack, sim, at_least=3 * round_)
         executions, view = checkpoint(stack, sim)
         stats = view["stats"]
         # Every fill the simulator made reached the connector exactly once; nothing was refused or sent twice.
@@ -138,7 +142,7 @@ READ_TRADING = """(() => {
 def test_the_page_shows_the_bot_quoting_and_filling(trading, tmp_path):
     from tests.integration.browser import Chromium
     stack, sim = trading
-    wait_for_fills(sim, at_least=1)
+    wait_for_fills(stack, sim, at_least=1)
     _, view = checkpoint(stack, sim)   # paused: the page and the ledger stand still
     mine = view["symbols"][SYMBOL]
     chromium = Chromium(tmp_path / "profile")
@@ -171,7 +175,7 @@ def test_a_dropped_private_stream_reconnects_and_loses_no_fill(trading):
     before = len(ledger_view(sim)[2])
     reconciles = stack.logs("connector").count("reconciled with the exchange")
     sim.post("/control/drop-private")
-    wait_for_fills(sim, at_least=before + 2)
+    wait_for_fills(stack, sim, at_least=before + 2)
     executions, view = checkpoint(stack, sim)
     logs = stack.logs("connector")
     assert "trading link lost" in logs and logs.count("reconciled with the exchange") > reconciles, logs[-2000:]
@@ -182,7 +186,7 @@ def test_a_dropped_private_stream_reconnects_and_loses_no_fill(trading):
 
 def test_a_killed_connector_restarts_and_reconciles_before_trading_again(trading):
     stack, sim = trading
-    wait_for_fills(sim, at_least=len(ledger_view(sim)[2]) + 1)
+    wait_for_fills(stack, sim, at_least=len(ledger_view(sim)[2]) + 1)
     connector = stack.container("connector")
     subprocess.run(["docker", "kill", connector], check=True, capture_output=True)
     time.sleep(1)
@@ -196,7 +200,7 @@ def test_a_killed_connector_restarts_and_reconciles_before_trading_again(trading
     reconciled, first_order = restarted.index("reconciled with the exchange"), restarted.find("order.create")
     assert first_order == -1 or first_order > reconciled, "an order went out before reconciling"
     # The bot started over (compose restarted it) and trades again; everyone agrees with the ledger.
-    wait_for_fills(sim, at_least=len(ledger_view(sim)[2]) + 2, timeout=180)
+    wait_for_fills(stack, sim, at_least=len(ledger_view(sim)[2]) + 2, timeout=180)
     checkpoint(stack, sim)
     sim.post("/control/resume")
 
