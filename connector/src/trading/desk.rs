@@ -422,6 +422,9 @@ impl Desk {
             );
         }
         self.killed = true;
+        if self.off.is_some() {
+            return out; // no keys, or keys refused: nothing was sent, and REST would be refused
+        }
         let symbols: BTreeSet<&String> = self
             .orders
             .values()
@@ -1076,6 +1079,10 @@ mod tests {
             error_texts(&out)
         );
         assert_eq!(d.snapshot("")["enabled"], false);
+        assert!(
+            d.kill().cancel_all.is_empty(),
+            "without keys the kill switch asks the exchange nothing"
+        );
     }
 
     #[test]

@@ -519,45 +519,35 @@ async fn send_trade_ops(sink: &mut WsSink, ops: Vec<TradeOp>) -> Result<(), Stri
     Ok(())
 }
 
-/// A signed GET's body (blocking client, run off the runtime).
-async fn signed_get(
-    rest: RestClient,
-    keys: Keys,
-    path: &str,
-    query: String,
-) -> Result<String, String> {
-    let path = format!("{path}?{query}");
-    tokio::task::spawn_blocking(move || {
-        let ts = (now_ns() / 1_000_000) as u64;
-        let headers = [
-            ("X-BAPI-API-KEY", keys.api_key.clone()),
-            ("X-BAPI-TIMESTAMP", ts.to_string()),
-            ("X-BAPI-RECV-WINDOW", RECV_WINDOW_MS.to_string()),
-            ("X-BAPI-SIGN", keys.rest_sign(ts, &query)),
-        ];
-        rest.get_body(&path, &headers).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| format!("REST task failed: {e}"))?
+/// A signed GET (`payload`: its query string) or POST (`payload`: its JSON body).
+#[derive(Clone, Copy)]
+enum Verb {
+    Get,
+    Post,
 }
 
-/// A signed POST's body (blocking client, run off the runtime); the signature covers `body`.
-async fn signed_post(
+/// A signed request's body (blocking client, run off the runtime); the signature covers `payload`.
+async fn signed(
     rest: RestClient,
     keys: Keys,
-    path: &'static str,
-    body: String,
+    verb: Verb,
+    path: &str,
+    payload: String,
 ) -> Result<String, String> {
+    let path = path.to_string();
     tokio::task::spawn_blocking(move || {
         let ts = (now_ns() / 1_000_000) as u64;
         let headers = [
             ("X-BAPI-API-KEY", keys.api_key.clone()),
             ("X-BAPI-TIMESTAMP", ts.to_string()),
             ("X-BAPI-RECV-WINDOW", RECV_WINDOW_MS.to_string()),
-            ("X-BAPI-SIGN", keys.rest_sign(ts, &body)),
+            ("X-BAPI-SIGN", keys.rest_sign(ts, &payload)),
         ];
-        rest.post_body(path, &headers, &body)
-            .map_err(|e| e.to_string())
+        match verb {
+            Verb::Get => rest.get_body(&format!("{path}?{payload}"), &headers),
+            Verb::Post => rest.post_body(&path, &headers, &payload),
+        }
+        .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| format!("REST task failed: {e}"))?
@@ -578,7 +568,7 @@ async fn cancel_all(
         order_link_id: String,
     }
     let body = json!({"category": category, "symbol": symbol}).to_string();
-    let answer = signed_post(rest, keys, "/v5/order/cancel-all", body).await?;
+    let answer = signed(rest, keys, Verb::Post, "/v5/order/cancel-all", body).await?;
     let list = msg::rest_list::<Cancelled>(&answer)?;
     Ok(list.into_iter().map(|c| c.order_link_id).collect())
 }
@@ -602,7 +592,7 @@ async fn all_pages<T: for<'de> serde::Deserialize<'de>>(
         if !cursor.is_empty() {
             query.push_str(&format!("&cursor={cursor}"));
         }
-        let body = signed_get(rest.clone(), keys.clone(), path, query).await?;
+        let body = signed(rest.clone(), keys.clone(), Verb::Get, path, query).await?;
         let (page, next) = msg::rest_page::<T>(&body)?;
         found.extend(page);
         if next.is_empty() {
@@ -622,7 +612,7 @@ async fn lookup(
     link: String,
 ) -> Result<Option<OrderUpdate>, String> {
     let query = format!("category=linear&symbol={symbol}&orderLinkId={link}&openOnly=1");
-    let body = signed_get(rest, keys, "/v5/order/realtime", query).await?;
+    let body = signed(rest, keys, Verb::Get, "/v5/order/realtime", query).await?;
     let list = msg::rest_list::<OrderUpdate>(&body)?;
     Ok(list.into_iter().find(|o| o.order_link_id == link))
 }
