@@ -458,27 +458,20 @@ impl Desk {
         if !self.ready {
             return out; // the reconcile after the next connect cancels what is open
         }
-        let mut links: Vec<String> = self
-            .orders
-            .iter()
-            .filter(|(l, t)| {
-                t.open
-                    && t.symbol == symbol
-                    && !listed.contains(*l)
-                    && !self.cancelling.contains(*l)
-            })
-            .map(|(l, _)| l.clone())
-            .collect();
-        links.sort();
-        out.ops = links.iter().map(|l| self.cancel_op(l)).collect();
+        out.ops = self.cancel_open(|l, t| t.symbol == symbol && !listed.contains(l));
         out
     }
 
     fn cancel_all_open(&mut self) -> Vec<TradeOp> {
+        self.cancel_open(|_, _| true)
+    }
+
+    /// Cancels, in link order, the open orders `which` picks that have no cancel on its way.
+    fn cancel_open(&mut self, which: impl Fn(&str, &Tracked) -> bool) -> Vec<TradeOp> {
         let mut links: Vec<String> = self
             .orders
             .iter()
-            .filter(|(l, t)| t.open && !self.cancelling.contains(*l))
+            .filter(|(l, t)| t.open && !self.cancelling.contains(*l) && which(l, t))
             .map(|(l, _)| l.clone())
             .collect();
         links.sort();
