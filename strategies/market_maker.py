@@ -8,6 +8,7 @@ It returns the largest |position| it saw (a number the backtest summary shows).
 """
 import math
 
+import numpy as np
 from numba import njit
 
 from hftbacktest.order import BUY, GTX, LIMIT, NEW, NONE, PARTIALLY_FILLED, SELL
@@ -32,26 +33,28 @@ def resting(hbt, side):
         alive = order.status == NONE or order.status == NEW or order.status == PARTIALLY_FILLED
         if order.side == side and (alive or order.req != NONE):   # req != NONE: an answer is pending
             return True, order.order_id, order.price_tick, order.cancellable
-    return False, 0, 0, False
+    # np.uint64(0), not 0: numba unifies uint64 with an int literal as float64, and a float order id
+    # (rounded to 256) names no order: every cancel would fail with OrderNotFound.
+    return False, np.uint64(0), 0, False
 
 
 @njit
 def quote(hbt, side, target_tick, allowed, order_id):
-    """Keep one order on `side` at target_tick, or none if not allowed: (placed an order, sent a request)."""
+    """Keep one order on `side` at target_tick, or none if not allowed: (placed an order, sent a request,
+    the bot's answer: 0, or hftbacktest's error code)."""
     found, resting_id, resting_tick, cancellable = resting(hbt, side)
     if found:
         if cancellable and (not allowed or abs(resting_tick - target_tick) >= REQUOTE_TICKS):
-            hbt.cancel(ASSET, resting_id, False)
-            return False, True
-        return False, False
+            return False, True, hbt.cancel(ASSET, resting_id, False)
+        return False, False, 0
     if not allowed:
-        return False, False
+        return False, False, 0
     price = target_tick * hbt.depth(ASSET).tick_size
     if side == BUY:
-        hbt.submit_buy_order(ASSET, order_id, price, ORDER_QTY, GTX, LIMIT, False)
+        code = hbt.submit_buy_order(ASSET, order_id, price, ORDER_QTY, GTX, LIMIT, False)
     else:
-        hbt.submit_sell_order(ASSET, order_id, price, ORDER_QTY, GTX, LIMIT, False)
-    return True, True
+        code = hbt.submit_sell_order(ASSET, order_id, price, ORDER_QTY, GTX, LIMIT, False)
+    return code == 0, True, code
 
 
 @njit
@@ -66,6 +69,20 @@ def open_orders(hbt):
 
 
 @njit
+def report(hbt, position, failed, last_code):
+    """The bot's log: position, open orders, the book's best ticks, requests the bot refused (with the last
+    error code), then each order it holds."""
+    depth = hbt.depth(ASSET)
+    print("market_maker: position", position, "open orders", open_orders(hbt),
+          "best", depth.best_bid_tick, depth.best_ask_tick, "failed requests", failed, "last code", last_code)
+    values = hbt.orders(ASSET).values()
+    while values.has_next():
+        order = values.get()
+        print("market_maker:   order", order.order_id, "side", order.side, "tick", order.price_tick,
+              "status", order.status, "req", order.req)
+
+
+@njit
 def strategy(hbt):
     # Order ids follow the clock (ns), so ids of a restarted bot never repeat: the connector makes
     # Bybit orderLinkIds of them, which must be unique forever.
@@ -73,13 +90,15 @@ def strategy(hbt):
     last_request = [-SIDE_GAP_NS, -SIDE_GAP_NS]   # [buy, sell]: when each side last sent a request
     peak = 0.0
     last_report = 0
+    failed = 0
+    last_code = 0
     while hbt.elapse(STEP_NS) == 0:
         hbt.clear_inactive_orders(ASSET)
         position = hbt.position(ASSET)
         peak = max(peak, abs(position))
         if hbt.current_timestamp - last_report >= REPORT_NS:
             last_report = hbt.current_timestamp
-            print("market_maker: position", position, "open orders", open_orders(hbt))
+            report(hbt, position, failed, last_code)
         depth = hbt.depth(ASSET)
         if math.isnan(depth.best_bid) or math.isnan(depth.best_ask):
             continue
@@ -98,7 +117,10 @@ def strategy(hbt):
             after = abs(position + side * ORDER_QTY)
             allowed = after <= MAX_POSITION + 1e-9 or after < abs(position)
             next_id = max(last_id + 1, now)
-            submitted, requested = quote(hbt, side, bid_tick if i == 0 else ask_tick, allowed, next_id)
+            submitted, requested, code = quote(hbt, side, bid_tick if i == 0 else ask_tick, allowed, next_id)
+            if code != 0:
+                failed += 1
+                last_code = code
             if submitted:
                 last_id = next_id
             if requested:

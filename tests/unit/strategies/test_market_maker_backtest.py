@@ -3,7 +3,10 @@ it fills, stays inside its position limit, and two runs give the same fills."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+
+import pytest
 
 from tests.support import ROOT
 from tests.unit.strategies.runners import finish, live_wheel, run_module, start_module
@@ -14,10 +17,31 @@ STRATEGY = ROOT / "strategies" / "market_maker.py"
 BTC_ENV = {"TICK_SIZE": "0.1", "LOT_SIZE": "0.001"}
 
 
-def max_position() -> float:
+def setting(name: str) -> float:
     # read from the file, not imported: importing it needs numba in the test process
-    found = [line for line in STRATEGY.read_text().splitlines() if line.startswith("MAX_POSITION =")]
+    found = [line for line in STRATEGY.read_text().splitlines() if line.startswith(f"{name} =")]
     return float(found[0].split("=")[1].split("#")[0])
+
+
+def max_position() -> float:
+    return setting("MAX_POSITION")
+
+
+REPORT = re.compile(r"market_maker: position \S+ open orders \d+ best (-?\d+) (-?\d+) "
+                    r"failed requests (\d+) last code (-?\d+)")
+ORDER = re.compile(r"market_maker:   order \d+ side (-?\d+) tick (-?\d+) status (\d+) req (\d+)")
+
+
+def reports(stderr: str) -> list[dict]:
+    """The strategy's reports (its log, on stderr): the book's best ticks, the requests the bot refused, and
+    the orders it held then as (side, tick, status)."""
+    found: list[dict] = []
+    for line in stderr.splitlines():
+        if m := REPORT.match(line):
+            found.append({"best": (int(m[1]), int(m[2])), "failed": int(m[3]), "code": int(m[4]), "orders": []})
+        elif (m := ORDER.match(line)) and found:
+            found[-1]["orders"].append((int(m[1]), int(m[2]), int(m[3])))
+    return found
 
 
 def summary(done: subprocess.CompletedProcess) -> dict:
@@ -44,6 +68,24 @@ def test_a_falling_market_fills_the_bids_up_to_the_position_limit_and_no_further
     assert len(files) >= 3
     found = summary(run_module("bot.backtest", STRATEGY, *files, env=BTC_ENV))
     limit = max_position()
-    assert found["position"] >= limit - 1e-9    # the trend bought it all the way to the limit…
-    assert found["result"] <= limit + 1e-9      # …and the largest position it ever held was no more
+    # The largest position it held: the trend bought it all the way to the limit, and no further.
+    assert found["result"] == pytest.approx(limit)
     assert found["fills"] >= round(limit / 0.001)
+
+
+def test_quotes_left_behind_by_a_running_market_are_cancelled_and_placed_again(tmp_path):
+    # The market falls about a tick every 80 ms: each quote it leaves behind must be cancelled and placed again
+    # near the touch, and the bot must refuse none of those requests (a cancel naming no order, say).
+    files = record(tmp_path, seed=3, steps=4000, down=0.7)
+    done = run_module("bot.backtest", STRATEGY, *files, env=BTC_ENV)
+    summary(done)
+    seen = reports(done.stderr)
+    assert len(seen) >= 6, done.stderr[-2000:]
+    assert [r["failed"] for r in seen] == [0] * len(seen), [(r["failed"], r["code"]) for r in seen]
+    # How far a quote may sit from its touch: the skew at the position limit, the half spread, the requote
+    # threshold, and what the market moves between two requests of a side.
+    reach = (setting("SKEW_TICKS") * max_position() / setting("ORDER_QTY") + setting("HALF_SPREAD_TICKS")
+             + setting("REQUOTE_TICKS") + 10)
+    far = [(r["best"], order) for r in seen for order in r["orders"]
+           if order[2] == 1 and abs(order[1] - (r["best"][0] if order[0] == 1 else r["best"][1])) > reach]
+    assert not far, f"quotes more than {reach:.0f} ticks from their touch (best, (side, tick, status)): {far}"
