@@ -72,6 +72,11 @@ def bot_reports(stack: Stack) -> list[tuple[float, int]]:
     return [(float(position), int(count)) for position, count in found]
 
 
+def failed_requests(stack: Stack) -> list[int]:
+    """What each report of the strategy says of its requests the bot refused (a cancel naming no order, say)."""
+    return [int(n) for n in re.findall(r"market_maker: position .* failed requests (\d+)", stack.logs("bot"))]
+
+
 def checkpoint(stack: Stack, sim: Simulator, timeout: float = 40.0) -> tuple[list[dict], dict]:
     """Pause the market; wait until the connector's and the bot's position and open orders equal the ledger's
     (the bot's from a report printed after the pause)."""
@@ -90,17 +95,6 @@ def checkpoint(stack: Stack, sim: Simulator, timeout: float = 40.0) -> tuple[lis
             raise AssertionError(f"ledger position {position} open {links}; connector {mine_position} {mine_links}; "
                                  f"bot (position, open orders) {bot}")
         time.sleep(0.5)
-
-
-def trades_again_after_the_fault(stack: Stack, sim: Simulator, at_least: int, timeout: float) -> None:
-    """The bot trades again after a fault. Known open bug (issue 12's note, "The stall"): about one run in
-    four the bot places one order after a connector restart or a private-stream drop and then stands still.
-    That symptom, and only it, is reported as xfailed with its diagnostics, never as a pass; every other
-    check of these tests stays strict."""
-    try:
-        wait_for_fills(stack, sim, at_least, timeout)
-    except AssertionError as stall:
-        pytest.xfail(f"the bot stalled after the fault (issue 12, open): {stall}")
 
 
 def wait_for_fills(stack: Stack, sim: Simulator, at_least: int, timeout: float = 120.0) -> None:
@@ -135,6 +129,12 @@ def test_the_strategy_quotes_fills_and_agrees_with_the_exchange_at_every_checkpo
         links = [o["orderLinkId"] for o in orders]
         assert len(links) == len(set(links)) == stats["creates_sent"], "an order was sent twice, or lost"
         assert view["exchange"] == "simulator" and view["reconciled"] and not view["killed"]
+    # The quotes follow the market: the bot cancelled orders the market left behind, and refused none of
+    # the strategy's requests.
+    _, _, _, orders = ledger_view(sim)
+    cancelled = [o for o in orders if o["orderStatus"] == "Cancelled" and o["rejectReason"] == "EC_NoError"]
+    assert cancelled and stats["cancels_sent"] >= len(cancelled), (len(cancelled), stats)
+    assert set(failed_requests(stack)) == {0}, stack.logs("bot", tail=20)
     sim.post("/control/resume")
 
 
@@ -186,7 +186,7 @@ def test_a_dropped_private_stream_reconnects_and_loses_no_fill(trading):
     before = len(ledger_view(sim)[2])
     reconciles = stack.logs("connector").count("reconciled with the exchange")
     sim.post("/control/drop-private")
-    trades_again_after_the_fault(stack, sim, before + 2, 120.0)
+    wait_for_fills(stack, sim, before + 2)
     executions, view = checkpoint(stack, sim)
     logs = stack.logs("connector")
     assert "trading link lost" in logs and logs.count("reconciled with the exchange") > reconciles, logs[-2000:]
@@ -211,8 +211,9 @@ def test_a_killed_connector_restarts_and_reconciles_before_trading_again(trading
     reconciled, first_order = restarted.index("reconciled with the exchange"), restarted.find("order.create")
     assert first_order == -1 or first_order > reconciled, "an order went out before reconciling"
     # The bot started over (compose restarted it) and trades again; everyone agrees with the ledger.
-    trades_again_after_the_fault(stack, sim, len(ledger_view(sim)[2]) + 2, 180.0)
+    wait_for_fills(stack, sim, len(ledger_view(sim)[2]) + 2, 180.0)
     checkpoint(stack, sim)
+    assert set(failed_requests(stack)) == {0}, stack.logs("bot", tail=20)
     sim.post("/control/resume")
 
 
