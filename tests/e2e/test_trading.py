@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import secrets
 import subprocess
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.live import SYMBOL, Simulator
+from tests.support.market_maker_log import reports
 from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,13 +68,12 @@ def connector_view(stack: Stack) -> tuple[float, list[str], dict]:
 
 def bot_reports(stack: Stack) -> list[tuple[float, int]]:
     """What the strategy printed (every 5 s): its bot's position and open orders."""
-    found = re.findall(r"market_maker: position (\S+) open orders (\d+)", stack.logs("bot"))
-    return [(float(position), int(count)) for position, count in found]
+    return [(r["position"], r["open"]) for r in reports(stack.logs("bot"))]
 
 
 def failed_requests(stack: Stack) -> list[int]:
     """What each report of the strategy says of its requests the bot refused (a cancel naming no order, say)."""
-    return [int(n) for n in re.findall(r"market_maker: position .* failed requests (\d+)", stack.logs("bot"))]
+    return [r["failed"] for r in reports(stack.logs("bot"))]
 
 
 def checkpoint(stack: Stack, sim: Simulator, timeout: float = 40.0) -> tuple[list[dict], dict]:
@@ -186,7 +185,7 @@ def test_a_dropped_private_stream_reconnects_and_loses_no_fill(trading):
     before = len(ledger_view(sim)[2])
     reconciles = stack.logs("connector").count("reconciled with the exchange")
     sim.post("/control/drop-private")
-    wait_for_fills(stack, sim, before + 2)
+    wait_for_fills(stack, sim, at_least=before + 2)
     executions, view = checkpoint(stack, sim)
     logs = stack.logs("connector")
     assert "trading link lost" in logs and logs.count("reconciled with the exchange") > reconciles, logs[-2000:]
@@ -211,7 +210,7 @@ def test_a_killed_connector_restarts_and_reconciles_before_trading_again(trading
     reconciled, first_order = restarted.index("reconciled with the exchange"), restarted.find("order.create")
     assert first_order == -1 or first_order > reconciled, "an order went out before reconciling"
     # The bot started over (compose restarted it) and trades again; everyone agrees with the ledger.
-    wait_for_fills(stack, sim, len(ledger_view(sim)[2]) + 2, 180.0)
+    wait_for_fills(stack, sim, at_least=len(ledger_view(sim)[2]) + 2, timeout=180)
     checkpoint(stack, sim)
     assert set(failed_requests(stack)) == {0}, stack.logs("bot", tail=20)
     sim.post("/control/resume")

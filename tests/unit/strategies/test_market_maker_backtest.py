@@ -3,12 +3,12 @@ it fills, stays inside its position limit, and two runs give the same fills."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 
 import pytest
 
 from tests.support import ROOT
+from tests.support.market_maker_log import reports
 from tests.unit.strategies.runners import finish, live_wheel, run_module, start_module
 from tests.unit.strategies.synthetic_market import record
 
@@ -25,23 +25,6 @@ def setting(name: str) -> float:
 
 def max_position() -> float:
     return setting("MAX_POSITION")
-
-
-REPORT = re.compile(r"market_maker: position \S+ open orders \d+ best (-?\d+) (-?\d+) "
-                    r"failed requests (\d+) last code (-?\d+)")
-ORDER = re.compile(r"market_maker:   order \d+ side (-?\d+) tick (-?\d+) status (\d+) req (\d+)")
-
-
-def reports(stderr: str) -> list[dict]:
-    """The strategy's reports (its log, on stderr): the book's best ticks, the requests the bot refused, and
-    the orders it held then as (side, tick, status)."""
-    found: list[dict] = []
-    for line in stderr.splitlines():
-        if m := REPORT.match(line):
-            found.append({"best": (int(m[1]), int(m[2])), "failed": int(m[3]), "code": int(m[4]), "orders": []})
-        elif (m := ORDER.match(line)) and found:
-            found[-1]["orders"].append((int(m[1]), int(m[2]), int(m[3])))
-    return found
 
 
 def summary(done: subprocess.CompletedProcess) -> dict:
