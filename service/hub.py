@@ -13,8 +13,20 @@ class SubscriberClosed(Exception):
     """The subscriber was cut off (code and reason say why)."""
 
 
+def text_frame(text: str) -> bytes:
+    """`text` as a server sends it on a WebSocket (RFC 6455 section 5.2): one unmasked, unfragmented text frame.
+    The same bytes for every client, so the hub builds them once per message, not once per client."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload
+
+
 class Subscriber:
-    """One stream client's buffer of encoded messages, each with the time it was queued."""
+    """One stream client's buffer of encoded messages, each with the time it was queued (and its frame)."""
 
     __slots__ = ("symbols", "capacity", "max_lag_s", "_buffer", "_ready", "closed", "code", "reason", "_cut")
 
@@ -22,7 +34,7 @@ class Subscriber:
         self.symbols = frozenset(symbols)
         self.capacity = capacity
         self.max_lag_s = max_lag_s
-        self._buffer: deque[tuple[float, str]] = deque()
+        self._buffer: deque[tuple[float, str, bytes]] = deque()
         self._ready = asyncio.Event()
         self._cut = asyncio.Event()
         self.closed = False
@@ -32,14 +44,15 @@ class Subscriber:
     def __len__(self) -> int:
         return len(self._buffer)
 
-    def offer(self, text: str, now: float | None = None) -> bool:
-        """Queue a message; False (and nothing queued) when closed, full, or the oldest queued one is too old."""
+    def offer(self, text: str, now: float | None = None, frame: bytes | None = None) -> bool:
+        """Queue a message (and its frame, built here if not given); False (and nothing queued) when
+        closed, full, or the oldest queued one is too old."""
         if self.closed or len(self._buffer) >= self.capacity:
             return False
         now = time.monotonic() if now is None else now
         if self.max_lag_s is not None and self._buffer and now - self._buffer[0][0] > self.max_lag_s:
             return False
-        self._buffer.append((now, text))
+        self._buffer.append((now, text, text_frame(text) if frame is None else frame))
         self._ready.set()
         return True
 
@@ -51,6 +64,18 @@ class Subscriber:
             self._ready.clear()
             await self._ready.wait()
         return self._buffer.popleft()[1]
+
+    async def take(self, most: int = 256) -> tuple[float, list[bytes]]:
+        """(when the oldest was queued, the frames of up to `most` queued messages), at least one, waiting
+        for it, oldest first; raises SubscriberClosed as get() does. One write of them all costs a client
+        what one message did."""
+        buffer = self._buffer
+        while not buffer:
+            if self.closed:
+                raise SubscriberClosed(self.code, self.reason)
+            self._ready.clear()
+            await self._ready.wait()
+        return buffer[0][0], [buffer.popleft()[2] for _ in range(min(len(buffer), most))]
 
     def close(self, code: int, reason: str, *, drain: bool = False) -> int:
         """Cut off (drain: after what is queued is delivered); returns how many queued messages were discarded.
@@ -115,7 +140,8 @@ class Hub:
 
     def _offer(self, subscribers: Iterable[Subscriber], text: str) -> None:
         now = self._clock()
-        slow = [s for s in subscribers if not s.offer(text, now)]
+        frame = text_frame(text)
+        slow = [s for s in subscribers if not s.offer(text, now, frame)]
         for subscriber in slow:
             self._cut(subscriber, dropped_now=1)
 

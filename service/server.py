@@ -22,6 +22,7 @@ log = logging.getLogger("hftlive.server")
 INBOUND_MAX_BYTES = 4096
 MAX_REQUEST_HEAD = 16 * 1024   # request line and headers: more is refused with 431, unparsed and unlogged
 RELEASED = "hftlive.released"   # scope["state"] key: a future done once the stream's TCP connection is gone
+WIRE = "hftlive.wire"           # scope["state"] key: the StreamProtocol, for write_frames() and writable
 
 
 class RequestDeadline(H11Protocol):
@@ -113,6 +114,16 @@ class StreamProtocol(WebSocketsSansIOProtocol):
         if scope is not None:   # the handshake went on to the app
             self.released: asyncio.Future[None] = self.loop.create_future()
             scope["state"][RELEASED] = self.released
+            scope["state"][WIRE] = self
+
+    def write_frames(self, frames: bytes) -> bool:
+        """Frames the hub built (hub.text_frame), written as they are, many in one write: the stream's data
+        path, below ASGI, which would encode and write each message for each client. False, and nothing
+        written, once the connection is closing. The caller waits for `writable` first (flow control)."""
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return False
+        self.transport.write(frames)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

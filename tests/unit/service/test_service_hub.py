@@ -82,3 +82,24 @@ def test_close_reasons_fit_a_close_frame_without_splitting_a_character():
     reason = fit_reason("unknown symbol " + "€" * 60)
     assert len(reason.encode()) <= 123 and reason.startswith("unknown symbol €") and reason.endswith("...")
     assert fit_reason("short") == "short"
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_a_message_is_framed_as_the_websockets_library_frames_it(size):
+    from websockets.frames import Frame, Opcode
+
+    from service.hub import text_frame
+    text = "é" * (size // 2) + "x" * (size % 2)   # multibyte: the length is in bytes, not characters
+    expected = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+    assert text_frame(text) == expected
+
+
+async def test_take_hands_over_every_queued_frame_in_order_with_the_oldest_queue_time():
+    times = iter([10.0, 11.0, 12.0])
+    hub = Hub(clock=lambda: next(times))
+    sub = hub.subscribe(["X"], capacity=8)
+    for text in ("a", "b", "c"):
+        hub.publish("X", text)
+    queued, frames = await sub.take(most=2)
+    assert (queued, frames) == (10.0, [b"\x81\x01a", b"\x81\x01b"])
+    assert await sub.take() == (12.0, [b"\x81\x01c"])

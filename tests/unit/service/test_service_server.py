@@ -193,3 +193,24 @@ async def test_sigterm_with_a_stalled_reader_stops_in_seconds_and_still_tells_th
             took = time.monotonic() - started
     assert code == 1001 and states[-1:] == ["stopped"]
     assert took < 4, f"the service took {took:.1f}s to stop (compose's runner gives it 5)"
+
+
+# --- 6. many clients of a fast feed: every message whole and in order (each write carries many) ---
+async def test_ten_clients_of_a_fast_feed_each_get_every_message_whole_and_in_sequence():
+    with Service(MOCK_EVENT_RATE="20000", CLIENT_BUFFER="16384") as service:
+        async def follow() -> tuple[int, list[int]]:
+            seqs: list[int] = []
+            async with connect(service.ws + "?symbols=BTCUSDT", max_size=None) as ws:
+                end = time.monotonic() + 2
+                while time.monotonic() < end:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if message["type"] in ("snapshot", "delta", "trade"):
+                        seqs.append(message["seq"])
+            return len(seqs), seqs
+        results = await asyncio.gather(*(follow() for _ in range(10)))
+        writes = service.metric("hftlive_send_delay_seconds_count")
+        sent = service.metric("hftlive_events_out_total")
+    for count, seqs in results:
+        assert count > 2000, f"a client got only {count} messages in 2 s of a 20,000/s feed"
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a seq gap: a message was lost or garbled"
+    assert 0 < writes < sent, f"{writes} writes for {sent} messages: each write should carry what is queued"
