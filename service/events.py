@@ -1,7 +1,7 @@
 """What a source hands the feed: book snapshots and deltas, trades and source states (prices in integer ticks)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, get_args
 
@@ -38,6 +38,8 @@ class _BookLevels:
     local_ts: int
     bids: Levels
     asks: Levels
+    # When the live bot read it (wall clock, ns; 0 from a source without a bot): a stamp, not content.
+    read_ns: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ class Trade:
     tick: int
     qty: float
     side: TakerSide
+    read_ns: int = field(default=0, compare=False)   # as _BookLevels.read_ns
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,7 @@ class Feed:
         book.apply(seq, delta.bids, delta.asks)
         if self.recorder is not None:
             self.recorder.delta(delta, seq, book)
-        self._received(feed, delta.exch_ts, delta.local_ts)
+        self._received(feed, delta.exch_ts, delta.local_ts, delta.read_ns)
         self.metrics.deltas_in[delta.symbol].inc()
         self.hub.publish(delta.symbol, encode(delta_message(
             self.source_kind, self.exchange, delta.symbol, seq, delta.exch_ts, delta.local_ts,
@@ -103,7 +103,7 @@ class Feed:
         feed.book.advance(seq)
         if self.recorder is not None:
             self.recorder.trade(trade, seq, feed.book)
-        self._received(feed, trade.exch_ts, trade.local_ts)
+        self._received(feed, trade.exch_ts, trade.local_ts, trade.read_ns)
         feed.trades_total += 1
         message = trade_message(
             self.source_kind, self.exchange, trade.symbol, seq, trade.exch_ts, trade.local_ts,
@@ -136,7 +136,7 @@ class Feed:
         self.metrics.set_state(status.state)
         self.hub.broadcast(encode(self.status_message()))
 
-    def _received(self, feed: SymbolFeed, exch_ts: int, local_ts: int, hops: bool = True) -> None:
+    def _received(self, feed: SymbolFeed, exch_ts: int, local_ts: int, read_ns: int = 0, hops: bool = True) -> None:
         """A message arrived; with hops, its times are an exchange event's (a snapshot's may be a
         registration's: the connector stamps it with the book's last exchange time)."""
         feed.exch_ts = exch_ts
@@ -147,9 +147,13 @@ class Feed:
             self.metrics.lag_of[feed.instrument.symbol].observe(max(0, now - exch_ts) / 1e9)
         hop = self.metrics.hops_of.get(feed.instrument.symbol) if hops else None
         if hop is not None and local_ts > 0:
+            to_connector, to_bot, to_service, connector_to_service = hop
             if exch_ts > 0:
-                hop[0].observe(max(0, local_ts - exch_ts) / 1e9)
-            hop[1].observe(max(0, now - local_ts) / 1e9)
+                to_connector.observe(max(0, local_ts - exch_ts) / 1e9)
+            if read_ns > 0:
+                to_bot.observe(max(0, read_ns - local_ts) / 1e9)
+                to_service.observe(max(0, now - read_ns) / 1e9)
+            connector_to_service.observe(max(0, now - local_ts) / 1e9)
 
     # --- what the web layer reads ---
 

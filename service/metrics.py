@@ -14,7 +14,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .events import Exchange, SourceState
 
-HOP_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# Fine below 2.5 ms, where the hops inside one host are.
+HOP_BUCKETS = (0.000025, 0.00005, 0.0001, 0.00015, 0.0002, 0.00025, 0.0003, 0.0004, 0.0005, 0.00075, 0.001, 0.0015,
+               0.002, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+HOPS = ("exchange_to_connector", "connector_to_bot", "bot_to_service", "connector_to_service")   # hops_of's order
 LAG_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -49,10 +52,16 @@ class Metrics:
             ["symbol"], buckets=LAG_BUCKETS, registry=r)
         self.hop = Histogram(
             "hftlive_hop_seconds",
-            "Live source, per trade and book delta message (a delta carries its newest event's times): exchange_to_connector = connector receive time minus exchange time (the "
-            "exchange stamps milliseconds); connector_to_service = service receive time minus connector receive "
-            "time (IPC, the bot process and the pipe, in microseconds)",
+            "Live source, per trade and book delta message (a delta carries its newest event's times), on this "
+            "host's clock in microseconds except the first: exchange_to_connector = connector receive time minus "
+            "exchange time (the exchange stamps milliseconds); connector_to_bot = when the bot process read it "
+            "(iceoryx2 and the bot's drain); bot_to_service = service receive time minus that (the pipe between "
+            "the two processes); connector_to_service = the two together",
             ["symbol", "hop"], buckets=HOP_BUCKETS, registry=r)
+        self.send_delay = Histogram(
+            "hftlive_send_delay_seconds",
+            "Per write to a stream client: how long the oldest message in it waited in the client's queue "
+            "(the event loop's delay and the client's socket)", buckets=HOP_BUCKETS, registry=r)
         self.event_age = Gauge(
             "hftlive_last_event_age_seconds", "Seconds since the symbol's last event (-1 before the first)",
             ["symbol"], registry=r)
@@ -68,8 +77,7 @@ class Metrics:
         self.trades_in = {s: self.events_in.labels(s, "trade") for s in symbols}
         self.trades_lost = {s: self.lost.labels(s, "trade") for s in symbols}
         self.lag_of = {s: self.lag.labels(s) for s in symbols}
-        self.hops_of = {s: (self.hop.labels(s, "exchange_to_connector"), self.hop.labels(s, "connector_to_service"))
-                        for s in symbols} if source_kind == "live" else {}
+        self.hops_of = {s: tuple(self.hop.labels(s, hop) for hop in HOPS) for s in symbols} if source_kind == "live" else {}
 
     def set_state(self, state: SourceState) -> None:
         self.state.labels(self.source_kind).state(state.value)

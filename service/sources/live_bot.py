@@ -232,8 +232,9 @@ class BotLoop:
         self.dirty_since = None
         found = False
         lost = []
+        read_ns = self.wall()   # one stamp per look: the hop from the connector to the bot ends here
         for i, (symbol, tick_size, _) in enumerate(self.config.instruments):
-            trades, missing = self.collect_trades(i, symbol, tick_size)
+            trades, missing = self.collect_trades(i, symbol, tick_size, read_ns)
             found |= trades
             if missing:
                 lost.append(f"{missing} {symbol} trade(s)")
@@ -253,7 +254,7 @@ class BotLoop:
             if change is not None:
                 message, bids, asks = change
                 exch_ts, local_ts = self.times(i)
-                self.outbox.append(message(symbol, exch_ts, local_ts, bids, asks))
+                self.outbox.append(message(symbol, exch_ts, local_ts, bids, asks, read_ns))
                 found = True
         if found:
             self.feed_seen(now)
@@ -263,7 +264,7 @@ class BotLoop:
         if self.status is None or self.status.state is not SourceState.CONNECTED:   # called for every event
             self.set_state(SourceState.CONNECTED, f"feed from connector {self.config.connector!r}")
 
-    def collect_trades(self, i: int, symbol: str, tick_size: float) -> tuple[bool, int]:
+    def collect_trades(self, i: int, symbol: str, tick_size: float, read_ns: int) -> tuple[bool, int]:
         """(any trades, how many this bot missed while it ran); all missed ones, those lost while no bot
         listened (before this bot's first numbered trade) included, go out as a FeedLoss."""
         records = self.bot.last_trades(i)
@@ -279,7 +280,7 @@ class BotLoop:
             lost += missing
             missed_live += missing if live else 0
             side = "buy" if ev & BUY_EVENT else "sell"
-            self.outbox.append(Trade(symbol, exch_ts, local_ts, round(px / tick_size), qty, side))
+            self.outbox.append(Trade(symbol, exch_ts, local_ts, round(px / tick_size), qty, side, read_ns))
         if lost:
             self.outbox.append(FeedLoss(symbol, lost))
         return True, missed_live

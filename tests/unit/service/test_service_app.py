@@ -259,8 +259,10 @@ def test_a_live_source_exports_each_hop_of_an_event_in_microseconds():
     source = ScriptedSource("live", settings.exchange)
     with TestClient(create_app(settings, source)) as client:
         now = time.time_ns()
-        # Exchange time 3 ms before the connector got it; the connector got it 400 µs before now.
-        client.portal.call(source.sink.trade, Trade("BTCUSDT", now - 3_400_000, now - 400_000, 600001, 0.25, "buy"))
+        # Exchange time 3 ms before the connector got it; the connector got it 400 µs before now, the bot
+        # read it 150 µs after that.
+        client.portal.call(source.sink.trade, Trade("BTCUSDT", now - 3_400_000, now - 400_000, 600001, 0.25, "buy",
+                                                    read_ns=now - 250_000))
         metrics = client.get("/metrics").text.splitlines()
 
     def bucket(hop: str, le: str) -> float:
@@ -268,6 +270,8 @@ def test_a_live_source_exports_each_hop_of_an_event_in_microseconds():
         return float(next(m for m in metrics if m.startswith(line)).rsplit(" ", 1)[1])
     assert (bucket("exchange_to_connector", "0.0025"), bucket("exchange_to_connector", "0.005")) == (0.0, 1.0)
     assert (bucket("connector_to_service", "0.00025"), bucket("connector_to_service", "0.1")) == (0.0, 1.0)
+    assert (bucket("connector_to_bot", "0.0001"), bucket("connector_to_bot", "0.00025")) == (0.0, 1.0)
+    assert (bucket("bot_to_service", "0.0001"), bucket("bot_to_service", "0.1")) == (0.0, 1.0)
 
 
 def test_the_mock_has_no_hops_to_export(mock_settings):

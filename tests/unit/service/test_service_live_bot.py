@@ -211,6 +211,8 @@ def test_trades_are_copied_with_taker_side_and_tick_then_cleared_before_the_book
     assert out.index(trades[-1]) < [type(m) for m in out].index(BookSnapshot)
     assert bot.cleared == 1 and bot.trades[0] == []
     assert not any(isinstance(m, FeedLoss) for m in out), "unnumbered trades: nothing to tell"
+    read = [m.read_ns for m in out if isinstance(m, (Trade, BookSnapshot))]
+    assert read == [999, 999, 999], "each trade and book change carries when the bot read it (the hop metric)"
 
 
 def test_skipped_trade_numbers_are_reported_as_lost_and_the_bot_is_rebuilt_for_the_whole_book(h):
