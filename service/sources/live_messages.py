@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import copyreg
 import io
+import os
 import pickle
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from operator import attrgetter
@@ -39,15 +41,55 @@ def _by_fields(cls: type[Message]) -> Callable[[Any], tuple]:
 _REDUCERS = copyreg.dispatch_table | {cls: _by_fields(cls) for cls in MESSAGE_TYPES}
 
 
+HEADER = struct.Struct("!I")   # each batch on the pipe: its pickle's length, then the pickle
+READ_CHUNK = 1 << 20
+
+
 def send(conn: Any, batch: list[Message]) -> None:
-    """Send a batch over a multiprocessing Connection (raises what Connection.send_bytes raises)."""
+    """Write a batch to the pipe under a multiprocessing Connection (blocking; raises OSError if it broke)."""
     buffer = io.BytesIO()
+    buffer.write(bytes(HEADER.size))
     pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
     pickler.dispatch_table = _REDUCERS
     pickler.dump(batch)
-    conn.send_bytes(buffer.getbuffer())
+    view = buffer.getbuffer()
+    HEADER.pack_into(view, 0, len(view) - HEADER.size)
+    fd = conn.fileno()
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class Unframer:
+    """The web process's end: bytes as they come off the pipe in, whole batches out."""
+
+    def __init__(self) -> None:
+        self.pending = bytearray()
+
+    def feed(self, data: bytes) -> list[list[Message]]:
+        pending = self.pending
+        pending += data
+        batches, at = [], 0
+        while len(pending) - at >= HEADER.size:
+            (size,) = HEADER.unpack_from(pending, at)
+            end = at + HEADER.size + size
+            if end > len(pending):
+                break
+            batches.append(pickle.loads(memoryview(pending)[at + HEADER.size:end]))
+            at = end
+        del pending[:at]
+        return batches
 
 
 def receive(conn: Any) -> list[Message]:
-    """The next batch; EOFError once the sending end is closed."""
-    return pickle.loads(conn.recv_bytes())
+    """The next batch, blocking (tests; the service reads on its event loop); EOFError once the sender is gone."""
+    fd = conn.fileno()
+
+    def exactly(size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            more = os.read(fd, size - len(data))
+            if not more:
+                raise EOFError("the bot process closed the pipe")
+            data += more
+        return data
+    return pickle.loads(exactly(HEADER.unpack(exactly(HEADER.size))[0]))

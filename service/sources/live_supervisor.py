@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
-import threading
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +14,7 @@ from ..config import DEFAULT_EXCHANGE, Settings
 from ..events import BookDelta, BookSnapshot, Exchange, FeedLoss, SourceState, SourceStatus, Trade
 from .base import Sink, Source
 from .live_bot import run
-from .live_messages import BotConfig, Message, receive
+from .live_messages import READ_CHUNK, BotConfig, Message, Unframer
 
 STOP_GRACE_S = 5.0
 STABLE_RUN_S = 60.0   # a bot process that ran this long resets the restart back-off
@@ -25,7 +25,7 @@ class LiveSource(Source):
 
     Why a process of its own ('spawn', never fork): the bot's jitclass calls hold the GIL while they wait,
     iceoryx2 takes over the process's signal handlers, and an IPC failure aborts the whole process.
-    The bot process sends batches over a pipe; a reader thread hands them to the event loop.
+    The bot process sends batches over a pipe, which the event loop reads as it becomes readable.
     """
 
     kind = "live"
@@ -127,27 +127,37 @@ class LiveSource(Source):
         sender.close()   # the bot process holds the only sending end: EOF means it is gone
         self._process = process
         closed: asyncio.Future = loop.create_future()
-        threading.Thread(
-            target=self._read, args=(receiver, loop, closed), name="live-bot-reader", daemon=True).start()
-        await closed
+        fd, unframer = receiver.fileno(), Unframer()
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self._read, fd, unframer, closed)
+        try:
+            await closed
+        finally:
+            loop.remove_reader(fd)
+            receiver.close()
         await loop.run_in_executor(None, process.join, STOP_GRACE_S)
         if process.is_alive():
             process.kill()
             await loop.run_in_executor(None, process.join, STOP_GRACE_S)
         return process.exitcode
 
-    def _read(self, receiver: Any, loop: asyncio.AbstractEventLoop, closed: asyncio.Future) -> None:
-        """Reader thread: blocking receives (they release the GIL), each batch handed to the loop."""
-        try:
-            while True:
-                batch = receive(receiver)
-                loop.call_soon_threadsafe(self._deliver, batch)
-        except (EOFError, OSError):
-            pass
-        finally:
-            receiver.close()
-            with contextlib.suppress(RuntimeError):   # the loop may already be closed at shutdown
-                loop.call_soon_threadsafe(_resolve, closed)
+    def _read(self, fd: int, unframer: Unframer, closed: asyncio.Future) -> None:
+        """On the event loop, when the pipe is readable: what is there now, each whole batch delivered at once
+        (a reader thread cost about 0.4 ms per batch: its wake-up, the GIL, then the loop's)."""
+        while True:
+            try:
+                data = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:   # the bot process holds the only sending end: it is gone
+                _resolve(closed)
+                return
+            for batch in unframer.feed(data):
+                self._deliver(batch)
+            if len(data) < READ_CHUNK:
+                return
 
     def _deliver(self, batch: list[Message]) -> None:
         sink = self._sink

@@ -4,13 +4,14 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
 import time
 from typing import get_args
 
 import pytest
 
 from service.events import BookDelta, BookSnapshot, SourceState, SourceStatus, Trade
-from service.sources.live_messages import MESSAGE_TYPES, BotConfig, Message, receive, send
+from service.sources.live_messages import MESSAGE_TYPES, BotConfig, Message, Unframer, receive, send
 from service.sources.live_supervisor import LiveSource
 
 INSTRUMENTS = (("BTCUSDT", 0.1, 0.001),)
@@ -71,6 +72,25 @@ def test_every_message_type_crosses_the_pipe_as_itself():
     assert received == batch and [type(m) for m in received] == [type(m) for m in batch]
     assert received[-1].state is SourceState.STALE
     assert set(MESSAGE_TYPES) == set(get_args(Message))   # a new message type gets its pickling too
+
+
+def test_batches_come_off_the_pipe_whole_however_the_bytes_are_split():
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    batches = [SCRIPT[:1], SCRIPT, [SourceStatus(SourceState.STALE, "x" * 70_000)]]   # one over a pipe's buffer
+    def write() -> None:
+        for batch in batches:
+            send(sender, batch)
+        sender.close()
+    writer = threading.Thread(target=write)
+    writer.start()
+    data = b""
+    while chunk := os.read(receiver.fileno(), 65536):
+        data += chunk
+    writer.join()
+    unframer, got = Unframer(), []
+    for at in range(0, len(data), 7):   # seven bytes at a time: headers and pickles split anywhere
+        got += unframer.feed(data[at:at + 7])
+    assert got == batches and unframer.pending == b""
 
 
 async def test_events_from_the_bot_process_reach_the_sink_in_order_and_stop_ends_it():
