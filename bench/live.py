@@ -428,6 +428,35 @@ def cpu_percent(before: dict, after: dict) -> dict[str, float | None]:
     return out
 
 
+SERVICE_HOPS = (("connector_to_bot", "conn→bot"), ("bot_to_service", "bot→svc"), ("send_delay", "queue→write"))
+
+
+def buckets(url: str) -> dict[str, dict[float, float]]:
+    """The service's per-hop histograms (cumulative counts by upper bound, seconds), for SERVICE_HOPS."""
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    found: dict[str, dict[float, float]] = {hop: {} for hop, _ in SERVICE_HOPS}
+    for line in text.splitlines():
+        if line.startswith("hftlive_hop_seconds_bucket{"):
+            hop = line.split('hop="', 1)[1].split('"', 1)[0]
+        elif line.startswith("hftlive_send_delay_seconds_bucket{"):
+            hop = "send_delay"
+        else:
+            continue
+        if hop in found:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            found[hop][float(le)] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound (s) of the bucket holding quantile q of what was observed between two readings."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return float("nan")
+    return next(b for b, c in zip(bounds, counts) if c >= q * counts[-1])
+
+
 def sim_counts(project: LiveBench) -> tuple[int, int]:
     sent = control(project, "GET", f"/control/trades?symbol={SYMBOL}")["sent"]
     actions = control(project, "GET", "/control/stats")["actions"][SYMBOL]
@@ -459,6 +488,7 @@ def window(project: LiveBench, consumers: list[Consumer], rate: int, seconds: fl
         consumer.ask("take")   # what came before the window
     sent0, actions0 = sim_counts(project)
     in0 = events_in(project.service_url, "trade")   # the service's count: a loss before or after it
+    hops0 = buckets(project.service_url)
     control(project, "POST", f"/control/rate?value={rate}")
     cpu0 = cpu_snapshot(project, consumers)
     control(project, "POST", "/control/resume")
@@ -472,7 +502,8 @@ def window(project: LiveBench, consumers: list[Consumer], rate: int, seconds: fl
     settle(consumers, sent, quiet_s=1.5, limit_s=6)
     seen = {c.name: c.ask("take", timeout=60) for c in consumers}
     return {"rate": rate, "actions_s": (actions1 - actions0) / elapsed, "sent": sent,
-            "service_in": events_in(project.service_url, "trade") - in0, "seen": seen, "cpu": cpu}
+            "service_in": events_in(project.service_url, "trade") - in0, "seen": seen, "cpu": cpu,
+            "hops": (hops0, buckets(project.service_url))}
 
 
 # --- the report ------------------------------------------------------------------------------------------------
@@ -543,6 +574,47 @@ def hop_report(rows: list[dict]) -> None:
             return f"{quantile_ms(values, q) * 1e3:>8.0f}"
         print(f"{row['rate']:>7} | {us(first, 0.5):>13} {us(first, 0.99)} | {us(second, 0.5):>15} {us(second, 0.99)} "
               f"{us(second, 0.999)} | {us(total, 0.5):>9} {us(total, 0.99)}")
+    print("\n... and connector → client split inside the service, from its /metrics histograms over each window "
+          "(the bucket holding\nthe quantile, upper bound, µs): conn→bot = iceoryx2 and the bot's drain and read; "
+          "bot→svc = the pipe to the web process and its\nevent loop; queue→write = a client's queue to the socket "
+          "write (the rest of conn→client is the client's own receive):")
+    print(f"{'rate/s':>7} | " + " | ".join(f"{label + ' p50':>15} {'p99':>7}" for _, label in SERVICE_HOPS))
+    for row in rows:
+        before, after = row["hops"]
+        cells = []
+        for hop, _ in SERVICE_HOPS:
+            p50, p99 = (bucket_quantile(before[hop], after[hop], q) * 1e6 for q in (0.5, 0.99))
+            cells.append(f"{'≤' + format(p50, '.0f'):>15} {'≤' + format(p99, '.0f'):>7}")
+        print(f"{row['rate']:>7} | " + " | ".join(cells))
+
+
+def loss_free(rows: list[dict], name: str) -> tuple[dict | None, dict | None]:
+    """(the highest window before the consumer's first loss, that first lossy window)."""
+    first_bad = next((r for r in rows if not clean(r, name)), None)
+    good = [r for r in rows if clean(r, name) and (first_bad is None or r["rate"] < first_bad["rate"])]
+    return (good[-1] if good else None), first_bad
+
+
+def goals(rows: list[dict], anchor: str) -> None:
+    """Issue 13's table: each goal, both consumers' figures from this run, their ratio, and whether it is met."""
+    by_rate = {r["rate"]: r for r in rows}
+
+    def trades(rate: int, name: str, q: str) -> float:
+        row = by_rate.get(rate)
+        return latency(row["seen"][name]["trade_ns"])[q] if row else float("nan")
+    print(f"\ngoals (service / {anchor}, this run):")
+    print(f"{'metric':<44} {'service':>9} {anchor:>10} {'ratio':>6} {'goal':>7}  met")
+    lines = [(f"trades p50 at {rate:,}/s, ms", trades(rate, "service", "p50"), trades(rate, anchor, "p50"))
+             for rate in (1000, 10000)]
+    lines.append(("trades p99 at 10,000/s, ms", trades(10000, "service", "p99"), trades(10000, anchor, "p99")))
+    for metric, ours, theirs in lines:
+        r = ours / theirs if theirs and theirs == theirs and ours == ours else float("nan")
+        print(f"{metric:<44} {ours:>9.2f} {theirs:>10.2f} {r:>6.2f} {'≤ 1.00':>7}  {'yes' if r <= 1.0 else 'no'}")
+    (ours, _), (theirs, theirs_bad) = loss_free(rows, "service"), loss_free(rows, anchor)
+    a, b = (ours["rate"] if ours else 0), (theirs["rate"] if theirs else 0)
+    ceiling = "" if theirs_bad else f" ({anchor} lost nothing: its ceiling is higher)"
+    print(f"{'highest loss-free rate, actions/s':<44} {a:>9} {b:>10} {a / b if b else float('nan'):>6.2f} "
+          f"{'≥ 1.00':>7}  {'yes' if b and a >= b else 'no'}{ceiling}")
 
 
 def report(rows: list[dict], anchor: str) -> None:
@@ -566,9 +638,7 @@ def report(rows: list[dict], anchor: str) -> None:
         print(f"{row['rate']:>7} | " + " ".join(f"{c:>10.0f}" if c is not None else f"{'-':>10}" for c in cells))
     print("\nhighest rate sustained without loss (every trade sent arrived, no seq gap, no cut), this ramp:")
     for name in ("service", anchor):
-        first_bad = next((r for r in rows if not clean(r, name)), None)
-        good = [r for r in rows if clean(r, name) and (first_bad is None or r["rate"] < first_bad["rate"])]
-        best = good[-1] if good else None
+        best, first_bad = loss_free(rows, name)
         shown = f"{best['rate']:>7} actions/s set ({best['actions_s']:.0f}/s measured)" if best else "none"
         after = (f"; first loss at {first_bad['rate']}/s: {lost(first_bad, name)} trades lost, "
                  f"{first_bad['seen'][name]['gaps']} gaps, cuts {first_bad['seen'][name]['cuts']}"
@@ -583,6 +653,7 @@ def report(rows: list[dict], anchor: str) -> None:
         after = (f"; at {first_bad['rate']}/s: drift {drift_ms(first_bad['seen'][name]['trade_ns']):.1f} ms, "
                  f"{lost(first_bad, name)} trades lost" if first_bad else "; kept up at every rate tried")
         print(f"  {name:<10} {shown}{after}")
+    goals(rows, anchor)
 
 
 def main() -> int:

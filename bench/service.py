@@ -124,9 +124,10 @@ def main() -> int:
     print(f"{'clients':>7} {'rate':>6} {'offered ev/s':>12} {'per client':>10} {'ratio':>6} {'total msg/s':>11} "
           f"{'p50 ms':>7} {'p99 ms':>8} {'cut':>4} {'RSS MB':>7}")
     sustained: dict[int, float] = {}
+    cells: dict[tuple[int, int], dict] = {}
     for count in map(int, args.clients.split(",")):
         for rate in map(int, args.rates.split(",")):
-            r = cell(count, rate, args.seconds)
+            r = cells[count, rate] = cell(count, rate, args.seconds)
             ratio = r["per_client"] / r["offered"] if r["offered"] else 0
             print(f"{count:>7} {rate:>6} {r['offered']:>12.0f} {r['per_client']:>10.0f} {ratio:>6.2f} "
                   f"{r['total']:>11.0f} {r['p50_ms']:>7.1f} {r['p99_ms']:>8.1f} {r['cut']:>4} {r['rss_mb']:>7.1f}",
@@ -136,6 +137,13 @@ def main() -> int:
     print("\nsustained (every client got ≥ 98 % of the events, none cut), events/s per client:")
     for count in map(int, args.clients.split(",")):
         print(f"  {count:>3} clients: {sustained.get(count, 0):>8.0f}")
+    goal = cells.get((100, 1000))
+    if goal is not None:
+        kept = goal["offered"] and goal["per_client"] / goal["offered"] >= 0.98 and goal["cut"] == 0
+        print(f"\ngoal, 100 clients x 1,000 events/s each: every client keeps up (>= 98 % of the events, none cut) "
+              f"and p99 <= 50 ms\n  got {goal['per_client']:.0f}/s each of {goal['offered']:.0f} offered "
+              f"(ratio {goal['per_client'] / goal['offered'] if goal['offered'] else 0:.2f}), {goal['cut']} cut, "
+              f"p99 {goal['p99_ms']:.1f} ms: {'met' if kept and goal['p99_ms'] <= 50 else 'NOT met'}")
     print(f"\n{'image':<32} {'MB':>7} {'target':>7} {'ratio':>6}")
     for ref, target in TARGETS_MB.items():
         size = image_mb(ref)
