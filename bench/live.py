@@ -433,18 +433,15 @@ SERVICE_HOPS = (("connector_to_bot", "conn→bot"), ("bot_to_service", "bot→sv
 
 def buckets(url: str) -> dict[str, dict[float, float]]:
     """The service's per-hop histograms (cumulative counts by upper bound, seconds), for SERVICE_HOPS."""
+    from prometheus_client.parser import text_string_to_metric_families
     text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
     found: dict[str, dict[float, float]] = {hop: {} for hop, _ in SERVICE_HOPS}
-    for line in text.splitlines():
-        if line.startswith("hftlive_hop_seconds_bucket{"):
-            hop = line.split('hop="', 1)[1].split('"', 1)[0]
-        elif line.startswith("hftlive_send_delay_seconds_bucket{"):
-            hop = "send_delay"
-        else:
-            continue
-        if hop in found:
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            found[hop][float(le)] = float(line.rsplit(" ", 1)[1])
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                hop = "send_delay" if family.name == "hftlive_send_delay_seconds" else sample.labels.get("hop")
+                if hop in found:
+                    found[hop][float(sample.labels["le"])] = sample.value
     return found
 
 
