@@ -18,6 +18,7 @@ Query = Mapping[str, str]
 MAX_RATE = 1_000_000.0
 MAX_REJECTS = 1_000_000
 MAX_ACK_DELAY_MS = 60_000.0
+MAX_STAMP_MS = 10**15   # a ms stamp past any clock's (year 33658); Bybit's T are 13 digits
 # Query numbers are plain ASCII decimals; float() and int() also take "1e3", " 5", "1_0" and other scripts' digits.
 DECIMAL = re.compile(r"[0-9]{1,16}(?:\.[0-9]{1,16})?")
 DEPTH_WORDS = {str(depth): depth for depth in DEPTHS}   # "50" is a depth; "050", "50.0" and "５０" are not
@@ -49,6 +50,7 @@ class Control:
             "/control/rate": ("POST", self.rate),
             "/control/book": ("GET", self.book),
             "/control/trades": ("GET", self.trades),
+            "/control/sent": ("GET", self.sent),
             "/control/stats": ("GET", self.stats),
             "/control/ledger": ("GET", lambda query: ledger_data(self.desk.ledger)),
             "/control/reject": ("POST", self.reject),
@@ -180,6 +182,15 @@ class Control:
 
     def trades(self, query: Query) -> dict[str, Any]:
         return self.exchange.trades(self._symbol(query))
+
+    def sent(self, query: Query) -> dict[str, Any]:
+        symbol = self._symbol(query)
+        if "since_ms" not in query:
+            return self.exchange.sent(symbol)
+        since = self._number(query, "since_ms", 0, MAX_STAMP_MS)
+        if not since.is_integer():
+            raise BadRequest(f"since_ms={_shown(query['since_ms'])}: give a whole number from 0 to {MAX_STAMP_MS:g}")
+        return self.exchange.sent(symbol, int(since))
 
     def stats(self, query: Query) -> dict[str, Any]:
         gateway = self.gateway

@@ -14,6 +14,8 @@ from market.pacing import pace
 from market.seed import symbol_seed
 
 from .book import DEPTHS, DepthStream, Push
+from .sent import KEEP_STAMPS, SendTimes
+from .session import OnSent
 from .wire import Prices, book_message, now_ms, trade_messages
 
 
@@ -21,7 +23,7 @@ class Outlet(Protocol):
     """Where streams go: the WebSocket gateway."""
 
     def subscribed(self, topic: str) -> bool: ...
-    def publish(self, topic: str, texts: list[str], kind: str) -> None: ...
+    def publish(self, topic: str, texts: list[str], kind: str, on_sent: OnSent | None = None) -> None: ...
 
 
 class Trader(Protocol):
@@ -46,6 +48,7 @@ class SymbolFeed:
         self.actions = 0
         self.trades: deque[dict[str, Any]] = deque(maxlen=history)   # every trade sent, for the ground truth
         self.trades_sent = 0
+        self.send_times = SendTimes(KEEP_STAMPS)   # not SIM_TRADE_HISTORY: a benchmark keeps few trades, every send
         self._ids = random.Random(symbol_seed(seed, inst.symbol) ^ 0x5EED)
         self._last_tick: int | None = None
         self._last_move = "ZeroPlusTick"
@@ -154,7 +157,8 @@ class Exchange:
 
     def _print(self, feed: SymbolFeed, trades: list[dict[str, Any]], stamp: int) -> None:
         if trades and self.outlet.subscribed(feed.trade_topic):
-            self.outlet.publish(feed.trade_topic, trade_messages(feed.trade_topic, trades, stamp), "trade")
+            self.outlet.publish(feed.trade_topic, trade_messages(feed.trade_topic, trades, stamp), "trade",
+                                feed.send_times.on_sent(stamp))
 
     def book_of(self, symbol: str) -> tuple[dict[int, int], dict[int, int]]:
         """The model's book (what the depth streams show at their next push)."""
@@ -219,3 +223,8 @@ class Exchange:
         feed = self.feeds[symbol]
         return {"symbol": symbol, "topic": feed.trade_topic, "sent": feed.trades_sent,
                 "kept": len(feed.trades), "trades": list(feed.trades)}
+
+    def sent(self, symbol: str, since_ms: int | None = None) -> dict[str, Any]:
+        """When each trade stamp's messages were first written to a client (ns), for latency finer than T's ms."""
+        feed = self.feeds[symbol]
+        return {"symbol": symbol, "topic": feed.trade_topic, "sent": feed.send_times.since(since_ms)}

@@ -14,7 +14,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from .config import MAX_BACKLOG_BYTES
-from .session import Session
+from .session import OnSent, Session
 from .wire import dumps, now_ms, reply
 
 LOG = logging.getLogger("simulator")
@@ -72,10 +72,10 @@ class Gateway:
     def subscribed(self, topic: str) -> bool:
         return bool(self.subscribers.get(topic))
 
-    def publish(self, topic: str, texts: list[str], kind: str) -> None:
+    def publish(self, topic: str, texts: list[str], kind: str, on_sent: OnSent | None = None) -> None:
         for session in self.subscribers.get(topic, ()):
             for text in texts:
-                session.send(text, kind)
+                session.send(text, kind, on_sent)
 
     # --- a connection ---
 

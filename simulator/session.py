@@ -4,7 +4,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections import Counter
+from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -13,6 +15,7 @@ from .config import MAX_BACKLOG_BYTES
 
 LOG = logging.getLogger("simulator")
 HELD_PER_MESSAGE = 128   # bytes a waiting message costs beyond its text: the str's header, a tuple, a queue slot
+OnSent = Callable[[int], None]   # told, once a message is written, the wall-clock ns its write began
 
 
 def new_conn_id() -> str:
@@ -33,7 +36,7 @@ class Session:
         self.cut_off = False                             # for falling too far behind
         self._flowing = flowing
         self._sent = sent
-        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, str, OnSent | None]] = asyncio.Queue()
         self._held = 0   # bytes of the messages queued or being sent (dumps writes ASCII: characters are bytes)
 
     @property
@@ -47,13 +50,14 @@ class Session:
         transport = self.ws.transport
         return self._held + (transport.get_write_buffer_size() if transport is not None else 0)
 
-    def send(self, text: str, kind: str) -> None:
+    def send(self, text: str, kind: str, on_sent: OnSent | None = None) -> None:
+        """Queue `text`; `on_sent`, if given, is told when its write began (time.time_ns()) once it returned."""
         if self.cut_off:
             return
         if self.backlog + len(text) + HELD_PER_MESSAGE > self.max_backlog_bytes:
             self.cut()
             return
-        self._queue.put_nowait((kind, text))
+        self._queue.put_nowait((kind, text, on_sent))
         self._held += len(text) + HELD_PER_MESSAGE
 
     def cut(self) -> None:
@@ -75,9 +79,12 @@ class Session:
         """Send queued messages in order; while the simulator is stalled, nothing at all leaves."""
         try:
             while True:
-                kind, text = await self._queue.get()
+                kind, text, on_sent = await self._queue.get()
                 await self._flowing.wait()
+                began = time.time_ns()   # not after: the reader it wakes can run (and receive) before we resume
                 await self.ws.send(text)   # held until sent: the transport has its bytes, but this is its text
+                if on_sent is not None:
+                    on_sent(began)
                 self._held -= len(text) + HELD_PER_MESSAGE
                 self._sent[kind] += 1
         except ConnectionClosed:
