@@ -29,7 +29,10 @@ use crate::{
     heartbeat::Heartbeat,
     ipc::{EventSender, IpcStats},
     tls::Tls,
-    trading::link::{self, DeskInput},
+    trading::{
+        control,
+        link::{self, DeskInput},
+    },
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,6 +100,9 @@ pub async fn run(
     stats.set_missed_tick_behavior(MissedTickBehavior::Delay);
     stats.reset();
     let desk = link::spawn(&config, &tls, events.clone());
+    if let Some(addr) = config.control_listen {
+        control::spawn(addr, desk.clone(), ipc_stats.clone());
+    }
     let mut live = Live {
         desk,
         connector: Connector::new(config.depth, rest.is_some()),

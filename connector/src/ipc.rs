@@ -13,12 +13,17 @@ use std::{
 
 use anyhow::{Context, anyhow};
 use hftbacktest::{
-    live::ipc::iceoryx::IceoryxBuilder,
-    types::{LiveEvent, LiveRequest},
+    live::ipc::{TO_ALL, iceoryx::IceoryxBuilder},
+    types::{LiveEvent, LiveRequest, TRADE_EVENT},
 };
 use serde::Deserialize;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tracing::{info, warn};
+
+use crate::{
+    events::now_ns,
+    metrics::{Hops, Kind},
+};
 
 /// How often the thread looks for bot requests when no event is going out.
 const POLL: Duration = Duration::from_millis(1);
@@ -32,6 +37,8 @@ pub struct IpcStats {
     pub send_errors: AtomicU64,
     pub received: AtomicU64,
     pub receive_errors: AtomicU64,
+    /// Live market events sent to every bot, timed once iceoryx2 has them.
+    pub hops: Hops,
 }
 
 /// Hands batches to the IPC thread.
@@ -121,6 +128,19 @@ fn pump(
                         match to_bots.send(*id, event) {
                             Ok(()) => {
                                 stats.sent.fetch_add(1, Ordering::Relaxed);
+                                if let (TO_ALL, LiveEvent::Feed { event, .. }) = (*id, event) {
+                                    let kind = if event.ev & TRADE_EVENT != 0 {
+                                        Kind::Trade
+                                    } else {
+                                        Kind::Depth
+                                    };
+                                    stats.hops.observe(
+                                        kind,
+                                        event.exch_ts,
+                                        event.local_ts,
+                                        now_ns(),
+                                    );
+                                }
                             }
                             Err(error) => {
                                 let n = stats.send_errors.fetch_add(1, Ordering::Relaxed) + 1;

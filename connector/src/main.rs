@@ -9,6 +9,7 @@ mod event_loop;
 mod events;
 mod heartbeat;
 mod ipc;
+mod metrics;
 mod tls;
 mod trading;
 

@@ -155,6 +155,20 @@ fn wait_until(bot: &mut TestBot, what: &str, secs: u64, mut done: impl FnMut(&Te
     panic!("timed out waiting for: {what}");
 }
 
+/// One plain HTTP GET on 127.0.0.1: the whole response, head and body.
+fn get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect control API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: connector\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
 fn stub_ops(state: &Arc<Mutex<StubState>>) -> Vec<(String, Vec<String>)> {
     state.lock().map(|s| s.ops.clone()).unwrap_or_default()
 }
@@ -204,12 +218,18 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
         addrs
     });
 
+    // The control API's port: free now, the connector binds it next.
+    let control_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let config = dir.join("connector.toml");
     std::fs::write(
         &config,
         format!(
             "public_url = \"ws://{ws_addr}/v5/public/linear\"\nrest_url = \"http://{rest_addr}\"\ncategory = \"linear\"\n\
-             ping_interval_s = 1\nstale_after_s = 4\nreconnect_min_s = 0.1\nreconnect_max_s = 0.5\nstats_interval_s = 2\n"
+             ping_interval_s = 1\nstale_after_s = 4\nreconnect_min_s = 0.1\nreconnect_max_s = 0.5\nstats_interval_s = 2\n\
+             control_listen = \"127.0.0.1:{control_port}\"\n"
         ),
     )
     .expect("config");
@@ -314,6 +334,27 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
         .expect("trade");
     assert!(trade.is(LOCAL_SELL_TRADE_EVENT));
     assert_eq!(trade.exch_ts, 1_700_000_000_099_000_000);
+    // The control API's /metrics times the trade and the delta from receive to iceoryx2.
+    let metrics = get(control_port, "/metrics");
+    assert!(
+        metrics.starts_with("HTTP/1.1 200") && metrics.contains("text/plain; version=0.0.4"),
+        "{metrics}"
+    );
+    for kind in ["trade", "depth"] {
+        let count = format!(
+            "hftlive_connector_hop_seconds_count{{hop=\"receive_to_publish\",kind=\"{kind}\"}} "
+        );
+        let n: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&count))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {count} in\n{metrics}"));
+        assert!(n >= 1, "{kind}: {n}");
+    }
+    assert!(
+        metrics.contains("\nhftlive_connector_send_errors_total 0\n"),
+        "{metrics}"
+    );
     // Malformed frames are survived.
     send("{not json".to_string());
     send(r#"{"topic":"orderbook.50.BTCUSDT","type":"delta","data":{"s":"BTCUSDT","b":[["100.0","1"]],"a":[],"u":102}}"#.to_string());

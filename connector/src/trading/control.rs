@@ -1,8 +1,13 @@
-//! The control API on `control_listen`: `GET /trading` (the desk's view) and `POST /kill` (the
-//! kill switch). Plain HTTP/1.1, one request per connection, for the service on the compose
+//! The control API on `control_listen`: `GET /trading` (the desk's view), `POST /kill` (the
+//! kill switch) and `GET /metrics` (Prometheus text: the connector's hops and IPC counters).
+//! Plain HTTP/1.1, one request per connection, for the service and a Prometheus on the compose
 //! network; never published to the host.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use serde_json::{Value, json};
 use tokio::{
@@ -14,11 +19,12 @@ use tokio::{
 use tracing::{error, info, warn};
 
 use super::link::DeskInput;
+use crate::{ipc::IpcStats, metrics};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_REQUEST: usize = 8192;
 
-pub fn spawn(addr: SocketAddr, desk: UnboundedSender<DeskInput>) {
+pub fn spawn(addr: SocketAddr, desk: UnboundedSender<DeskInput>, stats: Arc<IpcStats>) {
     tokio::spawn(async move {
         let listener = match TcpListener::bind(addr).await {
             Ok(l) => l,
@@ -27,11 +33,11 @@ pub fn spawn(addr: SocketAddr, desk: UnboundedSender<DeskInput>) {
                 return;
             }
         };
-        info!(%addr, "control API listening (GET /trading, POST /kill)");
+        info!(%addr, "control API listening (GET /trading, POST /kill, GET /metrics)");
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve(stream, desk.clone()));
+                    tokio::spawn(serve(stream, desk.clone(), stats.clone()));
                 }
                 Err(e) => warn!(error = %e, "control API: accept failed"),
             }
@@ -39,12 +45,22 @@ pub fn spawn(addr: SocketAddr, desk: UnboundedSender<DeskInput>) {
     });
 }
 
-async fn serve(mut stream: TcpStream, desk: UnboundedSender<DeskInput>) {
-    let (status, body) = match timeout(READ_TIMEOUT, read_head(&mut stream)).await {
-        Ok(Some(head)) => answer(&head, &desk).await,
-        _ => (400, json!({"error": "bad request"})),
+async fn serve(mut stream: TcpStream, desk: UnboundedSender<DeskInput>, stats: Arc<IpcStats>) {
+    let head = timeout(READ_TIMEOUT, read_head(&mut stream)).await;
+    let (status, content_type, body) = match head {
+        Ok(Some(head)) if request_line(&head) == ("GET", "/metrics") => {
+            (200, PROMETHEUS_TEXT, render_metrics(&stats))
+        }
+        Ok(Some(head)) => {
+            let (status, body) = answer(&head, &desk).await;
+            (status, "application/json", body.to_string())
+        }
+        _ => (
+            400,
+            "application/json",
+            json!({"error": "bad request"}).to_string(),
+        ),
     };
-    let body = body.to_string();
     let reason = match status {
         200 => "OK",
         404 => "Not Found",
@@ -53,7 +69,7 @@ async fn serve(mut stream: TcpStream, desk: UnboundedSender<DeskInput>) {
         _ => "Bad Request",
     };
     let response = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = stream.write_all(response.as_bytes()).await;
@@ -74,12 +90,50 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
-async fn answer(head: &str, desk: &UnboundedSender<DeskInput>) -> (u16, Value) {
+/// (method, path) of the request line.
+fn request_line(head: &str) -> (&str, &str) {
     let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
-    let (method, path) = (
+    (
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
-    );
+    )
+}
+
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+fn render_metrics(stats: &IpcStats) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    stats.hops.render(&mut out);
+    let counters = [
+        (
+            "hftlive_connector_events_sent_total",
+            "Events handed to iceoryx2 for bots",
+            &stats.sent,
+        ),
+        (
+            "hftlive_connector_send_errors_total",
+            "Events iceoryx2 refused",
+            &stats.send_errors,
+        ),
+        (
+            "hftlive_connector_requests_total",
+            "Requests read from bots",
+            &stats.received,
+        ),
+        (
+            "hftlive_connector_request_errors_total",
+            "Unreadable requests from bots",
+            &stats.receive_errors,
+        ),
+    ];
+    for (name, help, value) in counters {
+        metrics::counter(&mut out, name, help, value.load(Ordering::Relaxed));
+    }
+    out
+}
+
+async fn answer(head: &str, desk: &UnboundedSender<DeskInput>) -> (u16, Value) {
+    let (method, path) = request_line(head);
     let (tx, rx) = oneshot::channel();
     let input = match (method, path) {
         ("GET", "/trading") => DeskInput::Status(tx),
@@ -87,11 +141,13 @@ async fn answer(head: &str, desk: &UnboundedSender<DeskInput>) -> (u16, Value) {
             warn!("control API: kill switch requested");
             DeskInput::Kill(tx)
         }
-        (_, "/trading" | "/kill") => return (405, json!({"error": "method not allowed"})),
+        (_, "/trading" | "/kill" | "/metrics") => {
+            return (405, json!({"error": "method not allowed"}));
+        }
         _ => {
             return (
                 404,
-                json!({"error": "not found: use GET /trading or POST /kill"}),
+                json!({"error": "not found: use GET /trading, POST /kill or GET /metrics"}),
             );
         }
     };

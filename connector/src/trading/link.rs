@@ -134,9 +134,6 @@ pub fn spawn(config: &Config, tls: &Tls, events: EventSender) -> mpsc::Unbounded
             _ => link.serve_forever().await,
         }
     });
-    if let Some(addr) = config.control_listen {
-        super::control::spawn(addr, tx.clone());
-    }
     tx
 }
 
