@@ -383,9 +383,9 @@ impl Connector {
             BookUpdate::Delta(changes) => {
                 self.stats.deltas += 1;
                 state.last_exch_ts = exch_ts;
-                // Not batched, as upstream's connector does not: a strategy's wait_next_feed answers 2
-                // for each market event, which is what strategies written for hftbacktest look for.
-                out.events.extend(changes.iter().map(to_all));
+                // One exchange message, one batch: a bot applies it in one wait_next_feed call (which
+                // answers 0 at its end), never shows half of it, and needs no drain timer to find its end.
+                as_one_batch(&mut out, changes.iter().map(to_all));
             }
             BookUpdate::Reset { cause, changes } => {
                 self.stats.snapshots += 1;
@@ -422,9 +422,7 @@ impl Connector {
                     "book reset"
                 );
                 // As one batch, so a bot never acts on a half-replaced book.
-                out.events.push((TO_ALL, LiveEvent::BatchStart));
-                out.events.extend(changes.iter().map(to_all));
-                out.events.push((TO_ALL, LiveEvent::BatchEnd));
+                as_one_batch(&mut out, changes.iter().map(to_all));
                 for bot in std::mem::take(&mut state.awaiting_batch) {
                     push_batch(symbol, state, bot, local_ts, &mut out);
                 }
@@ -455,12 +453,28 @@ impl Connector {
             return out;
         };
         self.stats.trades += msg.trades.len() as u64;
-        for trade in &msg.trades {
-            state.trades_sent += 1;
-            let event = trade_event(&msg.symbol, trade, local_ts, state.trades_sent);
-            out.events.push((TO_ALL, event));
-        }
+        let first = state.trades_sent;
+        state.trades_sent += msg.trades.len() as i64;
+        as_one_batch(
+            &mut out,
+            msg.trades
+                .iter()
+                .zip(first + 1..)
+                .map(|(trade, number)| (TO_ALL, trade_event(&msg.symbol, trade, local_ts, number))),
+        );
         out
+    }
+}
+
+/// Events for every bot as one batch (BatchStart … BatchEnd); nothing when there are none.
+fn as_one_batch(out: &mut Outbox, events: impl Iterator<Item = (u64, LiveEvent)>) {
+    let start = out.events.len();
+    out.events.push((TO_ALL, LiveEvent::BatchStart));
+    out.events.extend(events);
+    if out.events.len() == start + 1 {
+        out.events.truncate(start);
+    } else {
+        out.events.push((TO_ALL, LiveEvent::BatchEnd));
     }
 }
 
@@ -688,22 +702,22 @@ mod tests {
         );
         assert_eq!(
             kinds(&out),
-            [(TO_ALL, "feed"); 2],
-            "feeds one by one, as upstream sends them"
+            batch(TO_ALL, 2),
+            "one exchange message, one batch"
         );
         let trades = r#"{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1,"data":[{"T":1700000000123,"s":"BTCUSDT","S":"Buy","v":"0.5","p":"100.5","L":"PlusTick","i":"a","BT":false},{"T":1700000000124,"s":"BTCUSDT","S":"Sell","v":"0.1","p":"100.0","L":"MinusTick","i":"b","BT":false}]}"#;
         let out = c.on_text(trades, 13, now());
-        assert_eq!(kinds(&out), [(TO_ALL, "feed"); 2]);
+        assert_eq!(kinds(&out), batch(TO_ALL, 2));
         let f = feeds(&out);
         assert_eq!(f[0], (TO_ALL, LOCAL_BUY_TRADE_EVENT, 100.5, 0.5));
         assert_eq!(
-            feed_event(&out, 0).exch_ts,
+            feed_event(&out, 1).exch_ts,
             1_700_000_000_123_000_000,
             "exch_ts from T"
         );
         assert_eq!(c.stats.trades, 2);
         let out = c.on_text(trades, 14, now());
-        let numbers: Vec<i64> = (0..2).map(|i| feed_event(&out, i).ival).collect();
+        let numbers: Vec<i64> = (1..3).map(|i| feed_event(&out, i).ival).collect();
         assert_eq!(
             numbers,
             [3, 4],

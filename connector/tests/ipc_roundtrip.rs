@@ -361,6 +361,38 @@ fn connector_feeds_a_live_bot_over_iceoryx2() {
     wait_until(&mut bot, "delta without cts applied", 10, |b| {
         b.depth(0).best_bid_tick() == 1000
     });
+    // One exchange message is one batch: the wait answers once, at its end, with all of it applied.
+    send(book_frame(
+        "delta",
+        103,
+        &[("99.7", "5"), ("99.6", "6")],
+        &[("100.3", "7")],
+    ));
+    let started = Instant::now();
+    let answer = loop {
+        let answer = bot.wait_next_feed(false, 5_000_000_000).expect("wait");
+        let applied = [
+            b_qty(&bot, 997) == 5.0,
+            b_qty(&bot, 996) == 6.0,
+            bot.depth(0).ask_qty_at_tick(1003) == 7.0,
+        ];
+        assert!(
+            applied.iter().all(|a| *a) || !applied.iter().any(|a| *a),
+            "half a message applied: {applied:?}"
+        );
+        if applied[0] {
+            break answer;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "delta 103 never arrived"
+        );
+    };
+    assert_eq!(
+        answer,
+        ElapseResult::Ok,
+        "answered at the batch's end, not per event"
+    );
 
     // 4. A gap makes the connector resubscribe; the fresh snapshot removes vanished levels.
     if let Ok(mut s) = state.lock() {

@@ -98,11 +98,12 @@ def _changes(old: dict[int, float], new: dict[int, float]) -> Levels:
 class BotLoop:
     """Waits on the bot, mirrors its books and trades, and rebuilds it when the feed stops.
 
-    Every level of each book is mirrored, however far from the touch. The bot answers 2 for each market
-    event; the loop then drains what follows (waits of DRAIN_GRACE_S) and reads the books once a wait
-    finds nothing, so one exchange message, whose events the connector publishes back to back, is read
-    once (a wait of 0 found the channel empty between them, and the service sent ~15 deltas per message).
-    A feed that never pauses is still read MAX_DRAIN_S after its first unread event. What `send` gets are batches
+    Every level of each book is mirrored, however far from the touch. Our connector sends each exchange
+    message as one batch: the bot applies it inside one wait, which answers 0 at the batch's end, and the
+    books are read then. For events sent one by one (upstream's connectors) the bot answers 2 for each;
+    the loop then drains what follows (waits of DRAIN_GRACE_S) and reads the books once a wait finds
+    nothing, so one exchange message is read once. A feed that never pauses is still read MAX_DRAIN_S
+    after its first unread event. What `send` gets are batches
     of live_messages.Message: BookSnapshot, BookDelta, Trade, FeedLoss and SourceStatus.
     The callables stand for the process around the loop, so a test can drive it without one.
     """
