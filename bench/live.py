@@ -27,6 +27,9 @@ What the latency is: receive time (this host's clock) minus the exchange time th
     events waiting for it (at most 5 ms into a feed that never pauses); trades are the cleaner comparison.
 The service path is also split per hop at the connector's receive time (its local_ts, nanoseconds on this
 host's clock): exchange → connector and connector → client, in microseconds.
+At microsecond resolution, with no truncation: the simulator records when it first wrote each trade message to a
+socket (`/control/sent`, by the message's T), and each consumer's trades are timed from that send; the goals table
+uses this. Inside the path, the connector's and the service's /metrics histograms give each hop per window.
 Consumers and containers share the host's cores (two here): the numbers are this machine's, not the design's.
 Stops by itself: every window is bounded, the run has a time budget, the compose project is always removed.
 """
@@ -77,6 +80,9 @@ class Tally:
         self.trade_ns: list[int] = []
         self.book_ns: list[int] = []
         self.hops: list[tuple[int, int]] = []   # service trades: (connector - exchange, client - connector) ns
+        # per trade: (its T in ms, receive time ns, the connector's receive time ns or 0), matched after the window
+        # with the simulator's send time of that T (/control/sent) for a latency at microsecond resolution
+        self.arrivals: list[tuple[int, int, int]] = []
         self.gaps = 0               # seq jumps (service)
         self.cuts: list[int] = []   # close codes of lost connections
 
@@ -86,7 +92,7 @@ class Tally:
 
     def take(self) -> dict:
         out = {**self.peek(), "trade_ns": self.trade_ns, "book_ns": self.book_ns, "hops": self.hops, "gaps": self.gaps,
-               "cuts": self.cuts}
+               "cuts": self.cuts, "arrivals": self.arrivals}
         self.reset()
         return out
 
@@ -161,6 +167,7 @@ def service_reader(tally: Tally):
             tally.trade_ns.append(now - message["exch_ts"])
             # local_ts is the connector's receive time (ns, this host's clock): the hops either side of it.
             tally.hops.append((message["local_ts"] - message["exch_ts"], now - message["local_ts"]))
+            tally.arrivals.append((message["exch_ts"] // 1_000_000, now, message["local_ts"]))
         elif kind == "delta":
             tally.book_ns.append(now - message["exch_ts"])
         seen.add(kind)
@@ -176,6 +183,7 @@ def raw_reader(tally: Tally):
         topic = message.get("topic", "")
         if topic.startswith("publicTrade."):
             tally.trade_ns.extend(now - trade["T"] * 1_000_000 for trade in message["data"])
+            tally.arrivals.extend((trade["T"], now, 0) for trade in message["data"])
         elif topic.startswith("orderbook.") and message["type"] == "delta":
             tally.book_ns.append(now - message["cts"] * 1_000_000)
         tally.ready = tally.ready or bool(tally.trade_ns and tally.book_ns)
@@ -206,6 +214,7 @@ def cryptofeed_consumer(ws_url: str, rest_url: str, ca_file: str, conn) -> None:
 
     async def on_trade(trade, receipt: float) -> None:
         tally.trade_ns.append(int((receipt - float(trade.timestamp)) * 1e9))
+        tally.arrivals.append((round(float(trade.timestamp) * 1000), int(receipt * 1e9), 0))
         tally.ready = tally.ready or bool(tally.book_ns)
 
     async def on_book(book, receipt: float) -> None:
@@ -366,6 +375,10 @@ class LiveBench(Project):
         self.service_url = f"http://{self.published()}"
         self.control_url = f"http://{self.published('simulator', SIM_CONTROL_PORT)}"
         self.sim_ws, self.sim_rest = f"wss://{sim}/v5/public/linear", f"https://{sim}"
+        # The connector's control API (its /metrics) on the project's network, reached at the container's address.
+        address = run(["docker", "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+                       self.container("connector")]).stdout.split()
+        self.connector_url = f"http://{address[0]}:{FACTS['CONNECTOR_CONTROL_PORT']}" if address else None
         # Full container ids, to read their CPU time from the cgroup (cgroup v1 or v2, when visible here).
         for service in SERVICES:
             self.containers[service] = run(["docker", "inspect", "--format", "{{.Id}}",
@@ -428,20 +441,28 @@ def cpu_percent(before: dict, after: dict) -> dict[str, float | None]:
     return out
 
 
-SERVICE_HOPS = (("connector_to_bot", "conn→bot"), ("bot_to_service", "bot→svc"), ("send_delay", "queue→write"))
+SERVICE_HOPS = (("receive_to_publish", "recv→iox"), ("connector_to_bot", "conn→bot"), ("bot_to_service", "bot→svc"),
+                ("send_delay", "queue→write"))
 
 
-def buckets(url: str) -> dict[str, dict[float, float]]:
-    """The service's per-hop histograms (cumulative counts by upper bound, seconds), for SERVICE_HOPS."""
+def buckets(project: LiveBench) -> dict[str, dict[float, float]]:
+    """The per-hop histograms (cumulative counts by upper bound, seconds), for SERVICE_HOPS: the connector's
+    (trades only) from its control API's /metrics, the service's from its /metrics."""
     from prometheus_client.parser import text_string_to_metric_families
-    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
     found: dict[str, dict[float, float]] = {hop: {} for hop, _ in SERVICE_HOPS}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.endswith("_bucket"):
-                hop = "send_delay" if family.name == "hftlive_send_delay_seconds" else sample.labels.get("hop")
-                if hop in found:
-                    found[hop][float(sample.labels["le"])] = sample.value
+    for url in (project.connector_url, project.service_url):
+        if url is None:
+            continue
+        try:
+            text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+        except OSError:   # shown as '-' in the table: the hop was not read
+            continue
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.endswith("_bucket") and sample.labels.get("kind", "trade") == "trade":
+                    hop = "send_delay" if family.name == "hftlive_send_delay_seconds" else sample.labels.get("hop")
+                    if hop in found:
+                        found[hop][float(sample.labels["le"])] = sample.value
     return found
 
 
@@ -452,6 +473,11 @@ def bucket_quantile(before: dict[float, float], after: dict[float, float], q: fl
     if not counts or counts[-1] <= 0:
         return float("nan")
     return next(b for b, c in zip(bounds, counts) if c >= q * counts[-1])
+
+
+def sent_times(project: LiveBench, since_ms: int) -> dict[int, int]:
+    """The simulator's send time (ns) of each trade message stamped after since_ms, by its T (ms)."""
+    return {t: sent_ns for t, sent_ns in control(project, "GET", f"/control/sent?symbol={SYMBOL}&since_ms={since_ms}")["sent"]}
 
 
 def sim_counts(project: LiveBench) -> tuple[int, int]:
@@ -485,7 +511,8 @@ def window(project: LiveBench, consumers: list[Consumer], rate: int, seconds: fl
         consumer.ask("take")   # what came before the window
     sent0, actions0 = sim_counts(project)
     in0 = events_in(project.service_url, "trade")   # the service's count: a loss before or after it
-    hops0 = buckets(project.service_url)
+    hops0 = buckets(project)
+    since_ms = time.time_ns() // 1_000_000   # the simulator is paused: every trade of the window is stamped later
     control(project, "POST", f"/control/rate?value={rate}")
     cpu0 = cpu_snapshot(project, consumers)
     control(project, "POST", "/control/resume")
@@ -500,7 +527,7 @@ def window(project: LiveBench, consumers: list[Consumer], rate: int, seconds: fl
     seen = {c.name: c.ask("take", timeout=60) for c in consumers}
     return {"rate": rate, "actions_s": (actions1 - actions0) / elapsed, "sent": sent,
             "service_in": events_in(project.service_url, "trade") - in0, "seen": seen, "cpu": cpu,
-            "hops": (hops0, buckets(project.service_url))}
+            "hops": (hops0, buckets(project)), "sent_at": sent_times(project, since_ms)}
 
 
 # --- the report ------------------------------------------------------------------------------------------------
@@ -571,8 +598,9 @@ def hop_report(rows: list[dict]) -> None:
             return f"{quantile_ms(values, q) * 1e3:>8.0f}"
         print(f"{row['rate']:>7} | {us(first, 0.5):>13} {us(first, 0.99)} | {us(second, 0.5):>15} {us(second, 0.99)} "
               f"{us(second, 0.999)} | {us(total, 0.5):>9} {us(total, 0.99)}")
-    print("\n... and connector → client split inside the service, from its /metrics histograms over each window "
-          "(the bucket holding\nthe quantile, upper bound, µs): conn→bot = iceoryx2 and the bot's drain and read; "
+    print("\n... and connector → client split inside the connector and the service, from their /metrics histograms "
+          "over each window (the bucket\nholding the quantile, upper bound, µs): recv→iox = the connector's receive to "
+          "the event handed to iceoryx2; conn→bot = that, iceoryx2\nand the bot's drain and read; "
           "bot→svc = the pipe to the web process and its\nevent loop; queue→write = a client's queue to the socket "
           "write (the rest of conn→client is the client's own receive):")
     print(f"{'rate/s':>7} | " + " | ".join(f"{label + ' p50':>15} {'p99':>7}" for _, label in SERVICE_HOPS))
@@ -581,8 +609,41 @@ def hop_report(rows: list[dict]) -> None:
         cells = []
         for hop, _ in SERVICE_HOPS:
             p50, p99 = (bucket_quantile(before[hop], after[hop], q) * 1e6 for q in (0.5, 0.99))
-            cells.append(f"{'≤' + format(p50, '.0f'):>15} {'≤' + format(p99, '.0f'):>7}")
+            cells.append(f"{'≤' + format(p50, '.0f'):>15} {'≤' + format(p99, '.0f'):>7}" if p50 == p50
+                         else f"{'-':>15} {'-':>7}")
         print(f"{row['rate']:>7} | " + " | ".join(cells))
+
+
+def from_send(row: dict, name: str) -> tuple[list[int], list[int], int]:
+    """A consumer's trades timed from the simulator's send (ns): (client receive - send, connector receive - send for
+    the service, trades whose T has no send time)."""
+    sent = row["sent_at"]
+    total, to_connector, unmatched = [], [], 0
+    for t, received, local in row["seen"][name]["arrivals"]:
+        at = sent.get(t)
+        if at is None:
+            unmatched += 1
+            continue
+        total.append(received - at)
+        if local:
+            to_connector.append(local - at)
+    return total, to_connector, unmatched
+
+
+def send_report(rows: list[dict], anchor: str) -> None:
+    """Trade latency at microsecond resolution: from the simulator's socket write to each consumer."""
+    print(f"\ntrades timed from the simulator's send (the first socket write of the message, /control/sent), µs: "
+          f"sim→client for both consumers,\nand the service path's first hop sim→conn (the connector's receive time); "
+          f"unmatched = trades whose T had no send time:")
+    print(f"{'rate/s':>7} | {'service p50':>11} {'p99':>7} | {anchor + ' p50':>14} {'p99':>7} | {'ratio p50':>9} "
+          f"{'p99':>6} | {'sim→conn p50':>12} {'p99':>7} | unmatched")
+    for row in rows:
+        ours, first, ours_left = from_send(row, "service")
+        theirs, _, theirs_left = from_send(row, anchor)
+        a, b, c = latency(ours), latency(theirs), latency(first)
+        print(f"{row['rate']:>7} | {a['p50'] * 1e3:>11.0f} {a['p99'] * 1e3:>7.0f} | {b['p50'] * 1e3:>14.0f} "
+              f"{b['p99'] * 1e3:>7.0f} | {ratio(a['p50'], b['p50']):>9} {ratio(a['p99'], b['p99'])} | "
+              f"{c['p50'] * 1e3:>12.0f} {c['p99'] * 1e3:>7.0f} | {ours_left}/{theirs_left}")
 
 
 def loss_free(rows: list[dict], name: str) -> tuple[dict | None, dict | None]:
@@ -598,8 +659,8 @@ def goals(rows: list[dict], anchor: str) -> None:
 
     def trades(rate: int, name: str, q: str) -> float:
         row = by_rate.get(rate)
-        return latency(row["seen"][name]["trade_ns"])[q] if row else float("nan")
-    print(f"\ngoals (service / {anchor}, this run):")
+        return latency(from_send(row, name)[0])[q] if row else float("nan")
+    print(f"\ngoals (service / {anchor}, this run; latency from the simulator's send):")
     print(f"{'metric':<44} {'service':>9} {anchor:>10} {'ratio':>6} {'goal':>7}  met")
     lines = [(f"trades p50 at {rate:,}/s, ms", trades(rate, "service", "p50"), trades(rate, anchor, "p50"))
              for rate in (1000, 10000)]
@@ -616,6 +677,7 @@ def goals(rows: list[dict], anchor: str) -> None:
 
 def report(rows: list[dict], anchor: str) -> None:
     hop_report(rows)
+    send_report(rows, anchor)
     print(f"\nservice / {anchor} latency (ratio of the same statistic in the same window):")
     print(f"{'rate/s':>7} | {'trades p50':>10} {'p99':>6} {'p99.9':>6} {'mean':>6} | {'books p50':>9} {'p99':>6} "
           f"{'p99.9':>6} {'mean':>6}")
