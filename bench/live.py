@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))   # run as a script: the repository's packages (cli, service) from here on
 
-from bench.service import events_in  # noqa: E402
+from bench.service import bucket_quantile, events_in  # noqa: E402
 from cli.compose import Failed, Project  # noqa: E402
 from cli.images import FACTS, present, tag  # noqa: E402
 
@@ -464,15 +464,6 @@ def buckets(project: LiveBench) -> dict[str, dict[float, float]]:
                     if hop in found:
                         found[hop][float(sample.labels["le"])] = sample.value
     return found
-
-
-def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
-    """The upper bound (s) of the bucket holding quantile q of what was observed between two readings."""
-    bounds = sorted(after)
-    counts = [after[b] - before.get(b, 0.0) for b in bounds]
-    if not counts or counts[-1] <= 0:
-        return float("nan")
-    return next(b for b, c in zip(bounds, counts) if c >= q * counts[-1])
 
 
 def sent_times(project: LiveBench, since_ms: int) -> dict[int, int]:

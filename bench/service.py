@@ -129,13 +129,14 @@ def send_delay(url: str) -> dict[float, float]:
             if family.name == "hftlive_send_delay_seconds" for s in family.samples if s.name.endswith("_bucket")}
 
 
-def bucket_ms(before: dict[float, float], after: dict[float, float], q: float) -> float:
-    """Upper bound (ms) of the bucket holding quantile q of what was observed between two readings."""
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound (s) of the bucket holding quantile q of what was observed between two readings of a
+    histogram (cumulative counts by upper bound): bench/live.py reads its hops with it too."""
     bounds = sorted(after)
     counts = [after[b] - before.get(b, 0.0) for b in bounds]
     if not counts or counts[-1] <= 0:
         return float("nan")
-    return next(b for b, c in zip(bounds, counts) if c >= q * counts[-1]) * 1e3
+    return next(b for b, c in zip(bounds, counts) if c >= q * counts[-1])
 
 
 def cell(count: int, rate: int, seconds: float, client: str = "picows") -> dict:
@@ -165,7 +166,8 @@ def cell(count: int, rate: int, seconds: float, client: str = "picows") -> dict:
             "total": sum(received) / seconds, "p50_ms": latencies[len(latencies) // 2] / 1e6 if latencies else float("nan"),
             "p99_ms": latencies[int(len(latencies) * 0.99)] / 1e6 if latencies else float("nan"),
             "cut": sum(1 for r in results if r[2] == CloseCode.SLOW_CONSUMER), "rss_mb": rss,
-            "send_p50_ms": bucket_ms(delays, delays_after, 0.5), "send_p99_ms": bucket_ms(delays, delays_after, 0.99)}
+            "send_p50_ms": bucket_quantile(delays, delays_after, 0.5) * 1e3,
+            "send_p99_ms": bucket_quantile(delays, delays_after, 0.99) * 1e3}
 
 
 def image_mb(ref: str) -> float | None:
