@@ -60,11 +60,13 @@ def connect(build: Callable[[Instrument], Any], instrument: Instrument) -> Any |
         deadline = time.monotonic() + FIRST_FEED_S
         while time.monotonic() < deadline:
             rc = hbt.wait_next_feed(False, 1_000_000_000)
-            if rc == MARKET_FEED:
-                return hbt
             if rc == INTERRUPTED:
                 hbt.close()
                 return None
+            # Our connector sends each exchange message as one batch, answered 0 at its end (upstream's, 2 per
+            # event): a feed has come once the bot has a feed time.
+            if rc == MARKET_FEED or hbt.feed_latency(0) is not None:
+                return hbt
         hbt.close()
         say(f"no feed for {instrument.symbol} from connector {instrument.connector!r} in {FIRST_FEED_S:.0f}s "
             f"(attempt {attempt}); is the connector running? registering again")

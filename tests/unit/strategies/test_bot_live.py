@@ -12,18 +12,25 @@ from tests.unit.strategies.runners import finish, live_wheel, start_module
 
 BTC = Instrument("bybit_hft", "BTCUSDT", 0.1, 0.001)
 FEED, QUIET, SIGNAL = live.MARKET_FEED, 0, live.INTERRUPTED
+BATCH = "batch"   # a batch of market events (our connector's): answered 0 at its end, with a feed time kept
 
 
 class FakeBot:
-    """Answers wait_next_feed from a script (then QUIET); remembers being closed."""
+    """Answers wait_next_feed from a script (then QUIET); remembers being closed and whether a feed came."""
 
-    def __init__(self, answers: list[int]) -> None:
+    def __init__(self, answers: list) -> None:
         self.answers = list(answers)
         self.closed = False
         self.ran = False
+        self.fed = False
 
     def wait_next_feed(self, include_order_resp: bool, timeout_ns: int) -> int:
-        return self.answers.pop(0) if self.answers else QUIET
+        answer = self.answers.pop(0) if self.answers else QUIET
+        self.fed |= answer in (FEED, BATCH)
+        return QUIET if answer == BATCH else answer
+
+    def feed_latency(self, asset_no: int) -> tuple[int, int] | None:
+        return (1, 2) if self.fed else None
 
     def close(self) -> int:
         self.closed = True
@@ -43,6 +50,13 @@ def builder(*scripts: list[int]):
 
 def test_the_first_feed_hands_the_bot_over():
     build, built = builder([QUIET, QUIET, FEED])
+    assert live.connect(build, BTC) is built[0]
+    assert len(built) == 1 and not built[0].closed
+
+
+def test_a_batch_of_market_events_counts_as_the_first_feed(monkeypatch):
+    monkeypatch.setattr(live, "FIRST_FEED_S", 0.05)   # a bot that missed the batch is built again, and fed
+    build, built = builder([QUIET, BATCH], [FEED])
     assert live.connect(build, BTC) is built[0]
     assert len(built) == 1 and not built[0].closed
 
