@@ -27,6 +27,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from queue import Empty
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))   # run as a script: the repository's packages from here on
@@ -69,7 +70,11 @@ def picows_worker(url: str, count: int, seconds: float, queue) -> None:
                 transport.disconnect()
 
     async def one() -> tuple[int, list[int], int | None]:
-        transport, listener = await ws_connect(Counter, f"{url}/v1/stream?symbols=BTCUSDT", max_frame_size=2**24)
+        try:
+            transport, listener = await ws_connect(Counter, f"{url}/v1/stream?symbols=BTCUSDT",
+                                                   max_frame_size=2**24)
+        except Exception:  # counted as a client that got nothing: the cell shows it, the others still run
+            return 0, [], None
         try:
             await asyncio.wait_for(transport.wait_disconnected(), seconds)
         except asyncio.TimeoutError:
@@ -105,6 +110,8 @@ def websockets_worker(url: str, count: int, seconds: float, queue) -> None:
                     received += 1
         except websockets.ConnectionClosed as closed:
             code = closed.rcvd.code if closed.rcvd else 1006
+        except OSError:   # could not connect: a client that got nothing, shown in the cell
+            pass
         return received, latencies, code
 
     async def all_clients() -> None:
@@ -153,7 +160,11 @@ def cell(count: int, rate: int, seconds: float, client: str = "picows") -> dict:
                  for n in split if n]
         for proc in procs:
             proc.start()
-        results = [r for _ in procs for r in queue.get(timeout=seconds + 60)]
+        try:
+            results = [r for _ in procs for r in queue.get(timeout=seconds + 60)]
+        except Empty:
+            codes = [proc.exitcode for proc in procs]
+            raise SystemExit(f"a client process gave no result within {seconds + 60:.0f} s (exit codes {codes})") from None
         offered = (events_in(url) - before) / (time.monotonic() - started)
         delays_after = send_delay(url)
         for proc in procs:

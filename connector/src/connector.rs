@@ -384,7 +384,7 @@ impl Connector {
                 self.stats.deltas += 1;
                 state.last_exch_ts = exch_ts;
                 // One exchange message, one batch: a bot applies it in one wait_next_feed call (which
-                // answers 0 at its end), never shows half of it, and needs no drain timer to find its end.
+                // answers 0 at its end, not between its events) and needs no drain timer to find its end.
                 as_one_batch(&mut out, changes.iter().map(to_all));
             }
             BookUpdate::Reset { cause, changes } => {

@@ -238,3 +238,15 @@ def test_env_example_lists_every_setting_compose_reads_and_no_fact():
     listed = set(re.findall(r"^(\w+)=", (ROOT / ".env.example").read_text(), re.M))
     assert used - set(FACTS) == listed - {"CONNECTOR_NAME"}, (sorted(used - set(FACTS) - listed),
                                                               sorted(listed - used))
+
+
+def test_the_connector_and_the_service_time_their_hops_in_the_same_buckets():
+    """hftlive_connector_hop_seconds and hftlive_hop_seconds are read side by side (bench/live.py, a dashboard):
+    connector/src/metrics.rs's BOUNDS_NS are service/metrics.py's HOP_BUCKETS, in nanoseconds."""
+    from service.metrics import HOP_BUCKETS
+    source = (CONNECTOR / "src" / "metrics.rs").read_text()
+    block = re.search(r"pub const BOUNDS_NS: \[u64; (\d+)\] = \[(.*?)\];", source, re.S)
+    assert block, "BOUNDS_NS not found in connector/src/metrics.rs"
+    bounds = [int(n.replace("_", "")) for n in re.findall(r"[\d_]+", block.group(2))]
+    assert len(bounds) == int(block.group(1))
+    assert bounds == [round(b * 1e9) for b in HOP_BUCKETS]

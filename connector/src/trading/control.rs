@@ -107,7 +107,7 @@ fn render_metrics(stats: &IpcStats) -> String {
     let counters = [
         (
             "hftlive_connector_events_sent_total",
-            "Events handed to iceoryx2 for bots",
+            "Events handed to iceoryx2 for bots, BatchStart and BatchEnd included",
             &stats.sent,
         ),
         (
