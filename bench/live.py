@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))   # run as a script: the repository's packages (cli, service) from here on
 
-from bench.service import bucket_quantile, events_in  # noqa: E402
+from bench.service import bucket_quantile, events_in, histograms  # noqa: E402
 from cli.compose import Failed, Project  # noqa: E402
 from cli.images import FACTS, present, tag  # noqa: E402
 
@@ -448,21 +448,20 @@ SERVICE_HOPS = (("receive_to_publish", "recv→iox"), ("connector_to_bot", "conn
 def buckets(project: LiveBench) -> dict[str, dict[float, float]]:
     """The per-hop histograms (cumulative counts by upper bound, seconds), for SERVICE_HOPS: the connector's
     (trades only) from its control API's /metrics, the service's from its /metrics."""
-    from prometheus_client.parser import text_string_to_metric_families
-    found: dict[str, dict[float, float]] = {hop: {} for hop, _ in SERVICE_HOPS}
+    wanted = {hop for hop, _ in SERVICE_HOPS}
+
+    def key(family: str, labels: dict) -> str | None:
+        hop = "send_delay" if family == "hftlive_send_delay_seconds" else labels.get("hop")
+        return hop if hop in wanted and labels.get("kind", "trade") == "trade" else None
+
+    found: dict[str, dict[float, float]] = {hop: {} for hop in wanted}
     for url in (project.connector_url, project.service_url):
         if url is None:
             continue
         try:
-            text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+            found.update(histograms(url, key))
         except OSError:   # shown as '-' in the table: the hop was not read
             continue
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name.endswith("_bucket") and sample.labels.get("kind", "trade") == "trade":
-                    hop = "send_delay" if family.name == "hftlive_send_delay_seconds" else sample.labels.get("hop")
-                    if hop in found:
-                        found[hop][float(sample.labels["le"])] = sample.value
     return found
 
 

@@ -128,12 +128,24 @@ def rss_mb(stack: Project) -> float:
 WORKER_OF = {"picows": picows_worker, "websockets": websockets_worker}
 
 
-def send_delay(url: str) -> dict[float, float]:
-    """The service's hftlive_send_delay_seconds: cumulative counts by upper bound (s)."""
+def histograms(url: str, key) -> dict[str, dict[float, float]]:
+    """The histograms at url's /metrics as cumulative counts by upper bound (s), under key(family name, labels)
+    (None: not wanted), read with prometheus_client's own parser: bench/live.py reads its hops with it too."""
     from prometheus_client.parser import text_string_to_metric_families
     text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
-    return {float(s.labels["le"]): s.value for family in text_string_to_metric_families(text)
-            if family.name == "hftlive_send_delay_seconds" for s in family.samples if s.name.endswith("_bucket")}
+    found: dict[str, dict[float, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name = sample.name.endswith("_bucket") and key(family.name, sample.labels)
+            if name:
+                found.setdefault(name, {})[float(sample.labels["le"])] = sample.value
+    return found
+
+
+def send_delay(url: str) -> dict[float, float]:
+    """The service's hftlive_send_delay_seconds."""
+    return histograms(url, lambda family, labels: "send" if family == "hftlive_send_delay_seconds" else None
+                      ).get("send", {})
 
 
 def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
