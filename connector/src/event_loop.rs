@@ -52,12 +52,12 @@ struct Inputs {
 }
 
 impl Inputs {
-    /// Next input; an error when the IPC thread has gone away.
+    /// Next input; an error once the iceoryx2 channels have closed.
     async fn next(&mut self) -> anyhow::Result<Input> {
         tokio::select! {
             request = self.bots.recv() => match request {
                 Some((id, request)) => Ok(Input::Bot(id, request)),
-                None => Err(anyhow!("the IPC thread has stopped")),
+                None => Err(anyhow!("the iceoryx2 channels have closed")),
             },
             Some((symbol, result)) = self.rest_rx.recv() => Ok(Input::Instrument(symbol, result)),
             _ = self.stats.tick() => Ok(Input::StatsTick),

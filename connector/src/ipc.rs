@@ -1,23 +1,30 @@
-//! The bots' side: hftbacktest's own iceoryx2 channels (`N/ToBot`, `N/FromBot`), driven from one
-//! dedicated thread because iceoryx2 ports are not `Send`.
+//! The bots' side: hftbacktest's own iceoryx2 channels (`N/ToBot`, `N/FromBot`), owned by the thread that
+//! runs the event loop. iceoryx2 ports are not `Send`, so they live in a thread-local: the task that turned
+//! an exchange message into events publishes them itself, with no hand-over to another thread (that
+//! hand-over was one more wake per message, 100-200 µs on a busy 2-core host).
 
 use std::{
+    cell::RefCell,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
-        mpsc::{self, RecvTimeoutError},
     },
-    thread::{self, JoinHandle},
     time::Duration,
 };
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use hftbacktest::{
-    live::ipc::{TO_ALL, iceoryx::IceoryxBuilder},
+    live::ipc::{
+        TO_ALL,
+        iceoryx::{IceoryxBuilder, IceoryxReceiver, IceoryxSender},
+    },
     types::{LiveEvent, LiveRequest, TRADE_EVENT},
 };
 use serde::Deserialize;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::{
+    sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel},
+    time::{MissedTickBehavior, interval},
+};
 use tracing::{info, warn};
 
 use crate::{
@@ -25,7 +32,7 @@ use crate::{
     metrics::{Hops, Kind},
 };
 
-/// How often the thread looks for bot requests when no event is going out.
+/// How often the bots' requests are looked for.
 const POLL: Duration = Duration::from_millis(1);
 
 /// Events for bots: (bot id or TO_ALL, event), sent in order.
@@ -41,140 +48,147 @@ pub struct IpcStats {
     pub hops: Hops,
 }
 
-/// Hands batches to the IPC thread.
+struct Ports {
+    to_bots: IceoryxSender<LiveEvent>,
+    from_bots: IceoryxReceiver<LiveRequest>,
+    stats: Arc<IpcStats>,
+}
+
+thread_local! {
+    /// The open channels, on the thread that opened them (the runtime's only thread).
+    static PORTS: RefCell<Option<Ports>> = const { RefCell::new(None) };
+}
+
+/// Publishes batches to the bots, from the thread that opened the channels.
 #[derive(Clone)]
-pub struct EventSender(mpsc::Sender<Batch>);
+pub struct EventSender(());
 
 impl EventSender {
-    /// Fails only if the IPC thread has stopped.
+    /// Fails if the channels are closed, or if called off the thread that opened them.
     pub fn send(&self, batch: Batch) -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.0
-            .send(batch)
-            .map_err(|_| anyhow!("the IPC thread has stopped"))
+        PORTS.with_borrow(|ports| match ports {
+            Some(ports) => {
+                ports.publish(&batch);
+                Ok(())
+            }
+            None => Err(anyhow!("the iceoryx2 channels are not open on this thread")),
+        })
     }
 }
 
 pub struct Ipc {
     pub events: EventSender,
     pub requests: UnboundedReceiver<(u64, LiveRequest)>,
+    /// Where `forward_requests` puts what the bots ask.
+    pub request_tx: UnboundedSender<(u64, LiveRequest)>,
     pub stats: Arc<IpcStats>,
-    pub thread: JoinHandle<()>,
 }
 
-/// Opens the connector side of the channels named `name` and starts the IPC thread.
-pub fn start(name: &str) -> anyhow::Result<Ipc> {
-    let (event_tx, event_rx) = mpsc::channel::<Batch>();
-    let (request_tx, request_rx) = unbounded_channel();
-    let (ready_tx, ready_rx) = mpsc::channel::<anyhow::Result<()>>();
+/// Opens the connector side of the channels named `name` on this thread, which must be the one that runs
+/// the event loop (a current-thread runtime's `block_on`).
+pub fn open(name: &str) -> anyhow::Result<Ipc> {
+    let ports = IceoryxBuilder::new(name)
+        .bot(false)
+        .sender::<LiveEvent>()
+        .and_then(|tx| {
+            Ok((
+                tx,
+                IceoryxBuilder::new(name)
+                    .bot(false)
+                    .receiver::<LiveRequest>()?,
+            ))
+        });
+    let (to_bots, from_bots) = ports.map_err(|error| {
+        anyhow!("cannot open iceoryx2 channels {name}/ToBot and {name}/FromBot: {error}")
+    })?;
     let stats = Arc::new(IpcStats::default());
-    let thread_stats = stats.clone();
-    let name = name.to_string();
-    let thread = thread::Builder::new()
-        .name("ipc".into())
-        .spawn(move || {
-            let ports = IceoryxBuilder::new(&name)
-                .bot(false)
-                .sender::<LiveEvent>()
-                .and_then(|tx| {
-                    Ok((
-                        tx,
-                        IceoryxBuilder::new(&name)
-                            .bot(false)
-                            .receiver::<LiveRequest>()?,
-                    ))
-                });
-            let (to_bots, from_bots) = match ports {
-                Ok(ports) => ports,
-                Err(error) => {
-                    let _ = ready_tx.send(Err(anyhow!(
-                        "cannot open iceoryx2 channels {name}/ToBot and {name}/FromBot: {error}"
-                    )));
-                    return;
-                }
-            };
-            let _ = ready_tx.send(Ok(()));
-            info!(name, "iceoryx2 channels open");
-            pump(&to_bots, &from_bots, &event_rx, &request_tx, &thread_stats);
-            info!("IPC thread stopped");
-        })
-        .context("cannot start the IPC thread")?;
-    ready_rx
-        .recv()
-        .map_err(|_| anyhow!("the IPC thread died while opening the channels"))??;
+    PORTS.set(Some(Ports {
+        to_bots,
+        from_bots,
+        stats: stats.clone(),
+    }));
+    info!(name, "iceoryx2 channels open");
+    let (request_tx, requests) = unbounded_channel();
     Ok(Ipc {
-        events: EventSender(event_tx),
-        requests: request_rx,
+        events: EventSender(()),
+        requests,
+        request_tx,
         stats,
-        thread,
     })
 }
 
-fn pump(
-    to_bots: &hftbacktest::live::ipc::iceoryx::IceoryxSender<LiveEvent>,
-    from_bots: &hftbacktest::live::ipc::iceoryx::IceoryxReceiver<LiveRequest>,
-    events: &mpsc::Receiver<Batch>,
-    requests: &UnboundedSender<(u64, LiveRequest)>,
-    stats: &IpcStats,
-) {
+/// Closes this thread's channels (the bots see the connector go).
+pub fn close() {
+    if PORTS.take().is_some() {
+        info!("iceoryx2 channels closed");
+    }
+}
+
+/// Hands the bots' requests to the event loop, looking every POLL; returns once the loop stopped taking
+/// them or the channels are closed. Runs on the thread that opened them (not `Send`: `block_on`, not spawn).
+pub async fn forward_requests(requests: UnboundedSender<(u64, LiveRequest)>) {
+    let mut poll = interval(POLL);
+    poll.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
-        let mut next = events.recv_timeout(POLL);
-        loop {
-            match next {
-                Ok(batch) => {
-                    for (id, event) in &batch {
-                        match to_bots.send(*id, event) {
-                            Ok(()) => {
-                                stats.sent.fetch_add(1, Ordering::Relaxed);
-                                if let (TO_ALL, LiveEvent::Feed { event, .. }) = (*id, event) {
-                                    let kind = if event.ev & TRADE_EVENT != 0 {
-                                        Kind::Trade
-                                    } else {
-                                        Kind::Depth
-                                    };
-                                    stats.hops.observe(
-                                        kind,
-                                        event.exch_ts,
-                                        event.local_ts,
-                                        now_ns(),
-                                    );
-                                }
-                            }
-                            Err(error) => {
-                                let n = stats.send_errors.fetch_add(1, Ordering::Relaxed) + 1;
-                                if n <= 10 || n.is_power_of_two() {
-                                    warn!(%error, id, count = n, "cannot publish event to bots");
-                                }
-                            }
-                        }
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => break,
-                // The event loop is gone: shut down.
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-            next = events.try_recv().map_err(|e| match e {
-                mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
-                mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-            });
+        poll.tick().await;
+        let open = PORTS.with_borrow(|ports| match ports {
+            Some(ports) => ports.receive_into(&requests),
+            None => false,
+        });
+        if !open {
+            return;
         }
-        loop {
-            match from_bots.receive() {
-                Ok(Some(request)) => {
-                    stats.received.fetch_add(1, Ordering::Relaxed);
-                    if requests.send(request).is_err() {
-                        return;
+    }
+}
+
+impl Ports {
+    fn publish(&self, batch: &Batch) {
+        let stats = &self.stats;
+        for (id, event) in batch {
+            match self.to_bots.send(*id, event) {
+                Ok(()) => {
+                    stats.sent.fetch_add(1, Ordering::Relaxed);
+                    if let (TO_ALL, LiveEvent::Feed { event, .. }) = (*id, event) {
+                        let kind = if event.ev & TRADE_EVENT != 0 {
+                            Kind::Trade
+                        } else {
+                            Kind::Depth
+                        };
+                        stats
+                            .hops
+                            .observe(kind, event.exch_ts, event.local_ts, now_ns());
                     }
                 }
-                Ok(None) => break,
                 Err(error) => {
-                    let n = stats.receive_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                    let n = stats.send_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n <= 10 || n.is_power_of_two() {
+                        warn!(%error, id, count = n, "cannot publish event to bots");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every request waiting; false once the event loop no longer takes them.
+    fn receive_into(&self, requests: &UnboundedSender<(u64, LiveRequest)>) -> bool {
+        loop {
+            match self.from_bots.receive() {
+                Ok(Some(request)) => {
+                    self.stats.received.fetch_add(1, Ordering::Relaxed);
+                    if requests.send(request).is_err() {
+                        return false;
+                    }
+                }
+                Ok(None) => return true,
+                Err(error) => {
+                    let n = self.stats.receive_errors.fetch_add(1, Ordering::Relaxed) + 1;
                     if n <= 10 || n.is_power_of_two() {
                         warn!(%error, count = n, "unreadable request from a bot");
                     }
-                    break;
+                    return true;
                 }
             }
         }

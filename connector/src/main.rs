@@ -1,5 +1,5 @@
 //! hftlive's Bybit v5 connector for hftbacktest 0.9.4 live bots: market data and orders.
-//! Wires the command line, config, logging, the IPC thread and the live loop.
+//! Wires the command line, config, logging, the iceoryx2 channels and the live loop.
 
 mod bybit;
 mod cli;
@@ -103,9 +103,11 @@ fn run(name: &str, config: Config) -> anyhow::Result<()> {
     if needs_tls && !tls.has_roots() {
         warn!("TLS URLs configured but the system CA store is empty");
     }
-    let ipc = ipc::start(name)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // One thread runs the loop, its tasks, the I/O driver and the iceoryx2 channels: a socket read wakes the
+    // thread that parses the message and publishes its events to the bots. (A multi-thread runtime parks
+    // block_on's thread apart from the driver's, and the channels had a thread of their own: two wakes more
+    // per exchange message.) Blocking REST calls run on their own threads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(4)
         .enable_all()
         .build()
@@ -113,22 +115,17 @@ fn run(name: &str, config: Config) -> anyhow::Result<()> {
     let ipc::Ipc {
         events,
         requests,
+        request_tx,
         stats,
-        thread,
-    } = ipc;
-    let result = runtime.block_on(event_loop::run(
-        config,
-        tls,
-        events,
-        requests,
-        stats,
-        shutdown_signal(),
-    ));
-    // The loop dropped its event sender: the IPC thread winds down and closes the ports.
+    } = ipc::open(name)?;
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = event_loop::run(config, tls, events, requests, stats, shutdown_signal()) => result,
+            () = ipc::forward_requests(request_tx) => Err(anyhow::anyhow!("the iceoryx2 channels closed")),
+        }
+    });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    if thread.join().is_err() {
-        error!("the IPC thread panicked");
-    }
+    ipc::close();
     result
 }
 

@@ -32,7 +32,7 @@ pub const BOUNDS_NS: [u64; 21] = [
     1_000_000_000,
 ];
 
-/// Lock-free: the IPC thread observes, the control API renders.
+/// Lock-free: the publishing task observes, the control API renders.
 #[derive(Debug, Default)]
 pub struct Histogram {
     /// One per bound, then the overflow (+Inf); not cumulative.
