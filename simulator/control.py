@@ -185,12 +185,19 @@ class Control:
 
     def sent(self, query: Query) -> dict[str, Any]:
         symbol = self._symbol(query)
-        if "since_ms" not in query:
-            return self.exchange.sent(symbol)
-        since = self._number(query, "since_ms", 0, MAX_STAMP_MS)
-        if not since.is_integer():
-            raise BadRequest(f"since_ms={_shown(query['since_ms'])}: give a whole number from 0 to {MAX_STAMP_MS:g}")
-        return self.exchange.sent(symbol, int(since))
+        since: int | None = None
+        if "since_ms" in query:
+            number = self._number(query, "since_ms", 0, MAX_STAMP_MS)
+            if not number.is_integer():
+                raise BadRequest(f"since_ms={_shown(query['since_ms'])}: give a whole number from 0 to {MAX_STAMP_MS:g}")
+            since = int(number)
+        client = query.get("client")
+        answer = self.exchange.sent(symbol, since, client)
+        if answer is None:
+            named = ", ".join(self.exchange.sent_labels(symbol)) or "none yet"
+            raise BadRequest(f"client={_shown(client)}: no client of that name was sent {symbol} trades "
+                             f"(named clients: {named}; a client names itself with ?client=NAME in its URL)", 404)
+        return answer
 
     def stats(self, query: Query) -> dict[str, Any]:
         gateway = self.gateway

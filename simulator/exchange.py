@@ -224,7 +224,15 @@ class Exchange:
         return {"symbol": symbol, "topic": feed.trade_topic, "sent": feed.trades_sent,
                 "kept": len(feed.trades), "trades": list(feed.trades)}
 
-    def sent(self, symbol: str, since_ms: int | None = None) -> dict[str, Any]:
-        """When each trade stamp's messages were first written to a client (ns), for latency finer than T's ms."""
+    def sent(self, symbol: str, since_ms: int | None = None, client: str | None = None) -> dict[str, Any] | None:
+        """When each trade stamp's messages were first written to a client (ns), for latency finer than T's ms;
+        with `client`, to the client of that name (None if none was)."""
         feed = self.feeds[symbol]
-        return {"symbol": symbol, "topic": feed.trade_topic, "sent": feed.send_times.since(since_ms)}
+        sent = feed.send_times.since(since_ms, client)
+        if sent is None:
+            return None
+        answer = {"symbol": symbol, "topic": feed.trade_topic, "sent": sent}
+        return answer if client is None else {**answer, "client": client}
+
+    def sent_labels(self, symbol: str) -> list[str]:
+        return self.feeds[symbol].send_times.labels()

@@ -8,17 +8,24 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from .config import MAX_BACKLOG_BYTES
-from .session import OnSent, Session
+from .session import LABEL, OnSent, Session
 from .wire import dumps, now_ms, reply
 
 LOG = logging.getLogger("simulator")
 MAX_NESTING = 32   # Bybit's requests nest two deep; deeper is refused before anything recurses through it
+
+
+def client_label(query: str) -> str | None:
+    """The name a client gave itself in its URL (`?client=NAME`, letters, digits, `_.-`, up to 32), else None:
+    the simulator then also keeps the send times of that client's own writes (/control/sent?client=NAME)."""
+    names = parse_qs(query).get("client", [])
+    return names[0] if len(names) == 1 and LABEL.fullmatch(names[0]) else None
 
 
 def decode(raw: str | bytes) -> dict[str, Any]:
@@ -84,7 +91,9 @@ class Gateway:
         self.sessions.add(session)
         self.connections_total += 1
         writer = asyncio.create_task(session.write(), name=f"writer-{session.conn_id}")
-        session.path = path = urlsplit(ws.request.path).path if ws.request else ""
+        target = urlsplit(ws.request.path) if ws.request else urlsplit("")
+        session.path = path = target.path
+        session.label = client_label(target.query)
         on_message = self.routes.get(path, self.on_message)
         LOG.info("%s connected (%s)", session.peer, session.conn_id)
         try:

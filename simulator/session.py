@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
 from collections import Counter
@@ -15,7 +16,9 @@ from .config import MAX_BACKLOG_BYTES
 
 LOG = logging.getLogger("simulator")
 HELD_PER_MESSAGE = 128   # bytes a waiting message costs beyond its text: the str's header, a tuple, a queue slot
-OnSent = Callable[[int], None]   # told, once a message is written, the wall-clock ns its write began
+# Told, once a message is written, the wall-clock ns its write began and the client's label (or None).
+OnSent = Callable[[int, "str | None"], None]
+LABEL = re.compile(r"[A-Za-z0-9_.-]{1,32}")   # a client may name itself in its URL: ?client=NAME
 
 
 def new_conn_id() -> str:
@@ -31,6 +34,7 @@ class Session:
         self.topics: set[str] = set()
         self.authed = False   # on /v5/private and /v5/trade: after a good `op: auth`
         self.path = ""        # the WebSocket path it connected to, set by the gateway
+        self.label: str | None = None   # the client's own name (?client=NAME), set by the gateway: its send times
         self.heard = asyncio.get_running_loop().time()   # when the client last sent anything
         self.max_backlog_bytes = max_backlog_bytes
         self.cut_off = False                             # for falling too far behind
@@ -84,7 +88,7 @@ class Session:
                 began = time.time_ns()   # not after: the reader it wakes can run (and receive) before we resume
                 await self.ws.send(text)   # held until sent: the transport has its bytes, but this is its text
                 if on_sent is not None:
-                    on_sent(began)
+                    on_sent(began, self.label)
                 self._held -= len(text) + HELD_PER_MESSAGE
                 self._sent[kind] += 1
         except ConnectionClosed:

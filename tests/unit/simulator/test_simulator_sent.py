@@ -79,6 +79,42 @@ async def test_every_trade_message_received_has_a_send_time_between_its_stamp_an
     assert sim.get("/control/sent", symbol="BTCUSDT", since_ms=0)["sent"] == sent
 
 
+async def test_a_named_client_is_timed_from_its_own_writes_not_the_first_clients(start_sim):
+    """The simulator writes its clients one after another: timed from the earliest write, a client written later
+    is charged the writes before its own. A client that names itself (?client=NAME) gets its own send times."""
+    sim = start_sim(rate=2000, seed=6)
+    alpha = await TradeReceiver.open(sim.ws_url + "?client=alpha")
+    beta = await TradeReceiver.open(sim.ws_url + "?client=beta")
+    anonymous = await TradeReceiver.open(sim.ws_url + "?client=not+a+name")   # a space: not a name
+    await alpha.until(lambda: len(alpha.got) >= 30)
+    sim.post("/control/pause")
+    last = sim.get("/control/trades", symbol="BTCUSDT")["trades"][-1]["T"]
+    for receiver in (alpha, beta, anonymous):
+        await receiver.until(lambda r=receiver: r.got and r.got[-1][0] == last)
+        await receiver.ws.close()
+
+    earliest = dict(sim.get("/control/sent", symbol="BTCUSDT")["sent"])
+    own_lists = {}
+    for name, receiver in (("alpha", alpha), ("beta", beta)):
+        answer = sim.get("/control/sent", symbol="BTCUSDT", client=name)
+        assert (answer["symbol"], answer["topic"], answer["client"]) == ("BTCUSDT", TRADES, name)
+        own = dict(answer["sent"])
+        own_lists[name] = own
+        for stamp, received in receiver.got:
+            assert stamp in own, f"{name} received T {stamp} but has no send time of its own"
+            assert earliest[stamp] <= own[stamp] <= received, (name, stamp, earliest[stamp], own[stamp], received)
+        middle = sorted(own)[len(own) // 2]
+        assert sim.get("/control/sent", symbol="BTCUSDT", client=name, since_ms=middle)["sent"] == [
+            [t, ns] for t, ns in sorted(own.items()) if t > middle]
+    later = [stamp for stamp in own_lists["alpha"] if stamp in own_lists["beta"]]
+    assert any(own_lists["alpha"][t] != own_lists["beta"][t] for t in later), "each client's own write, not one time"
+
+    status, body = sim.call("GET", "/control/sent", symbol="BTCUSDT", client="gamma")
+    assert status == 404 and body["error"].startswith("client='gamma': no client of that name was sent BTCUSDT trades")
+    assert "named clients: alpha, beta" in body["error"]
+    assert sim.call("GET", "/control/sent", symbol="BTCUSDT", client="not a name")[0] == 404
+
+
 def test_sent_rejects_a_bad_symbol_or_since_ms_as_the_other_controls_do(start_sim):
     sim = start_sim(symbols="BTCUSDT,ETHUSDT", price="60000,3000", rate=0)
     unknown = sim.call("GET", "/control/sent", symbol="DOGEUSDT")
