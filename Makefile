@@ -13,7 +13,7 @@ bench:
 bench-service:
 	./hftlive test --collect-only -q >/dev/null && .venv/bin/python bench/service.py
 bench-live:
-	./hftlive test --collect-only -q >/dev/null && .venv/bin/python bench/live.py
+	./hftlive test --collect-only -q >/dev/null && .venv/bin/python bench/live.py --floor
 bench-orders:
 	./hftlive test --collect-only -q >/dev/null && .venv/bin/python bench/orders.py
 # release.yml's cibuildwheel build, here, in a local manylinux-like image (README, "Releases")

@@ -27,9 +27,14 @@ What the latency is: receive time (this host's clock) minus the exchange time th
     events waiting for it (at most 5 ms into a feed that never pauses); trades are the cleaner comparison.
 The service path is also split per hop at the connector's receive time (its local_ts, nanoseconds on this
 host's clock): exchange → connector and connector → client, in microseconds.
-At microsecond resolution, with no truncation: the simulator records when it first wrote each trade message to a
-socket (`/control/sent`, by the message's T), and each consumer's trades are timed from that send; the goals table
-uses this. Inside the path, the connector's and the service's /metrics histograms give each hop per window.
+At microsecond resolution, with no truncation: the simulator records when it began writing each trade message to
+each named client's socket (`/control/sent?client=NAME`, by the message's T; every consumer here names itself in its
+URL, the service's path by its connector), and each consumer's trades are timed from its own write; the goals table
+uses this. (Timed from the earliest write among clients, a consumer written later was charged the writes before its
+own, and the simulator's write order changes from run to run.) Inside the path, the connector's and the service's /metrics histograms give each hop per window.
+With --floor, a third consumer measures the floor of any design that serves the feed to a client process: a relay
+process takes the simulator's stream and passes each message on unread to its own WebSocket client (sim → relay →
+client, one hop more than the anchor and no work in it); the goals table then also prints relay / anchor.
 Consumers and containers share the host's cores (two here): the numbers are this machine's, not the design's.
 Stops by itself: every window is bounded, the run has a time budget, the compose project is always removed.
 """
@@ -45,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -63,6 +69,7 @@ CLIENT_BUFFER = 8192                   # the service's per-client queue: a consu
 UP_TIMEOUT_S = 150
 SIM_PORT = int(FACTS["HFTLIVE_SIMULATOR_PORT"])   # the simulator's stream inside its container
 SIM_CONTROL_PORT = int(FACTS["HFTLIVE_SIMULATOR_CONTROL_PORT"])   # and its controls
+SIM_CLIENTS = {"service": "connector"}   # the simulator's client on each consumer's path, where not the consumer
 KEEPING_UP_MS = 10.0                   # trade latency may drift this much through a window and still count as kept up
 
 
@@ -237,6 +244,58 @@ def cryptofeed_consumer(ws_url: str, rest_url: str, ca_file: str, conn) -> None:
     asyncio.run(main())
 
 
+def relay_server(url: str, ca_file: str, conn) -> None:
+    """The floor of any design that serves the feed to a client process: one process takes the simulator's stream
+    and passes each message on, unparsed (no JSON, no book, no second process), to the clients of a WebSocket
+    server on 127.0.0.1, whose port it sends on `conn`. One hop more than the anchor, with nothing done in it."""
+    import websockets
+    from websockets.asyncio.server import broadcast, serve
+
+    subscribe = {"op": "subscribe", "args": [f"publicTrade.{SYMBOL}", f"orderbook.50.{SYMBOL}"]}
+    clients: set = set()
+
+    async def client(ws) -> None:
+        clients.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            clients.discard(ws)
+
+    async def main() -> None:
+        async with serve(client, "127.0.0.1", 0, compression=None) as server:
+            conn.send(server.sockets[0].getsockname()[1])
+            context = ssl.create_default_context(cafile=ca_file)
+            while True:
+                try:
+                    async with websockets.connect(url, ssl=context, max_size=2**24, compression=None) as ws:
+                        await ws.send(json.dumps(subscribe))
+                        async for text in ws:
+                            broadcast(clients, text)
+                except (websockets.ConnectionClosed, OSError):
+                    await asyncio.sleep(0.5)
+
+    asyncio.run(main())
+
+
+class Relay:
+    """The relay's server process, seen from the main process (its client is an ordinary Consumer)."""
+
+    def __init__(self, project: LiveBench) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.proc = context.Process(target=relay_server, args=(project.sim_url("relay"), project.ca, child), daemon=True,
+                                    name="bench-relay")
+        self.proc.start()
+        if not self.conn.poll(30):
+            self.stop()
+            raise SystemExit("the relay's server did not start within 30 s")
+        self.url = f"ws://127.0.0.1:{self.conn.recv()}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.join(5)
+
+
 class Consumer:
     """A consumer process, seen from the main process."""
 
@@ -271,9 +330,9 @@ def start_consumer(name: str, project: LiveBench) -> Consumer:
         stream = f"{project.service_url.replace('http', 'ws', 1)}/v1/stream?symbols={SYMBOL}"
         return Consumer(name, websocket_consumer, stream, service_reader, None, None)
     if name == "cryptofeed":
-        return Consumer(name, cryptofeed_consumer, project.sim_ws, project.sim_rest, project.ca)
+        return Consumer(name, cryptofeed_consumer, project.sim_url(name), project.sim_rest, project.ca)
     subscribe = {"op": "subscribe", "args": [f"publicTrade.{SYMBOL}", f"orderbook.50.{SYMBOL}"]}
-    return Consumer(name, websocket_consumer, project.sim_ws, raw_reader, subscribe, project.ca)
+    return Consumer(name, websocket_consumer, project.sim_url(name), raw_reader, subscribe, project.ca)
 
 
 # --- the compose project ---------------------------------------------------------------------------------------
@@ -331,7 +390,8 @@ class LiveBench(Project):
                 "healthcheck": {"test": ["CMD", "python", "-c", health]},
             },
             "connector": {
-                "environment": {"BYBIT_PUBLIC_URL": f"wss://simulator:{SIM_PORT}/v5/public/linear",
+                "environment": {"BYBIT_PUBLIC_URL": f"wss://simulator:{SIM_PORT}/v5/public/linear"
+                                                    f"?client={SIM_CLIENTS['service']}",
                                 "BYBIT_REST_URL": f"https://simulator:{SIM_PORT}",
                                 "SSL_CERT_FILE": f"{TLS_DIR}/ca.pem"},
                 "volumes": [mount],
@@ -383,6 +443,10 @@ class LiveBench(Project):
         for service in SERVICES:
             self.containers[service] = run(["docker", "inspect", "--format", "{{.Id}}",
                                             self.container(service)]).stdout.strip()
+
+    def sim_url(self, client: str) -> str:
+        """The simulator's stream for a consumer on this host, named so that it is timed from its own writes."""
+        return f"{self.sim_ws}?client={client}"
 
     def cpu_s(self) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
@@ -465,9 +529,17 @@ def buckets(project: LiveBench) -> dict[str, dict[float, float]]:
     return found
 
 
-def sent_times(project: LiveBench, since_ms: int) -> dict[int, int]:
-    """The simulator's send time (ns) of each trade message stamped after since_ms, by its T (ms)."""
-    return {t: sent_ns for t, sent_ns in control(project, "GET", f"/control/sent?symbol={SYMBOL}&since_ms={since_ms}")["sent"]}
+def sent_times(project: LiveBench, since_ms: int, client: str) -> dict[int, int]:
+    """When the simulator began writing each trade message stamped after since_ms to the named client (ns), by its
+    T (ms). Each client's own write: the simulator writes its clients one after another, in an order that changes
+    from run to run, so the earliest write among them would charge whoever came later the writes before its own."""
+    path = f"/control/sent?symbol={SYMBOL}&since_ms={since_ms}&client={client}"
+    try:
+        return {t: sent_ns for t, sent_ns in control(project, "GET", path)["sent"]}
+    except urllib.error.HTTPError as error:
+        if error.code == 404:   # that client was sent no trade in the window: nothing to time
+            return {}
+        raise
 
 
 def sim_counts(project: LiveBench) -> tuple[int, int]:
@@ -517,7 +589,8 @@ def window(project: LiveBench, consumers: list[Consumer], rate: int, seconds: fl
     seen = {c.name: c.ask("take", timeout=60) for c in consumers}
     return {"rate": rate, "actions_s": (actions1 - actions0) / elapsed, "sent": sent,
             "service_in": events_in(project.service_url, "trade") - in0, "seen": seen, "cpu": cpu,
-            "hops": (hops0, buckets(project)), "sent_at": sent_times(project, since_ms)}
+            "hops": (hops0, buckets(project)),
+            "sent_at": {c.name: sent_times(project, since_ms, SIM_CLIENTS.get(c.name, c.name)) for c in consumers}}
 
 
 # --- the report ------------------------------------------------------------------------------------------------
@@ -607,7 +680,7 @@ def hop_report(rows: list[dict]) -> None:
 def from_send(row: dict, name: str) -> tuple[list[int], list[int], int]:
     """A consumer's trades timed from the simulator's send (ns): (client receive - send, connector receive - send for
     the service, trades whose T has no send time)."""
-    sent = row["sent_at"]
+    sent = row["sent_at"][name]
     total, to_connector, unmatched = [], [], 0
     for t, received, local in row["seen"][name]["arrivals"]:
         at = sent.get(t)
@@ -622,9 +695,9 @@ def from_send(row: dict, name: str) -> tuple[list[int], list[int], int]:
 
 def send_report(rows: list[dict], anchor: str) -> None:
     """Trade latency at microsecond resolution: from the simulator's socket write to each consumer."""
-    print(f"\ntrades timed from the simulator's send (the first socket write of the message, /control/sent), µs: "
-          f"sim→client for both consumers,\nand the service path's first hop sim→conn (the connector's receive time); "
-          f"unmatched = trades whose T had no send time:")
+    print("\ntrades timed from the simulator's send (its write of the message to that consumer's socket, the "
+          "connector's for the service; /control/sent), µs:\nsim→client for both consumers, and the service path's "
+          "first hop sim→conn (the connector's receive time); unmatched = trades whose T had no send time:")
     print(f"{'rate/s':>7} | {'service p50':>11} {'p99':>7} | {anchor + ' p50':>14} {'p99':>7} | {'ratio p50':>9} "
           f"{'p99':>6} | {'sim→conn p50':>12} {'p99':>7} | unmatched")
     for row in rows:
@@ -658,6 +731,14 @@ def goals(rows: list[dict], anchor: str) -> None:
     for metric, ours, theirs in lines:
         r = ours / theirs if theirs and theirs == theirs and ours == ours else float("nan")
         print(f"{metric:<44} {ours:>9.2f} {theirs:>10.2f} {r:>6.2f} {'≤ 1.00':>7}  {'yes' if r <= 1.0 else 'no'}")
+    if rows and "relay" in rows[0]["seen"]:
+        print(f"... and the floor of any served design, this run: a relay that passes the simulator's messages on "
+              f"unread (sim → relay → client) / {anchor}:")
+        for metric, ours, theirs in [(f"trades p50 at {rate:,}/s, ms", trades(rate, "relay", "p50"),
+                                      trades(rate, anchor, "p50")) for rate in (1000, 10000)] + [
+                ("trades p99 at 10,000/s, ms", trades(10000, "relay", "p99"), trades(10000, anchor, "p99"))]:
+            r = ours / theirs if theirs and theirs == theirs and ours == ours else float("nan")
+            print(f"  {metric:<42} {ours:>9.2f} {theirs:>10.2f} {r:>6.2f}")
     (ours, _), (theirs, theirs_bad) = loss_free(rows, "service"), loss_free(rows, anchor)
     a, b = (ours["rate"] if ours else 0), (theirs["rate"] if theirs else 0)
     ceiling = "" if theirs_bad else f" ({anchor} lost nothing: its ceiling is higher)"
@@ -715,6 +796,10 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=330.0, help="stop ramping after this many seconds in all")
     parser.add_argument("--anchor", choices=("cryptofeed", "raw"), default="cryptofeed",
                         help="cryptofeed, or a plain websockets client on the simulator")
+    parser.add_argument("--floor", action="store_true",
+                        help="also run a relay that passes the simulator's messages on unread, and its client: the "
+                             "floor of any design that serves the feed to another process (one more process pair "
+                             "on the shared cores)")
     args = parser.parse_args()
     if not 0 < args.seconds <= 10:
         raise SystemExit("--seconds: give 0 to 10")
@@ -725,6 +810,7 @@ def main() -> int:
         raise SystemExit(f"missing images {', '.join(missing)}: run ./hftlive images first")
     started = time.monotonic()
     consumers: list[Consumer] = []
+    relay: Relay | None = None
     anchor = args.anchor
     note = ""
     with tempfile.TemporaryDirectory(prefix="hftlive-bench-") as tmp_name:
@@ -738,6 +824,9 @@ def main() -> int:
             except Failed as error:
                 raise SystemExit(str(error)) from None
             consumers += [start_consumer("service", project), start_consumer(anchor, project)]
+            if args.floor:
+                relay = Relay(project)
+                consumers.append(Consumer("relay", websocket_consumer, relay.url, raw_reader, None, None))
             deadline = time.monotonic() + 60
             while True:
                 peeks = {c.name: c.ask("peek") for c in consumers}
@@ -749,7 +838,9 @@ def main() -> int:
                                 f"({peeks['cryptofeed']['error'] or 'no error reported'}): "
                                 "the anchor is a plain websockets client instead")
                         print(note, flush=True)
-                        consumers.pop().stop()
+                        dead = next(c for c in consumers if c.name == "cryptofeed")
+                        consumers.remove(dead)
+                        dead.stop()
                         anchor = "raw"
                         consumers.append(start_consumer(anchor, project))
                         deadline = time.monotonic() + 30
@@ -788,6 +879,8 @@ def main() -> int:
         finally:
             for consumer in consumers:
                 consumer.stop()
+            if relay is not None:
+                relay.stop()
             project.stop()
     print(f"\n(whole run {time.monotonic() - started:.0f} s; compose project removed)")
     return 0
