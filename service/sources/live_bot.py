@@ -4,6 +4,7 @@ Spawned by live_supervisor.py ('spawn'); its batches reach the web process throu
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import signal
 import sys
@@ -117,6 +118,7 @@ class BotLoop:
     wall: Callable[[], int] = time.time_ns
     parent_alive: Callable[[], bool] = lambda: True
     sleep: Callable[[float], None] = time.sleep
+    freeze: Callable[[], None] = lambda: None   # gc.freeze in the bot process (see warmed)
     outbox: list[Message] = field(init=False, default_factory=list)
     bot: Any = field(init=False, default=None)
     builds: int = field(init=False, default=0)
@@ -137,6 +139,7 @@ class BotLoop:
         self.loss_rebuilt_at = -LOSS_REBUILD_S
         self.rebuild_due = False
         self.parent_checked = self.clock()
+        self.cold = {"trades", "book"}   # reads not yet done once (numba compiles each on its first call)
 
     # --- the loop ---
 
@@ -240,6 +243,11 @@ class BotLoop:
             if missing:
                 lost.append(f"{missing} {symbol} trade(s)")
                 self.rebuild_due = True
+        if found:
+            # Trades go out now: reading the books (every level) would only delay them. A broken pipe is
+            # found again by the step's own flush.
+            self.flush()
+            self.warmed("trades")
         if self.rebuild_due and now - self.loss_rebuilt_at >= LOSS_REBUILD_S:
             self.rebuild_due = False
             self.loss_rebuilt_at = now
@@ -257,8 +265,19 @@ class BotLoop:
                 exch_ts, local_ts = self.times(i)
                 self.outbox.append(message(symbol, exch_ts, local_ts, bids, asks, read_ns))
                 found = True
+                self.warmed("book")
         if found:
             self.feed_seen(now)
+
+    def warmed(self, read: str) -> None:
+        """Once trades and a book have both been read (numba has compiled what they call), everything alive is
+        moved out of the garbage collector's reach (`freeze`): a full collection then walks only what the loop
+        made since, instead of numba's and hftbacktest's whole heap, which here took 12 ms or more and held up
+        whatever was being read at that moment (a book change more often than not)."""
+        if read in self.cold:
+            self.cold.discard(read)
+            if not self.cold:
+                self.freeze()
 
     def feed_seen(self, now: float) -> None:
         self.last_feed = now
@@ -415,9 +434,10 @@ def run(conn: Any, config: BotConfig) -> None:
 
     import multiprocessing
     parent = multiprocessing.parent_process()
+    gc.freeze()   # the imports' heap (numba, numpy, hftbacktest): see BotLoop.warmed
     loop = BotLoop(
         config, make_bot, send_batch, read=Reader(), slack=TimerSlack(),
-        parent_alive=(lambda: parent is None or parent.is_alive()),
+        parent_alive=(lambda: parent is None or parent.is_alive()), freeze=gc.freeze,
     )
     loop.run()
     conn.close()

@@ -215,6 +215,37 @@ def test_trades_are_copied_with_taker_side_and_tick_then_cleared_before_the_book
     assert read == [999, 999, 999], "each trade and book change carries when the bot read it (the hop metric)"
 
 
+def test_trades_leave_the_bot_process_before_its_books_are_read(h):
+    """A trade's latency does not include reading (up to) every level of the book."""
+    batches, events = [], []
+    h.loop.send = lambda batch: (batches.append(batch), events.append(("sent", [type(m) for m in batch])))
+    read = h.loop.read
+    h.loop.read = lambda depth, tick: (events.append(("read", None)), read(depth, tick))[1]
+    h.bot.depths[0].bids[1000] = 1.0
+    h.bot.trades[0] = [trade(BUY_EVENT, 100.1, 0.25)]
+    h.feed()
+    first_read = events.index(("read", None))
+    trade_sends = [i for i, (what, types) in enumerate(events) if what == "sent" and Trade in types]
+    assert trade_sends and trade_sends[0] < first_read, events
+    assert any(BookSnapshot in types for what, types in events[first_read:] if what == "sent"), events
+
+
+def test_the_heap_is_frozen_once_trades_and_a_book_have_both_been_read(h):
+    """A full garbage collection over numba's heap stalls the read it lands in; frozen once every read is compiled."""
+    frozen = []
+    h.loop.freeze = lambda: frozen.append(len(h.sent))
+    h.bot.trades[0] = [trade(BUY_EVENT, 100.1, 0.25)]
+    h.feed()
+    assert frozen == [], "the book has not been read yet: its compiled read would land outside the frozen heap"
+    h.bot.depths[0].bids[1000] = 1.0
+    h.feed()
+    assert len(frozen) == 1
+    h.bot.trades[0] = [trade(SELL_EVENT, 100.0, 0.5)]
+    h.bot.depths[0].bids[1001] = 2.0
+    h.feed()
+    assert len(frozen) == 1, "frozen once: freezing again would keep whatever garbage is young at the time"
+
+
 def test_skipped_trade_numbers_are_reported_as_lost_and_the_bot_is_rebuilt_for_the_whole_book(h):
     bot = h.bot
     bot.depths[0].bids[1000] = 1.0
