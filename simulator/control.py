@@ -11,6 +11,8 @@ from typing import Any
 from .book import DEPTHS
 from .exchange import Exchange
 from .gateway import Gateway
+from .sent import MAX_LABELS
+from .session import LABEL
 from .trading.desk import Desk
 from .trading.messages import ledger_data
 
@@ -192,11 +194,15 @@ class Control:
                 raise BadRequest(f"since_ms={_shown(query['since_ms'])}: give a whole number from 0 to {MAX_STAMP_MS:g}")
             since = int(number)
         client = query.get("client")
+        if client is not None and not LABEL.fullmatch(client):
+            raise BadRequest(f"client={_shown(client)}: give a name of letters, digits, '_', '.' or '-', "
+                             "up to 32 (as in the client's URL, ?client=NAME)")
         answer = self.exchange.sent(symbol, since, client)
         if answer is None:
             named = ", ".join(self.exchange.sent_labels(symbol)) or "none yet"
-            raise BadRequest(f"client={_shown(client)}: no client of that name was sent {symbol} trades "
-                             f"(named clients: {named}; a client names itself with ?client=NAME in its URL)", 404)
+            raise BadRequest(f"client={_shown(client)}: no client of that name was sent {symbol} trades, or it "
+                             f"came after the first {MAX_LABELS} names (named clients: {named}; a client names "
+                             "itself with ?client=NAME in its URL)", 404)
         return answer
 
     def stats(self, query: Query) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from .session import OnSent
 
 KEEP_STAMPS = 100_000   # a stamp is a whole ms, so at most 1,000 a second: the last 100 s of sends or more
-MAX_LABELS = 8          # named clients timed on their own; more names are timed only among all
+MAX_LABELS = 4          # named clients timed on their own (each keeps `keep` stamps); more are timed only among all
 
 
 class Stamps:

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from simulator.sent import SendTimes
+from simulator.sent import MAX_LABELS, SendTimes
 from simulator.session import Session
 
 TRADES = "publicTrade.BTCUSDT"
@@ -112,7 +112,22 @@ async def test_a_named_client_is_timed_from_its_own_writes_not_the_first_clients
     status, body = sim.call("GET", "/control/sent", symbol="BTCUSDT", client="gamma")
     assert status == 404 and body["error"].startswith("client='gamma': no client of that name was sent BTCUSDT trades")
     assert "named clients: alpha, beta" in body["error"]
-    assert sim.call("GET", "/control/sent", symbol="BTCUSDT", client="not a name")[0] == 404
+    assert sim.call("GET", "/control/sent", symbol="BTCUSDT", client="not a name") == (
+        400, {"error": "client='not a name': give a name of letters, digits, '_', '.' or '-', up to 32 "
+                       "(as in the client's URL, ?client=NAME)"})
+
+
+def test_only_the_first_few_names_keep_their_own_send_times():
+    """Each name keeps as many stamps as all clients together: the names are bounded, later ones are timed among all."""
+    times = SendTimes(keep=10)
+    names = [f"c{i}" for i in range(MAX_LABELS + 2)]
+    sent = times.on_sent(1000)
+    for i, name in enumerate(names):
+        sent(5_000 + i, name)
+    assert times.labels() == names[:MAX_LABELS]
+    assert times.since(label=names[0]) == [(1000, 5_000)]
+    assert times.since(label=names[-1]) is None
+    assert times.since() == [(1000, 5_000)], "every write still counts among all clients"
 
 
 def test_sent_rejects_a_bad_symbol_or_since_ms_as_the_other_controls_do(start_sim):
