@@ -128,6 +128,7 @@ class BotLoop:
     last_scan: float = field(init=False, default=0.0)
     dirty_since: float | None = field(init=False, default=None)   # the first feed not yet read
     feed_times: bool = field(init=False, default=True)
+    broken: bool = field(init=False, default=False)   # a send failed: the web process is gone
 
     def __post_init__(self) -> None:
         self.windows = [Window() for _ in self.config.instruments]
@@ -244,8 +245,8 @@ class BotLoop:
                 lost.append(f"{missing} {symbol} trade(s)")
                 self.rebuild_due = True
         if found:
-            # Trades go out now: reading the books (every level) would only delay them. A broken pipe is
-            # found again by the step's own flush.
+            # Trades go out now: reading the books (every level) would only delay them. A broken pipe ends
+            # the loop at the step's own flush.
             self.flush()
             self.warmed("trades")
         if self.rebuild_due and now - self.loss_rebuilt_at >= LOSS_REBUILD_S:
@@ -336,12 +337,16 @@ class BotLoop:
             self.outbox.append(self.status)
 
     def flush(self) -> bool:
+        """Send what is waiting; False once a send has failed (this one or an earlier one)."""
+        if self.broken:
+            return False
         if not self.outbox:
             return True
         batch, self.outbox = self.outbox, []
         try:
             self.send(batch)
         except (BrokenPipeError, EOFError, OSError):
+            self.broken = True
             return False
         return True
 

@@ -356,6 +356,20 @@ def test_the_loop_ends_when_the_parent_is_gone_or_the_pipe_breaks(h):
     assert h.loop.step() is False
 
 
+def test_a_pipe_that_breaks_on_the_trades_ends_the_loop_though_the_book_has_no_change(h):
+    """The trades go out before the book is read: their send failing must end the step like any other."""
+    h.step((2, 0.001))   # connected: the status is sent
+    sends = []
+
+    def broken(batch):
+        sends.append(batch)
+        raise BrokenPipeError
+    h.loop.send = broken
+    h.bot.trades[0] = [trade(BUY_EVENT, 100.1, 0.25)]   # no book at all: nothing else to send
+    assert h.loop.step() is False
+    assert [type(m) for m in sends[0]] == [Trade]
+
+
 def test_read_book_splits_bids_from_asks_in_ticks_and_frees_the_snapshot():
     depth = FakeDepth()
     ticks, qtys, n_bids = read_book(depth, TICK)
