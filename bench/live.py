@@ -833,7 +833,7 @@ def main() -> int:
                 if all(p["ready"] for p in peeks.values()):
                     break
                 if time.monotonic() > deadline:
-                    if anchor == "cryptofeed" and peeks["service"]["ready"]:
+                    if anchor == "cryptofeed" and peeks["service"]["ready"] and not peeks["cryptofeed"]["ready"]:
                         note = (f"cryptofeed never delivered trades and books from the simulator "
                                 f"({peeks['cryptofeed']['error'] or 'no error reported'}): "
                                 "the anchor is a plain websockets client instead")
