@@ -51,6 +51,8 @@ pub struct IpcStats {
 struct Ports {
     to_bots: IceoryxSender<LiveEvent>,
     from_bots: IceoryxReceiver<LiveRequest>,
+    /// Where the bots' requests go: the event loop's `Ipc::requests`.
+    requests: UnboundedSender<(u64, LiveRequest)>,
     stats: Arc<IpcStats>,
 }
 
@@ -59,12 +61,15 @@ thread_local! {
     static PORTS: RefCell<Option<Ports>> = const { RefCell::new(None) };
 }
 
-/// Publishes batches to the bots, from the thread that opened the channels.
+/// Publishes batches to the bots, from the thread that opened the channels. (It is `Send` so that spawned
+/// tasks can hold it; on a current-thread runtime they all run on that thread. A send from any other thread
+/// fails.)
 #[derive(Clone)]
 pub struct EventSender(());
 
 impl EventSender {
-    /// Fails if the channels are closed, or if called off the thread that opened them.
+    /// Fails if the channels are closed, or if called off the thread that opened them. The bots' requests
+    /// waiting by then are taken too, so that an order never waits for the next poll while the market is busy.
     pub fn send(&self, batch: Batch) -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
@@ -72,6 +77,7 @@ impl EventSender {
         PORTS.with_borrow(|ports| match ports {
             Some(ports) => {
                 ports.publish(&batch);
+                ports.receive();
                 Ok(())
             }
             None => Err(anyhow!("the iceoryx2 channels are not open on this thread")),
@@ -81,9 +87,8 @@ impl EventSender {
 
 pub struct Ipc {
     pub events: EventSender,
+    /// What the bots ask, read after each publish and by `forward_requests`.
     pub requests: UnboundedReceiver<(u64, LiveRequest)>,
-    /// Where `forward_requests` puts what the bots ask.
-    pub request_tx: UnboundedSender<(u64, LiveRequest)>,
     pub stats: Arc<IpcStats>,
 }
 
@@ -105,17 +110,17 @@ pub fn open(name: &str) -> anyhow::Result<Ipc> {
         anyhow!("cannot open iceoryx2 channels {name}/ToBot and {name}/FromBot: {error}")
     })?;
     let stats = Arc::new(IpcStats::default());
+    let (request_tx, requests) = unbounded_channel();
     PORTS.set(Some(Ports {
         to_bots,
         from_bots,
+        requests: request_tx,
         stats: stats.clone(),
     }));
     info!(name, "iceoryx2 channels open");
-    let (request_tx, requests) = unbounded_channel();
     Ok(Ipc {
         events: EventSender(()),
         requests,
-        request_tx,
         stats,
     })
 }
@@ -127,17 +132,15 @@ pub fn close() {
     }
 }
 
-/// Hands the bots' requests to the event loop, looking every POLL; returns once the loop stopped taking
-/// them or the channels are closed. Runs on the thread that opened them (not `Send`: `block_on`, not spawn).
-pub async fn forward_requests(requests: UnboundedSender<(u64, LiveRequest)>) {
+/// Hands the bots' requests to the event loop every POLL while no event goes out (each publish takes them
+/// too); returns once the loop stopped taking them or the channels are closed. Runs on the thread that
+/// opened them (not `Send`: `block_on`, not spawn).
+pub async fn forward_requests() {
     let mut poll = interval(POLL);
     poll.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         poll.tick().await;
-        let open = PORTS.with_borrow(|ports| match ports {
-            Some(ports) => ports.receive_into(&requests),
-            None => false,
-        });
+        let open = PORTS.with_borrow(|ports| ports.as_ref().is_some_and(Ports::receive));
         if !open {
             return;
         }
@@ -172,13 +175,13 @@ impl Ports {
         }
     }
 
-    /// Every request waiting; false once the event loop no longer takes them.
-    fn receive_into(&self, requests: &UnboundedSender<(u64, LiveRequest)>) -> bool {
+    /// Every request waiting, to the event loop; false once it no longer takes them.
+    fn receive(&self) -> bool {
         loop {
             match self.from_bots.receive() {
                 Ok(Some(request)) => {
                     self.stats.received.fetch_add(1, Ordering::Relaxed);
-                    if requests.send(request).is_err() {
+                    if self.requests.send(request).is_err() {
                         return false;
                     }
                 }

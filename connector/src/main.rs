@@ -115,13 +115,12 @@ fn run(name: &str, config: Config) -> anyhow::Result<()> {
     let ipc::Ipc {
         events,
         requests,
-        request_tx,
         stats,
     } = ipc::open(name)?;
     let result = runtime.block_on(async {
         tokio::select! {
             result = event_loop::run(config, tls, events, requests, stats, shutdown_signal()) => result,
-            () = ipc::forward_requests(request_tx) => Err(anyhow::anyhow!("the iceoryx2 channels closed")),
+            () = ipc::forward_requests() => Err(anyhow::anyhow!("the bots' requests are no longer read")),
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
