@@ -31,7 +31,8 @@ At microsecond resolution, with no truncation: the simulator records when it beg
 each named client's socket (`/control/sent?client=NAME`, by the message's T; every consumer here names itself in its
 URL, the service's path by its connector), and each consumer's trades are timed from its own write; the goals table
 uses this. (Timed from the earliest write among clients, a consumer written later was charged the writes before its
-own, and the simulator's write order changes from run to run.) Inside the path, the connector's and the service's /metrics histograms give each hop per window.
+own, and the simulator's write order changes from run to run.) Inside the path, the connector's and the service's
+/metrics histograms give each hop per window.
 With --floor, a third consumer measures the floor of any design that serves the feed to a client process: a relay
 process takes the simulator's stream and passes each message on unread to its own WebSocket client (sim → relay →
 client, one hop more than the anchor and no work in it); the goals table then also prints relay / anchor.
@@ -69,6 +70,8 @@ CLIENT_BUFFER = 8192                   # the service's per-client queue: a consu
 UP_TIMEOUT_S = 150
 SIM_PORT = int(FACTS["HFTLIVE_SIMULATOR_PORT"])   # the simulator's stream inside its container
 SIM_CONTROL_PORT = int(FACTS["HFTLIVE_SIMULATOR_CONTROL_PORT"])   # and its controls
+# What a raw client on the simulator (the raw anchor, the relay) subscribes to: the connector's topics.
+RAW_SUBSCRIBE = {"op": "subscribe", "args": [f"publicTrade.{SYMBOL}", f"orderbook.50.{SYMBOL}"]}
 SIM_CLIENTS = {"service": "connector"}   # the simulator's client on each consumer's path, where not the consumer
 KEEPING_UP_MS = 10.0                   # trade latency may drift this much through a window and still count as kept up
 
@@ -251,7 +254,6 @@ def relay_server(url: str, ca_file: str, conn) -> None:
     import websockets
     from websockets.asyncio.server import broadcast, serve
 
-    subscribe = {"op": "subscribe", "args": [f"publicTrade.{SYMBOL}", f"orderbook.50.{SYMBOL}"]}
     clients: set = set()
 
     async def client(ws) -> None:
@@ -268,7 +270,7 @@ def relay_server(url: str, ca_file: str, conn) -> None:
             while True:
                 try:
                     async with websockets.connect(url, ssl=context, max_size=2**24, compression=None) as ws:
-                        await ws.send(json.dumps(subscribe))
+                        await ws.send(json.dumps(RAW_SUBSCRIBE))
                         async for text in ws:
                             broadcast(clients, text)
                 except (websockets.ConnectionClosed, OSError):
@@ -283,8 +285,8 @@ class Relay:
     def __init__(self, project: LiveBench) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.proc = context.Process(target=relay_server, args=(project.sim_url("relay"), project.ca, child), daemon=True,
-                                    name="bench-relay")
+        self.proc = context.Process(target=relay_server, args=(project.sim_url("relay"), project.ca, child),
+                                    daemon=True, name="bench-relay")
         self.proc.start()
         if not self.conn.poll(30):
             self.stop()
@@ -331,8 +333,7 @@ def start_consumer(name: str, project: LiveBench) -> Consumer:
         return Consumer(name, websocket_consumer, stream, service_reader, None, None)
     if name == "cryptofeed":
         return Consumer(name, cryptofeed_consumer, project.sim_url(name), project.sim_rest, project.ca)
-    subscribe = {"op": "subscribe", "args": [f"publicTrade.{SYMBOL}", f"orderbook.50.{SYMBOL}"]}
-    return Consumer(name, websocket_consumer, project.sim_url(name), raw_reader, subscribe, project.ca)
+    return Consumer(name, websocket_consumer, project.sim_url(name), raw_reader, RAW_SUBSCRIBE, project.ca)
 
 
 # --- the compose project ---------------------------------------------------------------------------------------
@@ -723,21 +724,24 @@ def goals(rows: list[dict], anchor: str) -> None:
     def trades(rate: int, name: str, q: str) -> float:
         row = by_rate.get(rate)
         return latency(from_send(row, name)[0])[q] if row else float("nan")
+    def lines(name: str) -> list[tuple[str, float, float, float]]:
+        """(metric, the consumer's figure, the anchor's, their ratio) for each latency goal."""
+        points = [(f"trades p50 at {rate:,}/s, ms", rate, "p50") for rate in (1000, 10000)]
+        points.append(("trades p99 at 10,000/s, ms", 10000, "p99"))
+        out = []
+        for metric, rate, q in points:
+            ours, theirs = trades(rate, name, q), trades(rate, anchor, q)
+            out.append((metric, ours, theirs, ours / theirs if theirs and theirs == theirs and ours == ours
+                        else float("nan")))
+        return out
     print(f"\ngoals (service / {anchor}, this run; latency from the simulator's send):")
     print(f"{'metric':<44} {'service':>9} {anchor:>10} {'ratio':>6} {'goal':>7}  met")
-    lines = [(f"trades p50 at {rate:,}/s, ms", trades(rate, "service", "p50"), trades(rate, anchor, "p50"))
-             for rate in (1000, 10000)]
-    lines.append(("trades p99 at 10,000/s, ms", trades(10000, "service", "p99"), trades(10000, anchor, "p99")))
-    for metric, ours, theirs in lines:
-        r = ours / theirs if theirs and theirs == theirs and ours == ours else float("nan")
+    for metric, ours, theirs, r in lines("service"):
         print(f"{metric:<44} {ours:>9.2f} {theirs:>10.2f} {r:>6.2f} {'≤ 1.00':>7}  {'yes' if r <= 1.0 else 'no'}")
     if rows and "relay" in rows[0]["seen"]:
         print(f"... and the floor of any served design, this run: a relay that passes the simulator's messages on "
               f"unread (sim → relay → client) / {anchor}:")
-        for metric, ours, theirs in [(f"trades p50 at {rate:,}/s, ms", trades(rate, "relay", "p50"),
-                                      trades(rate, anchor, "p50")) for rate in (1000, 10000)] + [
-                ("trades p99 at 10,000/s, ms", trades(10000, "relay", "p99"), trades(10000, anchor, "p99"))]:
-            r = ours / theirs if theirs and theirs == theirs and ours == ours else float("nan")
+        for metric, ours, theirs, r in lines("relay"):
             print(f"  {metric:<42} {ours:>9.2f} {theirs:>10.2f} {r:>6.2f}")
     (ours, _), (theirs, theirs_bad) = loss_free(rows, "service"), loss_free(rows, anchor)
     a, b = (ours["rate"] if ours else 0), (theirs["rate"] if theirs else 0)

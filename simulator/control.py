@@ -191,7 +191,8 @@ class Control:
         if "since_ms" in query:
             number = self._number(query, "since_ms", 0, MAX_STAMP_MS)
             if not number.is_integer():
-                raise BadRequest(f"since_ms={_shown(query['since_ms'])}: give a whole number from 0 to {MAX_STAMP_MS:g}")
+                raise BadRequest(f"since_ms={_shown(query['since_ms'])}: "
+                                 f"give a whole number from 0 to {MAX_STAMP_MS:g}")
             since = int(number)
         client = query.get("client")
         if client is not None and not LABEL.fullmatch(client):
