@@ -244,9 +244,10 @@ class BotLoop:
             if missing:
                 lost.append(f"{missing} {symbol} trade(s)")
                 self.rebuild_due = True
-        if found:
+        if found and not self.rebuild_due:
             # Trades go out now: reading the books (every level) would only delay them. A broken pipe ends
-            # the loop at the step's own flush.
+            # the loop at the step's own flush. A loss waits for what follows from it, so that the count
+            # and the rebuild below reach the web process (and its log) in one batch.
             self.flush()
             self.warmed("trades")
         if self.rebuild_due and now - self.loss_rebuilt_at >= LOSS_REBUILD_S:

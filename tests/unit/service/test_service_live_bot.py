@@ -84,14 +84,19 @@ class Harness:
         self.clock = SimpleNamespace(now=100.0)
         self.bots: list[FakeBot] = []
         self.sent: list = []
+        self.batches: list[list] = []
         self.build_error: Exception | None = None
         self.parent = True
         self.slept: list[float] = []
         self.config = BotConfig(connector="bybit_hft", instruments=(("BTCUSDT", TICK, 0.001),),
                                 stale_after_s=5.0, rebuild_after_s=15.0, **config)
-        self.loop = BotLoop(self.config, self.make_bot, self.sent.extend,
+        self.loop = BotLoop(self.config, self.make_bot, self.send,
                             clock=lambda: self.clock.now, wall=lambda: 999,
                             parent_alive=lambda: self.parent, sleep=self.slept.append)
+
+    def send(self, batch):
+        self.batches.append(list(batch))
+        self.sent.extend(batch)
 
     def make_bot(self):
         if self.build_error is not None:
@@ -261,6 +266,8 @@ def test_skipped_trade_numbers_are_reported_as_lost_and_the_bot_is_rebuilt_for_t
     assert not any(isinstance(m, (BookDelta, BookSnapshot)) for m in out), "a book that lost changes is not sent"
     assert bot.closed and h.states(out)[-1] == SourceState.WAITING_FOR_CONNECTOR
     assert "lost 14 BTCUSDT trade(s) between connector 'bybit_hft' and the bot" in out[-1].detail
+    together = [b for b in h.batches if FeedLoss("BTCUSDT", 5 + 9) in b]
+    assert len(together) == 1 and together[0][-1] == out[-1], "the loss and its rebuild are told in one batch"
     h.step()                                    # a new bot registers: the connector sends it the whole book
     h.bot.depths[0].bids[1000] = 9.0
     h.bot.trades[0] = [trade(BUY_EVENT, 100.0, 0.1, n) for n in (25, 26)]
