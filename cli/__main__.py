@@ -85,6 +85,10 @@ def cmd_wheels(args: argparse.Namespace) -> int:
 def cmd_images(args: argparse.Namespace) -> int:
     targets = args.target or list(images.TARGETS)
     manifest = images.check_wheelhouse(need_connector="connector" in targets)   # before any Docker
+    if wheelhouse.other_sources(manifest):
+        print("hftlive images: warning: ./wheels was not built from this checkout's sources (Dockerfile.build, "
+              "docker/, connector/ or service/requirements.txt differ): these images get its wheels and connector as "
+              "they are; `./hftlive wheels` rebuilds it (`./hftlive up` does both)", file=sys.stderr)
     ca = buildx.ca_bundle(args.ca_bundle)
     require_tooling()
     if args.push and args.offline:

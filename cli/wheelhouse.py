@@ -75,6 +75,16 @@ def stale(wanted: list[str], directory: Path = WHEELHOUSE) -> str | None:
     return None
 
 
+def other_sources(manifest: dict) -> bool:
+    """Whether a wheelhouse was built from sources other than this checkout's, whichever options of
+    `./hftlive wheels` built it (read back from what it holds). False when its manifest cannot tell."""
+    if not manifest.get("inputs"):
+        return False
+    wanted = [f"3.{tag[3:]}" for tag in manifest.get("python_tags", [])]
+    abi = "abi3" if all(w.get("abi3") for w in manifest.get("wheels", [])) else "per-version"
+    return manifest["inputs"] not in {fingerprint(wanted, abi, lto) for lto in ("", manifest.get("lto") or "")}
+
+
 def build(wanted: list[str], *, offline: bool, ca: Path, rustup: bool, abi: str = "abi3",
           lto: str = "", dest: Path = WHEELHOUSE) -> Path:
     args = build_args(wanted, offline=offline, rustup=rustup, abi=abi, lto=lto)

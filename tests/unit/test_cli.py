@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from cli import images
+from cli import images, wheelhouse
 from tests.support.commands import hftlive
 
 
@@ -56,6 +56,19 @@ def test_images_need_a_wheelhouse_with_the_service_locks(tmp_path, capsys):
     with pytest.raises(SystemExit):
         images.check_wheelhouse(tmp_path)
     assert "no CPython 3.11 locks for the service images (it has cp313)" in capsys.readouterr().err
+
+
+def test_a_wheelhouse_from_other_sources_is_told_apart_whatever_options_built_it():
+    def manifest(inputs, lto="fat", abi3=True):
+        return {"inputs": inputs, "python_tags": ["cp311", "cp312"], "lto": lto, "wheels": [{"abi3": abi3}]}
+
+    pythons = ["3.11", "3.12"]
+    assert not wheelhouse.other_sources(manifest(wheelhouse.fingerprint(pythons)))
+    assert not wheelhouse.other_sources(manifest(wheelhouse.fingerprint(pythons, "abi3", "thin"), lto="thin"))
+    assert not wheelhouse.other_sources(manifest(wheelhouse.fingerprint(pythons, "per-version"), abi3=False))
+    assert wheelhouse.other_sources(manifest("0" * 64)), "sources changed since"
+    assert wheelhouse.other_sources(manifest(wheelhouse.fingerprint(["3.11"]))), "a fingerprint of other options"
+    assert not wheelhouse.other_sources(manifest(None)), "a manifest without a fingerprint cannot tell"
 
 
 def test_every_image_target_is_a_stage_of_the_runtime_dockerfile():
