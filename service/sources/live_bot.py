@@ -244,13 +244,15 @@ class BotLoop:
             if missing:
                 lost.append(f"{missing} {symbol} trade(s)")
                 self.rebuild_due = True
-        if found and not self.rebuild_due:
+        rebuild = self.rebuild_due and now - self.loss_rebuilt_at >= LOSS_REBUILD_S
+        if found:
             # Trades go out now: reading the books (every level) would only delay them. A broken pipe ends
-            # the loop at the step's own flush. A loss waits for what follows from it, so that the count
-            # and the rebuild below reach the web process (and its log) in one batch.
-            self.flush()
+            # the loop at the step's own flush. When this look rebuilds the bot, its trades and loss wait
+            # for the rebuild's note: one batch, so /v1/status never counts the loss before the log says why.
+            if not rebuild:
+                self.flush()
             self.warmed("trades")
-        if self.rebuild_due and now - self.loss_rebuilt_at >= LOSS_REBUILD_S:
+        if rebuild:
             self.rebuild_due = False
             self.loss_rebuilt_at = now
             self.feed_seen(now)

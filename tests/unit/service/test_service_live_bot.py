@@ -283,10 +283,16 @@ def test_losses_in_a_row_rebuild_the_bot_at_most_every_5s(h):
     for second in range(12):                    # a gap of one trade every second (h.feed: 1 s apart)
         number += 2
         h.bot.trades[0] = [trade(BUY_EVENT, 100.0, 0.1, number)]
+        h.bot.depths[0].bids[1000] = 1.0 + second
+        start = len(h.batches)
         h.feed()
         if h.bot.closed:
             rebuilt.append(second)
             h.step()                            # the rebuild
+        elif second:
+            told = next(b for b in h.batches[start:] if any(isinstance(m, FeedLoss) for m in b))
+            assert not any(isinstance(m, (BookDelta, BookSnapshot)) for m in told), \
+                "a loss with no rebuild due does not hold its trades back behind the book's read"
     losses = [m for m in h.sent if isinstance(m, FeedLoss)]
     assert len(losses) == 11, "every gap is reported"
     assert rebuilt == [1, 6, 11], "rebuilt at the first gap, then at most every 5 s"
