@@ -23,7 +23,7 @@ from pathlib import Path
 
 import docker.errors
 
-from . import aptsources, bases, buildx, bundle, cibw, compose, cross, images, release, tooling, wheelhouse
+from . import aptsources, bases, buildx, bundle, cibw, compose, cross, images, inputs, release, tooling, wheelhouse
 from .progress import Step, fail
 from .versions import ROOT
 
@@ -86,9 +86,9 @@ def cmd_images(args: argparse.Namespace) -> int:
     targets = args.target or list(images.TARGETS)
     manifest = images.check_wheelhouse(need_connector="connector" in targets)   # before any Docker
     if wheelhouse.other_sources(manifest):
-        print("hftlive images: warning: ./wheels was not built from this checkout's sources (Dockerfile.build, "
-              "docker/, connector/ or service/requirements.txt differ): these images get its wheels and connector as "
-              "they are; `./hftlive wheels` rebuilds it (`./hftlive up` does both)", file=sys.stderr)
+        print("hftlive images: warning: ./wheels was not built from this checkout's sources (one of "
+              f"{', '.join(inputs.WHEELHOUSE)} differs): these images get its wheels and connector as they are; "
+              "`./hftlive wheels` rebuilds it (`./hftlive up` does both)", file=sys.stderr)
     ca = buildx.ca_bundle(args.ca_bundle)
     require_tooling()
     if args.push and args.offline:

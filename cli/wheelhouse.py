@@ -80,7 +80,8 @@ def other_sources(manifest: dict) -> bool:
     `./hftlive wheels` built it (read back from what it holds). False when its manifest cannot tell."""
     if not manifest.get("inputs"):
         return False
-    wanted = [f"3.{tag[3:]}" for tag in manifest.get("python_tags", [])]
+    tags = set(manifest.get("python_tags", []))
+    wanted = [v for v in load()["PYTHON_VERSIONS"].split() if "cp" + v.replace(".", "") in tags]   # pinned order
     abi = "abi3" if all(w.get("abi3") for w in manifest.get("wheels", [])) else "per-version"
     return manifest["inputs"] not in {fingerprint(wanted, abi, lto) for lto in ("", manifest.get("lto") or "")}
 

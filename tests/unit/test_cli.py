@@ -5,6 +5,7 @@ import json
 import pytest
 
 from cli import images, wheelhouse
+from cli.__main__ import main
 from tests.support.commands import hftlive
 
 
@@ -65,10 +66,21 @@ def test_a_wheelhouse_from_other_sources_is_told_apart_whatever_options_built_it
     pythons = ["3.11", "3.12"]
     assert not wheelhouse.other_sources(manifest(wheelhouse.fingerprint(pythons)))
     assert not wheelhouse.other_sources(manifest(wheelhouse.fingerprint(pythons, "abi3", "thin"), lto="thin"))
+    assert not wheelhouse.other_sources(manifest(wheelhouse.fingerprint(pythons, "abi3", "fat"))), "--lto fat, as pinned"
     assert not wheelhouse.other_sources(manifest(wheelhouse.fingerprint(pythons, "per-version"), abi3=False))
     assert wheelhouse.other_sources(manifest("0" * 64)), "sources changed since"
     assert wheelhouse.other_sources(manifest(wheelhouse.fingerprint(["3.11"]))), "a fingerprint of other options"
     assert not wheelhouse.other_sources(manifest(None)), "a manifest without a fingerprint cannot tell"
+
+
+def test_images_from_a_wheelhouse_of_other_sources_say_so_first(monkeypatch, capsys):
+    stale = {"inputs": "0" * 64, "python_tags": ["cp311"], "lto": "fat", "wheels": [{"abi3": True}]}
+    monkeypatch.setattr(images, "check_wheelhouse", lambda need_connector: stale)
+    with pytest.raises(SystemExit):
+        main(["images", "--ca-bundle", "/nonexistent/bundle.pem"])   # stops before any Docker
+    said = capsys.readouterr().err
+    assert said.startswith("hftlive images: warning: ./wheels was not built from this checkout's sources")
+    assert "Dockerfile.build" in said and "./hftlive wheels` rebuilds it" in said
 
 
 def test_every_image_target_is_a_stage_of_the_runtime_dockerfile():
