@@ -66,7 +66,8 @@ def test_a_wheelhouse_from_other_sources_is_told_apart_whatever_options_built_it
     pythons = ["3.11", "3.12"]
     assert not wheelhouse.other_sources(manifest(wheelhouse.fingerprint(pythons)))
     assert not wheelhouse.other_sources(manifest(wheelhouse.fingerprint(pythons, "abi3", "thin"), lto="thin"))
-    assert not wheelhouse.other_sources(manifest(wheelhouse.fingerprint(pythons, "abi3", "fat"))), "--lto fat, as pinned"
+    pinned = manifest(wheelhouse.fingerprint(pythons, "abi3", "fat"))
+    assert not wheelhouse.other_sources(pinned), "--lto fat, as pinned"
     assert not wheelhouse.other_sources(manifest(wheelhouse.fingerprint(pythons, "per-version"), abi3=False))
     assert wheelhouse.other_sources(manifest("0" * 64)), "sources changed since"
     assert wheelhouse.other_sources(manifest(wheelhouse.fingerprint(["3.11"]))), "a fingerprint of other options"
